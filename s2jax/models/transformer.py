@@ -1,0 +1,283 @@
+"""A Llama-family decoder-only transformer, pure-functional Flax.
+
+RMSNorm, rotary embeddings (rotate-half convention, as in HF Llama), SwiGLU MLP and
+grouped-query attention; optional tied embeddings and QKV biases so Llama, Qwen2 and
+SmolLM checkpoints fit. One class serves the policy (LM head), the verifier and the
+value function (scalar head): which heads exist is configuration.
+
+The layer stack runs under `nn.scan` (compile time and memory stay flat with depth),
+optionally rematerialised. Every parameter carries logical axis names; `s2jax.sharding`
+maps them onto a mesh.
+
+Calling convention (one path for training, scoring and cached decoding):
+  tokens     [B, T] int32
+  positions  [B, T] int32   rotary position of each token (per row: left padding)
+  kv_mask    [B, S] bool    which key slots hold real tokens (S = T without a cache)
+  cache      KVCache or None; with a cache, the T new tokens are written at slots
+             [cache_index, cache_index + T) and attend to every valid slot at or before
+             their own.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+Array = jax.Array
+
+_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+_REMAT_POLICIES = {
+    "none": None,
+    "full": jax.checkpoint_policies.nothing_saveable,
+    "dots": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  vocab_size: int
+  d_model: int
+  n_layers: int
+  n_heads: int
+  n_kv_heads: int
+  mlp_dim: int
+  head_dim: Optional[int] = None  # defaults to d_model // n_heads
+  rope_theta: float = 10000.0
+  norm_eps: float = 1e-5
+  tie_embeddings: bool = False
+  qkv_bias: bool = False
+  lm_head: bool = True
+  scalar_head: bool = False
+  dtype: str = "float32"        # compute dtype
+  param_dtype: str = "float32"  # storage dtype of parameters
+  remat: str = "none"           # none | full | dots
+  init_std: float = 0.02
+
+  def __post_init__(self):
+    def bad(key, why):
+      raise ValueError(f"model config: {key}={getattr(self, key)!r} {why}")
+    for key in ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "mlp_dim"):
+      if not isinstance(getattr(self, key), int) or getattr(self, key) <= 0:
+        bad(key, "must be a positive integer")
+    if self.n_heads % self.n_kv_heads:
+      bad("n_heads", f"must be a multiple of n_kv_heads={self.n_kv_heads}")
+    if self.head_dim is None and self.d_model % self.n_heads:
+      bad("d_model", f"must be divisible by n_heads={self.n_heads} (or set head_dim)")
+    if self.head_dim is not None and (self.head_dim <= 0 or self.head_dim % 2):
+      bad("head_dim", "must be a positive even integer")
+    if self.head_dim is None and (self.d_model // self.n_heads) % 2:
+      bad("d_model", "d_model // n_heads must be even for rotary embeddings")
+    if self.dtype not in _DTYPES:
+      bad("dtype", f"must be one of {sorted(_DTYPES)}")
+    if self.param_dtype not in _DTYPES:
+      bad("param_dtype", f"must be one of {sorted(_DTYPES)}")
+    if self.remat not in _REMAT_POLICIES:
+      bad("remat", f"must be one of {sorted(_REMAT_POLICIES)}")
+    if not (self.lm_head or self.scalar_head):
+      bad("lm_head", "and scalar_head are both off: the model needs at least one head")
+
+  @property
+  def dim_per_head(self) -> int:
+    return self.head_dim or self.d_model // self.n_heads
+
+  @property
+  def compute_dtype(self):
+    return _DTYPES[self.dtype]
+
+  @property
+  def storage_dtype(self):
+    return _DTYPES[self.param_dtype]
+
+  def num_params(self, include_embedding: bool = True) -> int:
+    d, f, h, k, dh = self.d_model, self.mlp_dim, self.n_heads, self.n_kv_heads, self.dim_per_head
+    per_layer = 2 * d + d * dh * (h + 2 * k) + h * dh * d + 3 * d * f
+    if self.qkv_bias:
+      per_layer += dh * (h + 2 * k)
+    n = self.n_layers * per_layer + d
+    emb = self.vocab_size * d
+    if include_embedding:
+      n += emb
+    if self.lm_head and not self.tie_embeddings:
+      n += emb
+    if self.scalar_head:
+      n += d + 1
+    return n
+
+
+class KVCache(NamedTuple):
+  """Keys and values of every layer, stacked: [layers, B, S, kv_heads, head_dim]."""
+  k: Array
+  v: Array
+
+  @classmethod
+  def zeros(cls, cfg: ModelConfig, batch: int, length: int) -> "KVCache":
+    shape = (cfg.n_layers, batch, length, cfg.n_kv_heads, cfg.dim_per_head)
+    return cls(jnp.zeros(shape, cfg.compute_dtype), jnp.zeros(shape, cfg.compute_dtype))
+
+
+class Output(NamedTuple):
+  logits: Optional[Array]   # [B, T, V] float32, or None without an LM head
+  scalars: Optional[Array]  # [B, T] float32, or None without a scalar head
+  cache: Optional[KVCache]
+
+
+def _param(module, name, axes, shape, dtype, init=None):
+  init = init or nn.initializers.normal(module.cfg.init_std)
+  return module.param(name, nn.with_logical_partitioning(init, axes), shape, dtype)
+
+
+class RMSNorm(nn.Module):
+  cfg: ModelConfig
+
+  @nn.compact
+  def __call__(self, x):
+    scale = _param(self, "scale", ("embed",), (x.shape[-1],), self.cfg.storage_dtype,
+                   nn.initializers.ones)
+    x32 = x.astype(jnp.float32)
+    x32 = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.cfg.norm_eps)
+    return (x32 * scale.astype(jnp.float32)).astype(self.cfg.compute_dtype)
+
+
+def rotary(x: Array, positions: Array, theta: float) -> Array:
+  """Rotate-half rotary embedding. x: [B, T, H, D], positions: [B, T]."""
+  d = x.shape[-1]
+  inv_freq = 1.0 / (theta ** (jnp.arange(0, d, 2, dtype=jnp.float32) / d))
+  angles = positions.astype(jnp.float32)[..., None] * inv_freq  # [B, T, D/2]
+  sin = jnp.sin(angles)[:, :, None, :]
+  cos = jnp.cos(angles)[:, :, None, :]
+  x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
+  out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+  return out.astype(x.dtype)
+
+
+class Attention(nn.Module):
+  cfg: ModelConfig
+
+  @nn.compact
+  def __call__(self, x, positions, kv_mask, layer_cache, cache_index):
+    cfg = self.cfg
+    dt, pdt = cfg.compute_dtype, cfg.storage_dtype
+    h, k, dh, d = cfg.n_heads, cfg.n_kv_heads, cfg.dim_per_head, cfg.d_model
+    wq = _param(self, "wq", ("embed", "heads", "head_dim"), (d, h, dh), pdt)
+    wk = _param(self, "wk", ("embed", "kv_heads", "head_dim"), (d, k, dh), pdt)
+    wv = _param(self, "wv", ("embed", "kv_heads", "head_dim"), (d, k, dh), pdt)
+    wo = _param(self, "wo", ("heads", "head_dim", "embed"), (h, dh, d), pdt)
+    q = jnp.einsum("btd,dhk->bthk", x, wq.astype(dt))
+    kk = jnp.einsum("btd,dhk->bthk", x, wk.astype(dt))
+    vv = jnp.einsum("btd,dhk->bthk", x, wv.astype(dt))
+    if cfg.qkv_bias:
+      zeros = nn.initializers.zeros
+      q = q + _param(self, "bq", ("heads", "head_dim"), (h, dh), pdt, zeros).astype(dt)
+      kk = kk + _param(self, "bk", ("kv_heads", "head_dim"), (k, dh), pdt, zeros).astype(dt)
+      vv = vv + _param(self, "bv", ("kv_heads", "head_dim"), (k, dh), pdt, zeros).astype(dt)
+    q = rotary(q, positions, cfg.rope_theta)
+    kk = rotary(kk, positions, cfg.rope_theta)
+
+    t = x.shape[1]
+    if layer_cache is None:
+      keys, values, new_cache = kk, vv, None
+      q_slot = jnp.arange(t)
+    else:
+      ck, cv = layer_cache
+      keys = jax.lax.dynamic_update_slice(ck, kk.astype(ck.dtype), (0, cache_index, 0, 0))
+      values = jax.lax.dynamic_update_slice(cv, vv.astype(cv.dtype), (0, cache_index, 0, 0))
+      new_cache = (keys, values)
+      q_slot = cache_index + jnp.arange(t)
+    s = keys.shape[1]
+    # A query attends to valid key slots at or before its own slot.
+    causal = q_slot[:, None] >= jnp.arange(s)[None, :]                  # [T, S]
+    mask = causal[None, :, :] & kv_mask[:, None, :].astype(bool)         # [B, T, S]
+
+    b = x.shape[0]
+    qg = q.reshape(b, t, k, h // k, dh)
+    scores = jnp.einsum("btkgd,bskd->bkgts", qg, keys.astype(dt)).astype(jnp.float32)
+    scores = scores / jnp.sqrt(jnp.float32(dh))
+    scores = jnp.where(mask[:, None, None, :, :], scores, jnp.finfo(jnp.float32).min)
+    probs = jax.nn.softmax(scores, axis=-1).astype(dt)
+    out = jnp.einsum("bkgts,bskd->btkgd", probs, values.astype(dt)).reshape(b, t, h, dh)
+    return jnp.einsum("bthk,hkd->btd", out, wo.astype(dt)), new_cache
+
+
+class MLP(nn.Module):
+  cfg: ModelConfig
+
+  @nn.compact
+  def __call__(self, x):
+    cfg = self.cfg
+    dt, pdt = cfg.compute_dtype, cfg.storage_dtype
+    w_gate = _param(self, "w_gate", ("embed", "mlp"), (cfg.d_model, cfg.mlp_dim), pdt)
+    w_up = _param(self, "w_up", ("embed", "mlp"), (cfg.d_model, cfg.mlp_dim), pdt)
+    w_down = _param(self, "w_down", ("mlp", "embed"), (cfg.mlp_dim, cfg.d_model), pdt)
+    gate = jnp.einsum("btd,df->btf", x, w_gate.astype(dt))
+    up = jnp.einsum("btd,df->btf", x, w_up.astype(dt))
+    hidden = nn.with_logical_constraint(jax.nn.silu(gate) * up, ("batch", "length", "mlp"))
+    return jnp.einsum("btf,fd->btd", hidden, w_down.astype(dt))
+
+
+class Block(nn.Module):
+  cfg: ModelConfig
+
+  @nn.compact
+  def __call__(self, x, layer_cache, positions, kv_mask, cache_index):
+    h, new_cache = Attention(self.cfg, name="attn")(
+        RMSNorm(self.cfg, name="attn_norm")(x), positions, kv_mask, layer_cache, cache_index)
+    x = x + h
+    x = x + MLP(self.cfg, name="mlp")(RMSNorm(self.cfg, name="mlp_norm")(x))
+    x = nn.with_logical_constraint(x, ("batch", "length", "embed_act"))
+    return x, new_cache
+
+
+class Transformer(nn.Module):
+  cfg: ModelConfig
+
+  @nn.compact
+  def __call__(self, tokens, positions, kv_mask, cache: Optional[KVCache] = None,
+               cache_index=0) -> Output:
+    cfg = self.cfg
+    dt, pdt = cfg.compute_dtype, cfg.storage_dtype
+    embedding = _param(self, "embedding", ("vocab", "embed"), (cfg.vocab_size, cfg.d_model), pdt)
+    x = jnp.take(embedding, tokens, axis=0).astype(dt)
+    x = nn.with_logical_constraint(x, ("batch", "length", "embed_act"))
+
+    block = Block
+    if cfg.remat != "none":
+      block = nn.remat(Block, policy=_REMAT_POLICIES[cfg.remat], prevent_cse=False)
+    stack = nn.scan(
+        block,
+        variable_axes={"params": 0},
+        split_rngs={"params": True},
+        in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast),
+        length=cfg.n_layers,
+        metadata_params={nn.PARTITION_NAME: "layers"},
+    )(cfg, name="layers")
+    layer_caches = None if cache is None else (cache.k, cache.v)
+    x, new_caches = stack(x, layer_caches, positions, kv_mask, cache_index)
+    x = RMSNorm(cfg, name="final_norm")(x)
+
+    logits = scalars = None
+    if cfg.lm_head:
+      if cfg.tie_embeddings:
+        w = embedding.T
+      else:
+        w = _param(self, "lm_head", ("embed", "vocab"), (cfg.d_model, cfg.vocab_size), pdt)
+      logits = jnp.einsum("btd,dv->btv", x, w.astype(dt)).astype(jnp.float32)
+    if cfg.scalar_head:
+      w = _param(self, "scalar_head", ("embed",), (cfg.d_model,), pdt)
+      bias = _param(self, "scalar_bias", (), (), pdt, nn.initializers.zeros)
+      scalars = (jnp.einsum("btd,d->bt", x.astype(jnp.float32), w.astype(jnp.float32))
+                 + bias.astype(jnp.float32))
+    new_cache = None if cache is None else KVCache(*new_caches)
+    return Output(logits, scalars, new_cache)
+
+
+def default_positions(mask: Array) -> Array:
+  """Rotary positions for a left- or right-padded batch: count of real tokens before."""
+  return jnp.maximum(jnp.cumsum(mask.astype(jnp.int32), axis=-1) - 1, 0)
+
+
+def forward(model: Transformer, params: Any, tokens: Array, mask: Array) -> Output:
+  """A plain (no-cache) forward pass over a padded batch."""
+  return model.apply({"params": params}, tokens, default_positions(mask), mask)

@@ -1,0 +1,183 @@
+"""Batched generation: jitted prefill, then a `lax.while_loop` decode over a KV cache.
+
+Prompts of different lengths are left-padded to a prompt-length bucket, so a new length
+reuses a compiled program; each row's rotary positions count only its real tokens. The
+cache holds bucket + max_new_tokens slots. Decoding stops per row at end-of-sequence or
+at any configured stop token (e.g. the end-of-step newline, to generate one reasoning
+step at a time) and the loop ends when every row has stopped.
+
+Returned log-probabilities are those of the chosen tokens under the model's own
+(temperature 1, unfiltered) distribution, which is what likelihood ratios in RL need.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, NamedTuple, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from s2jax.models.transformer import KVCache, ModelConfig, Transformer
+
+DEFAULT_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingConfig:
+  """How the next token is chosen. temperature 0 means greedy."""
+  temperature: float = 0.0
+  top_k: int = 0      # 0: no top-k filter
+  top_p: float = 1.0  # 1: no nucleus filter
+
+  def __post_init__(self):
+    if self.temperature < 0:
+      raise ValueError(f"sampling: temperature={self.temperature} must be >= 0")
+    if self.top_k < 0:
+      raise ValueError(f"sampling: top_k={self.top_k} must be >= 0")
+    if not 0 < self.top_p <= 1:
+      raise ValueError(f"sampling: top_p={self.top_p} must be in (0, 1]")
+
+  @property
+  def greedy(self) -> bool:
+    return self.temperature == 0
+
+
+def filter_logits(logits: jax.Array, cfg: SamplingConfig) -> jax.Array:
+  """Temperature, top-k and top-p applied to fp32 logits [..., V]; removed entries -inf."""
+  logits = logits / cfg.temperature
+  neg = jnp.finfo(logits.dtype).min
+  if cfg.top_k:
+    kth = jax.lax.top_k(logits, cfg.top_k)[0][..., -1:]
+    logits = jnp.where(logits < kth, neg, logits)
+  if cfg.top_p < 1.0:
+    sorted_logits = jnp.sort(logits, axis=-1)[..., ::-1]
+    probs = jax.nn.softmax(sorted_logits, axis=-1)
+    # Keep the smallest prefix whose mass reaches top_p (the token crossing it included).
+    mass_before = jnp.cumsum(probs, axis=-1) - probs
+    cutoff_idx = jnp.sum(mass_before < cfg.top_p, axis=-1, keepdims=True) - 1
+    cutoff = jnp.take_along_axis(sorted_logits, cutoff_idx, axis=-1)
+    logits = jnp.where(logits < cutoff, neg, logits)
+  return logits
+
+
+def choose_tokens(logits: jax.Array, rng: jax.Array, cfg: SamplingConfig) -> jax.Array:
+  if cfg.greedy:
+    return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+  return jax.random.categorical(rng, filter_logits(logits, cfg), axis=-1).astype(jnp.int32)
+
+
+class Generation(NamedTuple):
+  tokens: np.ndarray     # [B, max_new_tokens] generated ids, pad after each row's end
+  logprobs: np.ndarray   # [B, max_new_tokens] log p(token), 0 after the end
+  lengths: np.ndarray    # [B] number of generated tokens, the stop token included
+  stopped: np.ndarray    # [B] whether the row ended on eos or a stop token
+
+
+def bucket_for(length: int, buckets: Sequence[int]) -> int:
+  for b in buckets:
+    if b >= length:
+      return b
+  raise ValueError(f"prompt of {length} tokens is longer than the largest prompt bucket "
+                   f"({max(buckets)})")
+
+
+def left_pad(prompts: Sequence[Sequence[int]], length: int, pad_id: int):
+  tokens = np.full((len(prompts), length), pad_id, np.int32)
+  mask = np.zeros((len(prompts), length), bool)
+  for i, p in enumerate(prompts):
+    if len(p):
+      tokens[i, length - len(p):] = p
+      mask[i, length - len(p):] = True
+  return tokens, mask
+
+
+@functools.partial(jax.jit, static_argnames=("model", "max_new_tokens", "sampling",
+                                             "stop_ids", "pad_id"))
+def generate_padded(model: Transformer, params: Any, tokens: jax.Array, mask: jax.Array,
+                    rng: jax.Array, *, max_new_tokens: int, sampling: SamplingConfig,
+                    stop_ids: tuple, pad_id: int):
+  """The jitted kernel: left-padded prompts [B, P] → generated tokens [B, max_new_tokens]."""
+  cfg: ModelConfig = model.cfg
+  b, p = tokens.shape
+  cache_len = p + max_new_tokens
+  kv_mask = jnp.concatenate([mask, jnp.zeros((b, max_new_tokens), bool)], axis=1)
+  positions = jnp.maximum(jnp.cumsum(mask.astype(jnp.int32), axis=1) - 1, 0)
+  out = model.apply({"params": params}, tokens, positions, kv_mask,
+                    KVCache.zeros(cfg, b, cache_len), 0)
+  next_pos = jnp.sum(mask, axis=1).astype(jnp.int32)
+  stop_ids_arr = jnp.asarray(stop_ids, jnp.int32)
+
+  def pick(logits, key):
+    tok = choose_tokens(logits, key, sampling)
+    lp = jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), tok[:, None], axis=-1)[:, 0]
+    return tok, lp
+
+  rng, key = jax.random.split(rng)
+  tok, lp = pick(out.logits[:, -1], key)
+  init = dict(
+      step=jnp.int32(0), cache=out.cache, kv_mask=kv_mask, pos=next_pos, tok=tok, lp=lp,
+      done=jnp.zeros((b,), bool), lengths=jnp.zeros((b,), jnp.int32),
+      out_tokens=jnp.full((b, max_new_tokens), pad_id, jnp.int32),
+      out_lps=jnp.zeros((b, max_new_tokens), jnp.float32), rng=rng)
+
+  def cond(s):
+    return (s["step"] < max_new_tokens) & ~jnp.all(s["done"])
+
+  def body(s):
+    step, tok, done = s["step"], s["tok"], s["done"]
+    # Record the token chosen last iteration (rows already done write padding).
+    out_tokens = s["out_tokens"].at[:, step].set(jnp.where(done, pad_id, tok))
+    out_lps = s["out_lps"].at[:, step].set(jnp.where(done, 0.0, s["lp"]))
+    lengths = s["lengths"] + (~done).astype(jnp.int32)
+    done = done | jnp.isin(tok, stop_ids_arr)
+    # Feed it to the model at slot p + step.
+    slot = p + step
+    kv_mask = jax.lax.dynamic_update_slice(s["kv_mask"], (~s["done"])[:, None], (0, slot))
+    out = model.apply({"params": params}, tok[:, None], s["pos"][:, None], kv_mask,
+                      s["cache"], slot)
+    rng, key = jax.random.split(s["rng"])
+    new_tok, new_lp = pick(out.logits[:, -1], key)
+    return dict(step=step + 1, cache=out.cache, kv_mask=kv_mask, pos=s["pos"] + 1,
+                tok=new_tok, lp=new_lp, done=done, lengths=lengths, out_tokens=out_tokens,
+                out_lps=out_lps, rng=rng)
+
+  final = jax.lax.while_loop(cond, body, init)
+  return final["out_tokens"], final["out_lps"], final["lengths"], final["done"]
+
+
+class Sampler:
+  """Host-side wrapper: bucketing, padding, validation, and the jitted kernel."""
+
+  def __init__(self, model: Transformer, *, pad_id: int, eos_id: int,
+               max_cache_len: int = 1024, buckets: Sequence[int] = DEFAULT_BUCKETS):
+    self.model = model
+    self.pad_id, self.eos_id = pad_id, eos_id
+    self.max_cache_len = max_cache_len
+    self.buckets = tuple(sorted(b for b in buckets if b <= max_cache_len)) or (max_cache_len,)
+
+  def __call__(self, params, prompts: Sequence[Sequence[int]], *, max_new_tokens: int,
+               rng: Optional[jax.Array] = None, sampling: SamplingConfig = SamplingConfig(),
+               stop_ids: Sequence[int] = (), batch_sharding=None) -> Generation:
+    if not len(prompts):
+      raise ValueError("sampler: no prompts given")
+    if max_new_tokens <= 0:
+      raise ValueError(f"sampler: max_new_tokens={max_new_tokens} must be positive")
+    longest = max(len(p) for p in prompts)
+    if longest == 0:
+      raise ValueError("sampler: every prompt is empty; a prompt needs at least one token")
+    if longest + max_new_tokens > self.max_cache_len:
+      raise ValueError(f"sampler: prompt of {longest} tokens plus max_new_tokens="
+                       f"{max_new_tokens} exceeds the cache length {self.max_cache_len}")
+    p = bucket_for(longest, self.buckets)
+    p = min(p, self.max_cache_len - max_new_tokens)
+    tokens, mask = left_pad(prompts, p, self.pad_id)
+    if batch_sharding is not None:
+      tokens, mask = jax.device_put(tokens, batch_sharding), jax.device_put(mask, batch_sharding)
+    rng = jax.random.key(0) if rng is None else rng
+    stops = tuple(sorted({self.eos_id, *map(int, stop_ids)}))
+    out = generate_padded(self.model, params, tokens, mask, rng, max_new_tokens=max_new_tokens,
+                          sampling=sampling, stop_ids=stops, pad_id=self.pad_id)
+    toks, lps, lengths, done = jax.device_get(out)
+    return Generation(np.asarray(toks), np.asarray(lps), np.asarray(lengths), np.asarray(done))

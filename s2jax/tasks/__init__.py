@@ -1,0 +1,1 @@
+"""Procedural reasoning tasks with exact step checkers."""

@@ -1,0 +1,479 @@
+"""Verifiable multi-step arithmetic word problems in GSM8K solution format.
+
+A problem is a chain of quantities: one entity's count is given, each later entity's
+count is derived from earlier ones ("3 more than", "twice as many", "as many as A and B
+combined", ...). The question asks for the last entity of the chain, so every derived
+quantity is needed and the number of reasoning steps is exactly the chain length.
+Distractor entities (given counts, or counts derived from chain members) appear in the
+question but never in the solution.
+
+Solutions use one step per line with a calculator annotation and a final answer line:
+
+    Bob has 12+3 = <<12+3=15>>15 apples.
+    Cara has 2*15 = <<2*15=30>>30 apples.
+    #### 30
+
+Because the generator knows every entity's true count, `check_solution` can label any
+candidate solution text step by step, exactly.
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import math
+import operator
+import re
+from typing import Optional, Sequence
+
+import numpy as np
+
+NAMES = (
+    "Ada", "Ben", "Cara", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jade", "Kai", "Lena",
+    "Milo", "Nia", "Omar", "Pia", "Quin", "Rosa", "Sam", "Tara", "Uma", "Vic", "Wes", "Xena",
+    "Yuri", "Zoe", "Abe", "Bea", "Cole", "Dina", "Emil", "Flo",
+)
+ITEMS = ("apples", "marbles", "stickers", "coins", "books", "pencils", "cookies", "cards",
+         "shells", "stamps", "beads", "toys")
+OPS = ("add", "sub", "mul", "div", "sum")
+_MUL_WORDS = {2: "twice", 3: "three times", 4: "four times"}
+_DIV_WORDS = {2: "half", 3: "a third of", 4: "a quarter of"}
+
+# Surface forms per template family. Families are disjoint phrasings of the same
+# relations, so a model trained on some families can be tested on an unseen one.
+TEMPLATES = (
+    {  # family 0
+        "given": "{a} has {n} {item}.",
+        "add": "{a} has {n} more {item} than {b}.",
+        "sub": "{a} has {n} fewer {item} than {b}.",
+        "mul": "{a} has {w} as many {item} as {b}.",
+        "div": "{a} has {w} as many {item} as {b}.",
+        "sum": "{a} has as many {item} as {b} and {c} combined.",
+        "question": "How many {item} does {a} have?",
+    },
+    {  # family 1
+        "given": "There are {n} {item} in {a}'s box.",
+        "add": "{a}'s box holds {n} {item} more than {b}'s box.",
+        "sub": "{a}'s box holds {n} {item} less than {b}'s box.",
+        "mul": "{a}'s box holds {w} the number of {item} in {b}'s box.",
+        "div": "{a}'s box holds {w} the number of {item} in {b}'s box.",
+        "sum": "{a}'s box holds the {item} of {b}'s box and {c}'s box together.",
+        "question": "How many {item} are in {a}'s box?",
+    },
+    {  # family 2
+        "given": "{a} collected {n} {item} last week.",
+        "add": "{a} collected {n} {item} beyond what {b} collected.",
+        "sub": "{a} collected {n} {item} short of what {b} collected.",
+        "mul": "{a} collected {w} what {b} collected.",
+        "div": "{a} collected {w} what {b} collected.",
+        "sum": "{a} collected exactly what {b} and {c} collected between them.",
+        "question": "What is the number of {item} that {a} collected?",
+    },
+)
+NUM_FAMILIES = len(TEMPLATES)
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskConfig:
+  min_steps: int = 2
+  max_steps: int = 4
+  min_distractors: int = 0
+  max_distractors: int = 2
+  ops: tuple = OPS
+  max_value: int = 100
+  families: tuple = (0, 1)
+
+  def __post_init__(self):
+    def bad(key, why):
+      raise ValueError(f"task config: {key}={getattr(self, key)!r} {why}")
+    if not 1 <= self.min_steps <= self.max_steps:
+      bad("min_steps", f"must satisfy 1 <= min_steps <= max_steps={self.max_steps}")
+    if not 0 <= self.min_distractors <= self.max_distractors:
+      bad("min_distractors", f"must satisfy 0 <= min_distractors <= max_distractors")
+    if self.max_steps + 1 + self.max_distractors > len(NAMES):
+      bad("max_steps", f"+ max_distractors + 1 exceeds the {len(NAMES)} available names")
+    unknown = set(self.ops) - set(OPS)
+    if not self.ops or unknown:
+      bad("ops", f"must be a non-empty subset of {OPS}")
+    if self.max_value < 20:
+      bad("max_value", "must be at least 20")
+    if not self.families or any(f not in range(NUM_FAMILIES) for f in self.families):
+      bad("families", f"must be a non-empty subset of {tuple(range(NUM_FAMILIES))}")
+
+  @classmethod
+  def from_dict(cls, d) -> "TaskConfig":
+    d = dict(d)
+    unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+      raise ValueError(f"task config: unknown key(s) {sorted(unknown)}")
+    for key in ("ops", "families"):
+      if key in d:
+        d[key] = tuple(d[key])
+    return cls(**d)
+
+
+@dataclasses.dataclass
+class Problem:
+  question: str
+  solution: str             # reference solution, GSM8K format, ends with "#### answer"
+  answer: int
+  values: dict              # entity name -> true count (chain and distractors)
+  grounded: list            # numbers a solution may take from the question
+  num_steps: int
+  num_distractors: int
+  family: int
+  item: str
+
+  def to_json(self) -> dict:
+    """GSM8K-format record; `meta` lets the exact checker rebuild the problem."""
+    return {"question": self.question, "answer": self.solution,
+            "meta": {"values": self.values, "grounded": self.grounded,
+                     "num_steps": self.num_steps, "num_distractors": self.num_distractors,
+                     "family": self.family, "item": self.item}}
+
+  @classmethod
+  def from_json(cls, rec: dict) -> "Problem":
+    m = rec["meta"]
+    return cls(question=rec["question"], solution=rec["answer"],
+               answer=parse_final_answer(rec["answer"]), values=dict(m["values"]),
+               grounded=list(m["grounded"]), num_steps=m["num_steps"],
+               num_distractors=m["num_distractors"], family=m["family"], item=m["item"])
+
+
+def _step_text(name: str, expr: str, value: int, item: str) -> str:
+  return f"{name} has {expr} = <<{expr}={value}>>{value} {item}."
+
+
+def _derive(rng, op, value_of, parents, max_value):
+  """Try to derive a new count by `op` from the parents; None if it does not fit."""
+  a = value_of[parents[0]]
+  if op == "add":
+    n = int(rng.integers(1, 20))
+    v, expr, const = a + n, f"{a}+{n}", n
+  elif op == "sub":
+    if a < 3:
+      return None
+    n = int(rng.integers(1, min(a - 1, 20)))
+    v, expr, const = a - n, f"{a}-{n}", n
+  elif op == "mul":
+    n = int(rng.choice(list(_MUL_WORDS)))
+    v, expr, const = a * n, f"{n}*{a}", n
+  elif op == "div":
+    divisors = [n for n in _DIV_WORDS if a % n == 0 and a // n >= 1]
+    if not divisors:
+      return None
+    n = int(rng.choice(divisors))
+    v, expr, const = a // n, f"{a}/{n}", n
+  else:  # sum of two
+    b = value_of[parents[1]]
+    v, expr, const = a + b, f"{a}+{b}", None
+  if not 1 <= v <= max_value:
+    return None
+  return v, expr, const
+
+
+def _relation(family, op, name, parents, const, item):
+  t = TEMPLATES[family]
+  b = parents[0]
+  if op in ("add", "sub"):
+    return t[op].format(a=name, b=b, n=const, item=item)
+  if op == "mul":
+    return t[op].format(a=name, b=b, w=_MUL_WORDS[const], item=item)
+  if op == "div":
+    return t[op].format(a=name, b=b, w=_DIV_WORDS[const], item=item)
+  return t[op].format(a=name, b=b, c=parents[1], item=item)
+
+
+def generate(cfg: TaskConfig, rng: np.random.Generator) -> Problem:
+  """One problem. Deterministic given the generator state."""
+  for _ in range(1000):
+    p = _try_generate(cfg, rng)
+    if p is not None:
+      return p
+  raise RuntimeError(f"could not generate a problem for {cfg}; widen max_value or ops")
+
+
+def _try_generate(cfg: TaskConfig, rng: np.random.Generator) -> Optional[Problem]:
+  n_steps = int(rng.integers(cfg.min_steps, cfg.max_steps + 1))
+  n_distract = int(rng.integers(cfg.min_distractors, cfg.max_distractors + 1))
+  family = int(rng.choice(cfg.families))
+  item = str(rng.choice(ITEMS))
+  names = [str(x) for x in rng.permutation(NAMES)[: n_steps + 1 + n_distract]]
+  chain, extra = names[: n_steps + 1], names[n_steps + 1:]
+  value_of = {chain[0]: int(rng.integers(5, cfg.max_value // 2 + 1))}
+  grounded = {value_of[chain[0]]}
+  sentences = [(0, TEMPLATES[family]["given"].format(a=chain[0], n=value_of[chain[0]], item=item))]
+  steps = []
+  for i in range(1, n_steps + 1):
+    ops = [o for o in cfg.ops if o != "sum" or i >= 2]
+    for _ in range(50):
+      op = str(rng.choice(ops))
+      parents = [chain[i - 1]]
+      if op == "sum":
+        parents.append(chain[int(rng.integers(0, i - 1))])
+      got = _derive(rng, op, value_of, parents, cfg.max_value)
+      if got is not None:
+        break
+    else:
+      return None
+    v, expr, const = got
+    value_of[chain[i]] = v
+    if const is not None:
+      grounded.add(const)
+    sentences.append((i, _relation(family, op, chain[i], parents, const, item)))
+    steps.append(_step_text(chain[i], expr, v, item))
+  # Distractors: a given count, or a count derived from a chain member.
+  for name in extra:
+    if rng.random() < 0.5:
+      v = int(rng.integers(5, cfg.max_value // 2 + 1))
+      value_of[name] = v
+      grounded.add(v)
+      pos = int(rng.integers(0, len(sentences) + 1))
+      sentences.insert(pos, (-1, TEMPLATES[family]["given"].format(a=name, n=v, item=item)))
+    else:
+      anchor_idx = int(rng.integers(0, n_steps + 1))
+      anchor = chain[anchor_idx]
+      op = str(rng.choice([o for o in cfg.ops if o != "sum"] or ["add"]))
+      got = _derive(rng, op, value_of, [anchor], cfg.max_value)
+      if got is None:
+        op, got = "add", _derive(rng, "add", value_of, [anchor], 10 ** 9)
+      v, _, const = got
+      value_of[name] = v
+      if const is not None:
+        grounded.add(const)
+      # After the anchor's own sentence, so the question reads in order.
+      anchor_pos = next(k for k, (idx, _) in enumerate(sentences) if idx == anchor_idx)
+      pos = int(rng.integers(anchor_pos + 1, len(sentences) + 1))
+      sentences.insert(pos, (-1, _relation(family, op, name, [anchor], const, item)))
+  question = " ".join(s for _, s in sentences) + " " + TEMPLATES[family]["question"].format(
+      a=chain[-1], item=item)
+  answer = value_of[chain[-1]]
+  solution = "\n".join(steps + [f"#### {answer}"])
+  return Problem(question=question, solution=solution, answer=answer, values=value_of,
+                 grounded=sorted(grounded), num_steps=n_steps, num_distractors=n_distract,
+                 family=family, item=item)
+
+
+def generate_split(cfg: TaskConfig, n: int, seed: int) -> list[Problem]:
+  rng = np.random.default_rng(seed)
+  return [generate(cfg, rng) for _ in range(n)]
+
+
+# ----------------------------------------------------------------------------- checking
+
+_ANNOT = re.compile(r"<<([^<>=]*)=([^<>]*)>>")
+_FINAL = re.compile(r"^\s*####\s*(.*)$")
+_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+           ast.Div: operator.truediv}
+
+
+def safe_eval(expr: str) -> Optional[float]:
+  """Evaluate + - * / over numbers and parentheses; None for anything else."""
+  try:
+    tree = ast.parse(expr.replace(",", "").strip(), mode="eval")
+  except (SyntaxError, ValueError):
+    return None
+
+  def ev(node):
+    if isinstance(node, ast.Expression):
+      return ev(node.body)
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
+        and not isinstance(node.value, bool):
+      return float(node.value)
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+      left, right = ev(node.left), ev(node.right)
+      if isinstance(node.op, ast.Div) and right == 0:
+        raise ZeroDivisionError
+      return _BINOPS[type(node.op)](left, right)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+      v = ev(node.operand)
+      return -v if isinstance(node.op, ast.USub) else v
+    raise ValueError("unsupported expression")
+
+  try:
+    v = ev(tree)
+  except (ValueError, ZeroDivisionError, RecursionError, OverflowError):
+    return None
+  return v if math.isfinite(v) else None
+
+
+def parse_number(text: str) -> Optional[float]:
+  try:
+    v = float(text.replace(",", "").strip())
+  except (ValueError, OverflowError):
+    return None
+  return v if math.isfinite(v) else None
+
+
+def parse_final_answer(solution: str) -> Optional[float]:
+  """The number on the last `#### N` line, or None."""
+  for line in reversed(solution.split("\n")):
+    m = _FINAL.match(line)
+    if m:
+      return parse_number(m.group(1))
+  return None
+
+
+def split_steps(solution: str) -> tuple[list[str], Optional[str]]:
+  """Reasoning lines (non-empty, before the final-answer line) and the final-answer line."""
+  steps, final = [], None
+  for line in solution.split("\n"):
+    if _FINAL.match(line):
+      final = line
+      break
+    if line.strip():
+      steps.append(line)
+  return steps, final
+
+
+@dataclasses.dataclass
+class StepVerdict:
+  text: str
+  valid: bool
+  reason: str  # "ok" or what is wrong
+
+
+@dataclasses.dataclass
+class SolutionVerdict:
+  steps: list
+  answer: Optional[float]
+  answer_correct: bool
+
+  @property
+  def all_steps_valid(self) -> bool:
+    return all(s.valid for s in self.steps)
+
+  @property
+  def fully_valid(self) -> bool:
+    """Every step valid, at least one step, and the right final answer."""
+    return bool(self.steps) and self.all_steps_valid and self.answer_correct
+
+  @property
+  def first_error(self) -> Optional[int]:
+    return next((i for i, s in enumerate(self.steps) if not s.valid), None)
+
+
+def _numbers_in(expr: str) -> list[float]:
+  return [float(x) for x in re.findall(r"\d+(?:\.\d+)?", expr.replace(",", ""))]
+
+
+def check_annotation(line: str) -> tuple[bool, str]:
+  """Arithmetic check of every `<<expr=value>>` in a line (the weak, real-data label)."""
+  annots = _ANNOT.findall(line)
+  for expr, value in annots:
+    got, claimed = safe_eval(expr), parse_number(value)
+    if got is None or claimed is None:
+      return False, f"unparsable annotation <<{expr}={value}>>"
+    if abs(got - claimed) > 1e-6 * max(1.0, abs(got)):
+      return False, f"arithmetic: {expr} is {got:g}, not {claimed:g}"
+  return True, "ok" if annots else "no annotation"
+
+
+def check_step(problem: Problem, line: str, known: set) -> StepVerdict:
+  """Exact label of one step, given the numbers already established before it."""
+  annots = _ANNOT.findall(line)
+  if len(annots) != 1:
+    return StepVerdict(line, False, f"expected one <<expr=value>> annotation, found {len(annots)}")
+  ok, why = check_annotation(line)
+  if not ok:
+    return StepVerdict(line, False, why)
+  expr, value = annots[0]
+  claimed = parse_number(value)
+  for x in _numbers_in(expr):
+    if x not in known:
+      return StepVerdict(line, False, f"operand {x:g} is neither in the question nor an "
+                                      f"earlier step's result")
+  names = [n for n in re.findall(r"[A-Z][a-z]+", line.split("<<")[0]) if n in problem.values]
+  if len(names) != 1:
+    return StepVerdict(line, False, "the step does not name exactly one entity it computes")
+  truth = problem.values[names[0]]
+  if claimed != truth:
+    return StepVerdict(line, False, f"{names[0]} has {truth}, not {claimed:g}")
+  return StepVerdict(line, True, "ok")
+
+
+def check_solution(problem: Problem, text: str) -> SolutionVerdict:
+  """Label every step of any candidate solution text; never raises on malformed text."""
+  steps, final = split_steps(text if isinstance(text, str) else "")
+  known = {float(x) for x in problem.grounded}
+  verdicts = []
+  for line in steps:
+    v = check_step(problem, line, known)
+    verdicts.append(v)
+    for _, value in _ANNOT.findall(line):
+      n = parse_number(value)
+      if n is not None:
+        known.add(n)
+  answer = parse_final_answer(final) if final else None
+  return SolutionVerdict(verdicts, answer, answer is not None and answer == problem.answer)
+
+
+def check_annotations(text: str) -> SolutionVerdict:
+  """Verdicts from calculator annotations alone, for problems without a generator."""
+  steps, final = split_steps(text if isinstance(text, str) else "")
+  verdicts = [StepVerdict(line, *check_annotation(line)) for line in steps]
+  return SolutionVerdict(verdicts, parse_final_answer(final) if final else None, False)
+
+
+# ----------------------------------------------------------------------------- corrupting
+
+CORRUPTIONS = ("arithmetic", "operand", "skip")
+
+
+def corrupt(problem: Problem, rng: np.random.Generator,
+            kinds: Sequence[str] = CORRUPTIONS) -> tuple[list[str], int, str]:
+  """A plausible invalid step in the reference solution.
+
+  Returns (steps up to and including the corrupted one, its index, the corruption kind).
+  Earlier steps are the reference's (valid); the last one is invalid by construction:
+    arithmetic: right operands, wrong result;
+    operand: one operand replaced by another number, result recomputed correctly;
+    skip: the previous step's result replaced by the number it was derived from.
+  """
+  steps, _ = split_steps(problem.solution)
+  i = int(rng.integers(0, len(steps)))
+  kind = str(rng.choice(list(kinds)))
+  line = steps[i]
+  expr, value = _ANNOT.findall(line)[0]
+  truth = int(value)
+  name = line.split(" ", 1)[0]
+  nums = re.findall(r"\d+", expr)
+  ops = re.findall(r"[+\-*/]", expr)
+
+  def rebuild(new_nums):
+    new_expr = f"{new_nums[0]}{ops[0]}{new_nums[1]}"
+    v = safe_eval(new_expr)
+    if v is None or v != int(v) or int(v) == truth or v < 0:
+      return None
+    return _step_text(name, new_expr, int(v), problem.item)
+
+  new = None
+  if kind == "skip" and i > 0:
+    prev_expr = _ANNOT.findall(steps[i - 1])[0][0]
+    prev_val = _ANNOT.findall(steps[i - 1])[0][1]
+    if prev_val in nums:
+      j = nums.index(prev_val)
+      for src in re.findall(r"\d+", prev_expr):
+        cand = list(nums)
+        cand[j] = src
+        new = rebuild(cand)
+        if new:
+          break
+  if new is None and kind in ("operand", "skip"):
+    pool = [str(x) for x in problem.grounded] + [str(int(nums[0]) + d) for d in (-2, -1, 1, 2)]
+    for j in rng.permutation(len(nums)):
+      for cand_num in rng.permutation(pool):
+        if cand_num == nums[j] or int(cand_num) <= 0:
+          continue
+        cand = list(nums)
+        cand[j] = str(cand_num)
+        new = rebuild(cand)
+        if new:
+          break
+      if new:
+        break
+  if new is None:  # arithmetic (and fallback): same expression, wrong result
+    kind = "arithmetic"
+    delta = int(rng.choice([-10, -2, -1, 1, 2, 10]))
+    wrong = truth + delta if truth + delta > 0 else truth + abs(delta)
+    new = f"{name} has {expr} = <<{expr}={wrong}>>{wrong} {problem.item}."
+  return steps[:i] + [new], i, kind
