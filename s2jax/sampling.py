@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from s2jax.models.transformer import KVCache, ModelConfig, Transformer
+from s2jax.sharding import to_global, to_host
 
 DEFAULT_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 
@@ -174,10 +175,9 @@ class Sampler:
     p = min(p, self.max_cache_len - max_new_tokens)
     tokens, mask = left_pad(prompts, p, self.pad_id)
     if batch_sharding is not None:
-      tokens, mask = jax.device_put(tokens, batch_sharding), jax.device_put(mask, batch_sharding)
+      tokens, mask = (to_global(tokens, batch_sharding), to_global(mask, batch_sharding))
     rng = jax.random.key(0) if rng is None else rng
     stops = tuple(sorted({self.eos_id, *map(int, stop_ids)}))
     out = generate_padded(self.model, params, tokens, mask, rng, max_new_tokens=max_new_tokens,
                           sampling=sampling, stop_ids=stops, pad_id=self.pad_id)
-    toks, lps, lengths, done = jax.device_get(out)
-    return Generation(np.asarray(toks), np.asarray(lps), np.asarray(lengths), np.asarray(done))
+    return Generation(*(to_host(x) for x in out))

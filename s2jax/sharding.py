@@ -152,3 +152,17 @@ def initialize_distributed(cfg) -> None:
     kwargs = dict(coordinator_address=cfg.coordinator_address,
                   num_processes=cfg.num_processes, process_id=cfg.process_id)
   jax.distributed.initialize(**kwargs)
+
+
+def to_global(x: np.ndarray, sharding: NamedSharding) -> jax.Array:
+  """Place an array that every process holds in full under `sharding` (any process count)."""
+  x = np.asarray(x)
+  return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+
+def to_host(x) -> np.ndarray:
+  """A global array's full value on every process."""
+  if isinstance(x, jax.Array) and not x.is_fully_addressable:
+    from jax.experimental import multihost_utils
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+  return np.asarray(jax.device_get(x))

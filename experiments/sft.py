@@ -1,0 +1,168 @@
+"""Chain-of-thought SFT on the synthetic task, then evaluation on every split.
+
+  python experiments/sft.py --config=configs/arith.py --workdir=workdirs/sft
+
+Re-running with the same workdir resumes from the latest checkpoint. The workdir holds
+the tokenizer, the generated splits (GSM8K-format JSONL), checkpoints, metrics.jsonl and
+eval/ (per-problem outputs and summary.json).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from s2jax import checkpoints, evaluation, sharding
+from s2jax import train as train_lib
+from s2jax.config import check_override_keys, model_config, validate_train_config
+from s2jax.data import batches, gsm8k
+from s2jax.metrics import MetricWriter, progress
+from s2jax.models.transformer import Transformer
+from s2jax.sampling import Sampler
+from s2jax.tasks import splits
+from s2jax.tokenizers import SentencePieceTokenizer, train_sentencepiece
+
+
+def prepare_data(config, workdir: str):
+  """Generate (or reuse) the splits and the tokenizer, stored in the workdir."""
+  data_dir = os.path.join(workdir, "data")
+  paths = {}
+  for name, n in [("train", config.data.num_train)] + [
+      (s, config.data.num_eval) for s in splits.eval_split_names(config)]:
+    path = os.path.join(data_dir, f"{name}.jsonl")
+    if not os.path.exists(path) and jax.process_index() == 0:
+      gsm8k.write_jsonl(path, (p.to_json() for p in splits.build_split(config, name, n)))
+    paths[name] = path
+  tok_path = config.tokenizer.path or os.path.join(workdir, "tokenizer.model")
+  if not os.path.exists(tok_path) and jax.process_index() == 0:
+    train_recs = gsm8k.read_jsonl(paths["train"])[: config.tokenizer.corpus_size]
+    train_sentencepiece([r["question"] + "\n" + r["answer"] for r in train_recs],
+                        tok_path[: -len(".model")], config.tokenizer.vocab_size)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices("s2jax_prepare_data")
+  return paths, SentencePieceTokenizer(tok_path)
+
+
+def build_model(config, tokenizer) -> Transformer:
+  cfg = model_config(config.model, vocab_size=tokenizer.vocab_size)
+  return Transformer(cfg)
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  validate_train_config(config)
+  sharding.initialize_distributed(config.distributed)
+  os.makedirs(workdir, exist_ok=True)
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2))
+  paths, tokenizer = prepare_data(config, workdir)
+  model = build_model(config, tokenizer)
+  mesh = sharding.make_mesh(config.mesh.shape)
+  t = config.train
+  shards = mesh.shape["data"] * mesh.shape["fsdp"]
+  if t.batch_size % (shards * t.grad_accum):
+    raise ValueError(f"config: train.batch_size={t.batch_size} must be divisible by "
+                     f"data*fsdp*grad_accum = {shards}*{t.grad_accum}")
+
+  train_records = gsm8k.read_jsonl(paths["train"])
+  examples = [batches.encode_example(tokenizer, r["question"], r["answer"])
+              for r in train_records]
+  batches.check_lengths(examples, config.data.seq_len, paths["train"])
+
+  optimizer = train_lib.make_optimizer(config.optim)
+  state, state_sh = train_lib.create_state(model, optimizer, jax.random.key(config.seed), mesh)
+  step_fn = train_lib.jit_train_step(
+      train_lib.make_train_step(lambda p, b: train_lib.next_token_loss(model, p, b), optimizer,
+                                t.grad_accum), state_sh, mesh)
+
+  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=t.keep_checkpoints,
+                                  every=t.checkpoint_every)
+  if ckpt.latest_step() is not None:
+    state = ckpt.restore(state)
+  start = int(state.step)
+  writer = MetricWriter(workdir)
+  rows = sharding.process_rows(t.batch_size)
+  bar = progress(t.steps, initial=start, desc="sft")
+  last_log, t0, tokens_since = start, time.time(), 0.0
+  for step in range(start, t.steps):
+    idx = batches.batch_indices(step, t.batch_size, len(examples), config.seed)
+    chosen = [examples[i] for i in idx]
+    length = batches.padded_length(chosen, config.data.pad_multiple, config.data.seq_len)
+    local = batches.make_batch(chosen[rows], length, tokenizer.pad_id)
+    batch = {k: sharding.global_batch(v, mesh) for k, v in local.items()}
+    state, metrics = step_fn(state, batch)
+    metrics = jax.device_get(metrics)
+    if not metrics["finite"]:
+      ckpt.wait()
+      raise FloatingPointError(
+          f"non-finite loss or gradient at step {step} (loss={metrics['loss']}); the update "
+          f"was not applied and the last good checkpoint (step {ckpt.latest_step()}) is kept "
+          f"in {ckpt.directory}")
+    tokens_since += float(metrics["tokens"])
+    ckpt.save(step + 1, state)
+    bar.update(1)
+    if (step + 1) % t.log_every == 0 or step + 1 == t.steps:
+      dt = time.time() - t0
+      bar.set_postfix(loss=f"{metrics['loss']:.4f}")
+      writer.write(step + 1, loss=metrics["loss"], grad_norm=metrics["grad_norm"],
+                   token_accuracy=metrics["token_accuracy"],
+                   target_tokens_per_s=tokens_since / max(dt, 1e-9))
+      last_log, t0, tokens_since = step + 1, time.time(), 0.0
+  bar.close()
+  ckpt.save(t.steps, state, force=ckpt.latest_step() != t.steps)
+  ckpt.close()
+
+  summaries = {}
+  if config.eval.get("enabled", True):
+    summaries = evaluate_all(config, workdir, model, state.params, tokenizer, paths, mesh)
+    writer.write(t.steps, **{f"eval/{k}/accuracy": v["accuracy"] for k, v in summaries.items()},
+                 **{f"eval/{k}/fully_valid": v["fully_valid"] for k, v in summaries.items()})
+  return {"final_step": int(state.step), "eval": summaries}
+
+
+def evaluate_all(config, workdir, model, params, tokenizer, paths, mesh) -> dict:
+  sampler = Sampler(model, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
+                    max_cache_len=config.eval.max_cache_len)
+  bsh = sharding.batch_sharding(mesh, 2, config.eval.batch_size)
+  summaries = {}
+  for name in splits.eval_split_names(config):
+    records = gsm8k.read_jsonl(paths[name])
+    results, summary = evaluation.evaluate_records(
+        sampler, params, tokenizer, records, batch_size=config.eval.batch_size,
+        max_new_tokens=config.eval.max_new_tokens, desc=f"eval {name}", batch_sharding=bsh)
+    summaries[name] = summary
+    if jax.process_index() == 0:
+      gsm8k.write_jsonl(os.path.join(workdir, "eval", f"{name}.jsonl"), results)
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "eval", "summary.json"), "w") as f:
+      json.dump(summaries, f, indent=2)
+  return summaries
+
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, data and metrics go.")
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+  result = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  if jax.process_index() == 0:
+    for name, s in result["eval"].items():
+      print(f"{name:>20}: accuracy {s['accuracy']:.3f}  fully-valid chains {s['fully_valid']:.3f}"
+            f"  (n={s['n']})")
+
+
+if __name__ == "__main__":
+  check_override_keys(sys.argv)
+  flags.mark_flags_as_required(["config", "workdir"])
+  app.run(main)

@@ -1,0 +1,68 @@
+"""Tokenised examples, padded batches and a deterministic, resumable batch order."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class Example:
+  prompt: list      # [bos] question <nl>
+  completion: list  # solution tokens ... eos (the tokens the loss is on)
+
+  def __len__(self):
+    return len(self.prompt) + len(self.completion)
+
+
+def encode_example(tokenizer, question: str, solution: str) -> Example:
+  return Example([tokenizer.bos_id] + tokenizer.encode(question) + [tokenizer.newline_id],
+                 tokenizer.encode(solution) + [tokenizer.eos_id])
+
+
+def encode_prompt(tokenizer, question: str) -> list:
+  return [tokenizer.bos_id] + tokenizer.encode(question) + [tokenizer.newline_id]
+
+
+def check_lengths(examples: Sequence[Example], seq_len: int, what: str) -> None:
+  if not examples:
+    raise ValueError(f"{what}: no examples")
+  too_long = [i for i, e in enumerate(examples) if len(e) > seq_len]
+  if too_long:
+    i = too_long[0]
+    raise ValueError(f"{what}: {len(too_long)} example(s) exceed seq_len={seq_len} "
+                     f"(first: #{i} with {len(examples[i])} tokens); raise data.seq_len")
+
+
+def padded_length(examples: Sequence[Example], multiple: int, seq_len: int) -> int:
+  """Round the longest example up to a multiple, so few distinct shapes get compiled."""
+  longest = max(len(e) for e in examples)
+  return min(seq_len, -(-longest // multiple) * multiple)
+
+
+def make_batch(examples: Sequence[Example], length: int, pad_id: int) -> dict:
+  """Right-padded tokens; `targets` marks the tokens the loss predicts (the completion)."""
+  b = len(examples)
+  tokens = np.full((b, length), pad_id, np.int32)
+  mask = np.zeros((b, length), bool)
+  targets = np.zeros((b, length), bool)
+  for i, e in enumerate(examples):
+    ids = e.prompt + e.completion
+    tokens[i, :len(ids)] = ids
+    mask[i, :len(ids)] = True
+    targets[i, len(e.prompt):len(ids)] = True
+  return {"tokens": tokens, "mask": mask, "targets": targets}
+
+
+def batch_indices(step: int, batch_size: int, num_examples: int, seed: int) -> np.ndarray:
+  """Global example indices of batch `step`: epochs of fresh permutations, a pure function
+  of the step so that a resumed run sees exactly the batches it would have seen."""
+  start = step * batch_size
+  out = []
+  while len(out) < batch_size:
+    epoch, offset = divmod(start + len(out), num_examples)
+    perm = np.random.default_rng([seed, epoch]).permutation(num_examples)
+    take = min(batch_size - len(out), num_examples - offset)
+    out.extend(perm[offset:offset + take])
+  return np.asarray(out)

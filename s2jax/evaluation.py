@@ -1,0 +1,81 @@
+"""Greedy evaluation on GSM8K-format records with step verdicts.
+
+Records from the synthetic generator (with `meta`) are judged by the exact step checker;
+any other GSM8K-format record by its reference final answer and the arithmetic check of
+calculator annotations.
+"""
+from __future__ import annotations
+
+import collections
+from typing import Sequence
+
+import numpy as np
+
+from s2jax.data.batches import encode_prompt
+from s2jax.data.gsm8k import reference_answer
+from s2jax.metrics import progress
+from s2jax.sampling import SamplingConfig
+from s2jax.tasks import arith
+
+
+def judge(record: dict, output: str) -> dict:
+  if "meta" in record:
+    problem = arith.Problem.from_json(record)
+    verdict = arith.check_solution(problem, output)
+    checker, num_steps = "exact", problem.num_steps
+    correct = verdict.answer_correct
+  else:
+    verdict = arith.check_annotations(output)
+    gold = reference_answer(record)
+    correct = verdict.answer is not None and gold is not None and abs(verdict.answer - gold) < 1e-6
+    checker = "annotation"
+    num_steps = len(arith.split_steps(record["answer"])[0])
+  return {"question": record["question"], "reference": record["answer"], "output": output,
+          "answer": verdict.answer, "correct": bool(correct),
+          "fully_valid": bool(verdict.steps) and verdict.all_steps_valid and bool(correct),
+          "steps": [{"text": s.text, "valid": s.valid, "reason": s.reason} for s in verdict.steps],
+          "num_steps": num_steps, "checker": checker}
+
+
+def summarize(results: Sequence[dict]) -> dict:
+  by = collections.defaultdict(list)
+  for r in results:
+    by[r["num_steps"]].append(r)
+
+  def stats(rs):
+    return {"n": len(rs), "accuracy": float(np.mean([r["correct"] for r in rs])),
+            "fully_valid": float(np.mean([r["fully_valid"] for r in rs]))}
+  out = stats(results)
+  out["by_num_steps"] = {str(k): stats(v) for k, v in sorted(by.items())}
+  return out
+
+
+def generate_solutions(sampler, params, tokenizer, questions: Sequence[str], *,
+                       batch_size: int, max_new_tokens: int,
+                       sampling: SamplingConfig = SamplingConfig(), rng=None,
+                       desc: str = "generate", batch_sharding=None) -> list[str]:
+  import jax
+  rng = jax.random.key(0) if rng is None else rng
+  outputs = []
+  bar = progress(len(questions), desc=desc)
+  for start in range(0, len(questions), batch_size):
+    chunk = [encode_prompt(tokenizer, q) for q in questions[start:start + batch_size]]
+    real = len(chunk)
+    chunk += [chunk[-1]] * (batch_size - real)  # one compiled shape for the last batch too
+    rng, key = jax.random.split(rng)
+    gen = sampler(params, chunk, max_new_tokens=max_new_tokens, rng=key, sampling=sampling,
+                  batch_sharding=batch_sharding)
+    for i in range(real):
+      outputs.append(tokenizer.decode(gen.tokens[i, :gen.lengths[i]]))
+    bar.update(real)
+  bar.close()
+  return outputs
+
+
+def evaluate_records(sampler, params, tokenizer, records: Sequence[dict], *, batch_size: int,
+                     max_new_tokens: int, desc: str = "eval", batch_sharding=None):
+  outputs = generate_solutions(sampler, params, tokenizer, [r["question"] for r in records],
+                               batch_size=batch_size, max_new_tokens=max_new_tokens, desc=desc,
+                               batch_sharding=batch_sharding)
+  results = [judge(r, o) for r, o in zip(records, outputs)]
+  return results, summarize(results)

@@ -1,0 +1,138 @@
+"""One jitted train-step machinery for every objective (SFT, verifier, distillation, RL).
+
+An objective is a `loss_fn(params, batch) -> (loss_sum, weight, metric_sums)`: it returns
+sums, not means, so that gradient accumulation over microbatches gives exactly the
+gradient of the full global batch (sum of microbatch sums / total weight). The step
+skips the update and reports `finite=False` when the loss or gradient is not finite, so
+the caller can stop with the last good state intact.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+from flax import linen as nn
+
+from s2jax import sharding as shd
+from s2jax.models.transformer import Transformer, default_positions
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  opt_state: Any
+
+
+def make_optimizer(cfg) -> optax.GradientTransformation:
+  """AdamW with linear warm-up, cosine (or constant) decay and global-norm clipping."""
+  if cfg.schedule == "cosine":
+    lr = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, max(cfg.warmup_steps, 1),
+                                            max(cfg.decay_steps, cfg.warmup_steps + 1),
+                                            end_value=cfg.lr * cfg.final_lr_fraction)
+  elif cfg.schedule == "constant":
+    lr = optax.join_schedules([optax.linear_schedule(0.0, cfg.lr, max(cfg.warmup_steps, 1)),
+                               optax.constant_schedule(cfg.lr)], [cfg.warmup_steps])
+  else:
+    raise ValueError(f"optim.schedule={cfg.schedule!r} must be 'cosine' or 'constant'")
+  # No weight decay on norms and biases (1-d parameters).
+  decay_mask = lambda params: jax.tree.map(lambda p: p.ndim > 1 and p.shape[0] != 1, params)
+  return optax.chain(
+      optax.clip_by_global_norm(cfg.clip_norm),
+      optax.adamw(lr, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay, mask=decay_mask))
+
+
+def next_token_loss(model: Transformer, params, batch) -> tuple:
+  """Cross-entropy of every `targets` token given the tokens before it (sums)."""
+  out = model.apply({"params": params}, batch["tokens"], default_positions(batch["mask"]),
+                    batch["mask"])
+  logits = out.logits[:, :-1]
+  labels = batch["tokens"][:, 1:]
+  weights = batch["targets"][:, 1:].astype(jnp.float32)
+  logz = jax.nn.logsumexp(logits, axis=-1)
+  label_logit = jnp.take_along_axis(logits, labels[..., None], axis=-1)[..., 0]
+  nll = logz - label_logit
+  correct = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
+  return (jnp.sum(nll * weights), jnp.sum(weights),
+          {"token_accuracy": jnp.sum(correct * weights)})
+
+
+def _microbatches(batch, n: int):
+  """[B, ...] → [n, B/n, ...], microbatch j taking rows j, j+n, ... so every device keeps
+  an equal share of every microbatch."""
+  def split(x):
+    return x.reshape(x.shape[0] // n, n, *x.shape[1:]).swapaxes(0, 1)
+  return jax.tree.map(split, batch)
+
+
+def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation,
+                    grad_accum: int = 1) -> Callable:
+  """A pure `(state, batch) -> (state, metrics)`; jit it with `jit_train_step`."""
+
+  def grads_of(params, batch):
+    def f(p):
+      loss_sum, weight, metric_sums = loss_fn(p, batch)
+      return loss_sum, (weight, metric_sums)
+    (loss_sum, (weight, metric_sums)), g = jax.value_and_grad(f, has_aux=True)(params)
+    return g, loss_sum, weight, metric_sums
+
+  def step(state: TrainState, batch):
+    if grad_accum == 1:
+      g, loss_sum, weight, metric_sums = grads_of(state.params, batch)
+    else:
+      micro = _microbatches(batch, grad_accum)
+      zeros = jax.tree.map(jnp.zeros_like, state.params)
+      _, _, _, m0 = jax.eval_shape(grads_of, state.params, jax.tree.map(lambda x: x[0], micro))
+      init = (zeros, 0.0, 0.0, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), m0))
+
+      def body(acc, mb):
+        g, l, w, m = grads_of(state.params, mb)
+        return jax.tree.map(jnp.add, acc, (g, l, w, m)), None
+      (g, loss_sum, weight, metric_sums), _ = jax.lax.scan(body, init, micro)
+    denom = jnp.maximum(weight, 1.0)
+    grads = jax.tree.map(lambda x: x / denom, g)
+    loss = loss_sum / denom
+    grad_norm = optax.global_norm(grads)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    updates, new_opt = optimizer.update(grads, state.opt_state, state.params)
+    new_params = optax.apply_updates(state.params, updates)
+    # A non-finite step leaves the state untouched; the caller stops the run.
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+    new_state = TrainState(step=state.step + finite.astype(state.step.dtype),
+                           params=keep(new_params, state.params),
+                           opt_state=keep(new_opt, state.opt_state))
+    metrics = {"loss": loss, "grad_norm": grad_norm, "finite": finite, "tokens": weight}
+    metrics.update({k: v / denom for k, v in metric_sums.items()})
+    return new_state, metrics
+
+  return step
+
+
+def create_state(model: Transformer, optimizer, rng, mesh, rules=shd.DEFAULT_RULES):
+  """Sharded parameters and optimizer state; returns (state, state_shardings)."""
+  tokens = jnp.zeros((1, 8), jnp.int32)
+  mask = jnp.ones((1, 8), bool)
+  params, _ = shd.init_params(model, rng, mesh, tokens, default_positions(mask), mask,
+                              rules=rules)
+  with mesh:
+    opt_state = jax.jit(optimizer.init)(params)
+  state = TrainState(step=jax.device_put(jnp.int32(0), shd.replicated(mesh)), params=params,
+                     opt_state=opt_state)
+  return state, state_shardings(state)
+
+
+def state_shardings(state):
+  return jax.tree.map(lambda x: x.sharding, state)
+
+
+def jit_train_step(step_fn, state_sharding, mesh, rules=shd.DEFAULT_RULES):
+  jitted = jax.jit(step_fn, out_shardings=(state_sharding, shd.replicated(mesh)),
+                   donate_argnums=0)
+
+  def run(state, batch):
+    with mesh, nn.logical_axis_rules(rules):
+      return jitted(state, batch)
+  return run
