@@ -32,7 +32,7 @@ def get_config(arg: str = ""):
                  schedule="cosine", weight_decay=0.1, b1=0.9, b2=0.99, clip_norm=1.0)
   c.train = dict(steps=1000, batch_size=16, grad_accum=1, log_every=25, eval_every=0,
                  checkpoint_every=250, keep_checkpoints=3)
-  c.eval = dict(batch_size=100, max_new_tokens=192, max_cache_len=576)
+  c.eval = dict(enabled=True, batch_size=100, max_new_tokens=192, max_cache_len=576)
 
   c.mesh = dict(shape=(-1, 1, 1))
   c.distributed = dict(enabled=False, coordinator_address="", num_processes=1, process_id=0,

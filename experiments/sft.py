@@ -87,7 +87,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=t.keep_checkpoints,
                                   every=t.checkpoint_every)
   if ckpt.latest_step() is not None:
-    state = ckpt.restore(state)
+    state = train_lib.restore_state(ckpt, state)
   start = int(state.step)
   writer = MetricWriter(workdir)
   rows = sharding.process_rows(t.batch_size)
@@ -108,7 +108,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
           f"was not applied and the last good checkpoint (step {ckpt.latest_step()}) is kept "
           f"in {ckpt.directory}")
     tokens_since += float(metrics["tokens"])
-    ckpt.save(step + 1, state)
+    train_lib.save_state(ckpt, state)
     bar.update(1)
     if (step + 1) % t.log_every == 0 or step + 1 == t.steps:
       dt = time.time() - t0
@@ -118,7 +118,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
                    target_tokens_per_s=tokens_since / max(dt, 1e-9))
       last_log, t0, tokens_since = step + 1, time.time(), 0.0
   bar.close()
-  ckpt.save(t.steps, state, force=ckpt.latest_step() != t.steps)
+  train_lib.save_state(ckpt, state, force=ckpt.latest_step() != t.steps)
   ckpt.close()
 
   summaries = {}

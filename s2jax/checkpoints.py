@@ -14,10 +14,12 @@ import orbax.checkpoint as ocp
 
 
 class Checkpointer:
-  def __init__(self, directory: str, keep: int = 3, every: int = 0):
+  def __init__(self, directory: str, keep: int = 3, every: int = 0,
+               items: tuple = ("params", "opt_state")):
     self.directory = os.path.abspath(directory)
     self.manager = ocp.CheckpointManager(
         self.directory,
+        item_handlers={name: ocp.StandardCheckpointHandler() for name in items},
         options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                              save_interval_steps=max(every, 1)))
 
@@ -27,23 +29,32 @@ class Checkpointer:
   def all_steps(self) -> list:
     return list(self.manager.all_steps())
 
-  def save(self, step: int, state: Any, force: bool = False) -> bool:
-    saved = self.manager.save(int(step), args=ocp.args.StandardSave(state), force=force)
-    return bool(saved)
+  def save(self, step: int, items: dict, force: bool = False) -> bool:
+    """Save named pytrees (e.g. {"params": ..., "opt_state": ...}) as one checkpoint."""
+    args = ocp.args.Composite(**{k: ocp.args.StandardSave(v) for k, v in items.items()})
+    return bool(self.manager.save(int(step), args=args, force=force))
 
   def wait(self) -> None:
     self.manager.wait_until_finished()
 
-  def restore(self, state_like: Any, step: Optional[int] = None) -> Any:
-    """Restore into the shapes, dtypes and shardings of `state_like`."""
+  def restore(self, items_like: dict, step: Optional[int] = None) -> dict:
+    """Restore the named items into the shapes, dtypes and shardings of `items_like`;
+    items not asked for (say, the optimizer state when evaluating) are not read."""
     step = self.latest_step() if step is None else step
     if step is None:
       raise FileNotFoundError(f"no checkpoint in {self.directory}")
-    check_shapes(self.manager.item_metadata(step), state_like,
-                 f"checkpoint {self.directory} step {step}")
-    abstract = jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state_like)
-    return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    meta = self.manager.item_metadata(step)
+    for name, like in items_like.items():
+      stored = meta.get(name) if meta is not None and hasattr(meta, "get") else None
+      if stored is None and meta is not None:
+        raise ValueError(f"checkpoint {self.directory} step {step} has no item {name!r}")
+      check_shapes(stored, like, f"checkpoint {self.directory} step {step} ({name})")
+    abstract = lambda tree: jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)
+    args = ocp.args.Composite(**{k: ocp.args.StandardRestore(abstract(v))
+                                 for k, v in items_like.items()})
+    restored = self.manager.restore(step, args=args)
+    return {k: restored[k] for k in items_like}
 
   def close(self) -> None:
     self.manager.wait_until_finished()

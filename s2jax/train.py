@@ -124,6 +124,18 @@ def create_state(model: Transformer, optimizer, rng, mesh, rules=shd.DEFAULT_RUL
   return state, state_shardings(state)
 
 
+def save_state(ckpt, state: TrainState, force: bool = False) -> bool:
+  return ckpt.save(int(state.step), {"params": state.params, "opt_state": state.opt_state},
+                   force=force)
+
+
+def restore_state(ckpt, state_like: TrainState, step=None) -> TrainState:
+  step = ckpt.latest_step() if step is None else step
+  items = ckpt.restore({"params": state_like.params, "opt_state": state_like.opt_state}, step)
+  return TrainState(step=jax.device_put(jnp.int32(step), state_like.step.sharding),
+                    params=items["params"], opt_state=items["opt_state"])
+
+
 def state_shardings(state):
   return jax.tree.map(lambda x: x.sharding, state)
 
