@@ -117,8 +117,14 @@ def create_state(model: Transformer, optimizer, rng, mesh, rules=shd.DEFAULT_RUL
   mask = jnp.ones((1, 8), bool)
   params, _ = shd.init_params(model, rng, mesh, tokens, default_positions(mask), mask,
                               rules=rules)
+  # Moments take their parameter's sharding (propagation alone leaves them replicated);
+  # everything else in the optimizer state (step counts) is replicated.
+  param_sh = jax.tree.map(lambda x: x.sharding, params)
+  opt_sh = optax.tree_map_params(optimizer, lambda _, sh: sh,
+                                 jax.eval_shape(optimizer.init, params), param_sh,
+                                 transform_non_params=lambda _: shd.replicated(mesh))
   with mesh:
-    opt_state = jax.jit(optimizer.init)(params)
+    opt_state = jax.jit(optimizer.init, out_shardings=opt_sh)(params)
   state = TrainState(step=jax.device_put(jnp.int32(0), shd.replicated(mesh)), params=params,
                      opt_state=opt_state)
   return state, state_shardings(state)

@@ -1,0 +1,141 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from s2jax.models.transformer import KVCache, default_positions, forward
+from s2jax.sampling import Sampler, SamplingConfig, filter_logits, generate_padded, left_pad
+from tests.helpers import tiny_model
+
+EOS, PAD = 3, 0
+
+
+def no_cache_greedy(model, params, prompt, n):
+  seq = list(prompt)
+  for _ in range(n):
+    t = jnp.asarray([seq], jnp.int32)
+    logits = forward(model, params, t, jnp.ones_like(t, bool)).logits[0, -1]
+    seq.append(int(jnp.argmax(logits)))
+  return seq[len(prompt):]
+
+
+def test_cached_decode_logits_equal_full_forward():
+  model, params, _ = tiny_model(qkv_bias=True)
+  toks = np.asarray([[0, 0, 5, 6, 7, 8, 9, 10, 11, 12]], np.int32)
+  mask = toks != 0
+  full = forward(model, params, toks, mask).logits
+  # Prefill the first 6 slots, then feed the rest one at a time through the cache.
+  cache = KVCache.zeros(model.cfg, 1, toks.shape[1])
+  kv_mask = np.zeros_like(mask)
+  kv_mask[:, :6] = mask[:, :6]
+  pos = np.asarray(default_positions(mask))
+  out = model.apply({"params": params}, toks[:, :6], pos[:, :6], kv_mask, cache, 0)
+  np.testing.assert_allclose(out.logits[:, 2:], full[:, 2:6], rtol=1e-5, atol=1e-5)
+  cache = out.cache
+  for i in range(6, toks.shape[1]):
+    kv_mask[:, i] = True
+    out = model.apply({"params": params}, toks[:, i:i + 1], pos[:, i:i + 1], kv_mask, cache, i)
+    cache = out.cache
+    np.testing.assert_allclose(out.logits[:, 0], full[:, i], rtol=1e-5, atol=1e-5)
+
+
+def test_greedy_same_with_and_without_cache_for_ragged_batch():
+  model, params, _ = tiny_model()
+  sampler = Sampler(model, pad_id=PAD, eos_id=63, max_cache_len=64)  # eos never chosen early
+  prompts = [[5, 6, 7, 8, 9], [10, 11], [12, 13, 14, 15, 16, 17, 18], [4]]
+  gen = sampler(params, prompts, max_new_tokens=12)
+  for i, p in enumerate(prompts):
+    expect = no_cache_greedy(model, params, p, 12)
+    n = gen.lengths[i]
+    assert list(gen.tokens[i, :n]) == expect[:n]
+    if not gen.stopped[i]:
+      assert n == 12
+
+
+def test_logprobs_are_model_logprobs():
+  model, params, _ = tiny_model()
+  sampler = Sampler(model, pad_id=PAD, eos_id=63, max_cache_len=32)
+  prompt = [5, 6, 7]
+  gen = sampler(params, [prompt], max_new_tokens=4)
+  seq = prompt + list(gen.tokens[0])
+  t = jnp.asarray([seq], jnp.int32)
+  logp = jax.nn.log_softmax(forward(model, params, t, jnp.ones_like(t, bool)).logits[0], -1)
+  for j in range(4):
+    np.testing.assert_allclose(gen.logprobs[0, j], logp[len(prompt) + j - 1, seq[len(prompt) + j]],
+                               atol=1e-5)
+
+
+def test_stops_at_eos_and_stop_token_and_pads_after():
+  model, params, _ = tiny_model()
+  prompt = [5, 6, 7, 8]
+  free = no_cache_greedy(model, params, prompt, 10)
+  stop_tok = free[3]
+  first = free.index(stop_tok)
+  sampler = Sampler(model, pad_id=PAD, eos_id=63, max_cache_len=32)
+  gen = sampler(params, [prompt, [9, 10]], max_new_tokens=10, stop_ids=[stop_tok])
+  assert gen.stopped[0] and gen.lengths[0] == first + 1
+  assert gen.tokens[0, first] == stop_tok
+  assert np.all(gen.tokens[0, first + 1:] == PAD) and np.all(gen.logprobs[0, first + 1:] == 0)
+  # The same token as end-of-sequence behaves the same.
+  gen2 = Sampler(model, pad_id=PAD, eos_id=stop_tok, max_cache_len=32)(
+      params, [prompt], max_new_tokens=10)
+  assert gen2.lengths[0] == first + 1 and gen2.stopped[0]
+
+
+def test_prompt_buckets_reuse_compiled_program():
+  model, params, _ = tiny_model()
+  sampler = Sampler(model, pad_id=PAD, eos_id=EOS, max_cache_len=64, buckets=(8, 16, 32))
+  sampler(params, [[5, 6, 7]], max_new_tokens=4)
+  before = generate_padded._cache_size()
+  sampler(params, [[5, 6, 7, 8, 9]], max_new_tokens=4)   # same bucket (8)
+  sampler(params, [[5, 6, 7, 8, 9, 1, 2]], max_new_tokens=4)
+  assert generate_padded._cache_size() == before
+  sampler(params, [[5] * 12], max_new_tokens=4)           # next bucket: one new program
+  assert generate_padded._cache_size() == before + 1
+
+
+def test_prompt_longer_than_cache_is_a_clear_error():
+  model, params, _ = tiny_model()
+  sampler = Sampler(model, pad_id=PAD, eos_id=EOS, max_cache_len=16)
+  with pytest.raises(ValueError, match="exceeds the cache length 16"):
+    sampler(params, [[5] * 14], max_new_tokens=4)
+  with pytest.raises(ValueError, match="empty"):
+    sampler(params, [[]], max_new_tokens=4)
+
+
+def test_filter_logits_top_k_top_p():
+  logits = jnp.log(jnp.asarray([[0.5, 0.3, 0.15, 0.05]]))
+  k2 = filter_logits(logits, SamplingConfig(temperature=1.0, top_k=2))
+  assert np.isfinite(np.asarray(k2) > -1e30).all()
+  assert (np.asarray(k2)[0, 2:] < -1e30).all() and (np.asarray(k2)[0, :2] > -1e30).all()
+  p = filter_logits(logits, SamplingConfig(temperature=1.0, top_p=0.7))
+  assert (np.asarray(p)[0, :2] > -1e30).all() and (np.asarray(p)[0, 2:] < -1e30).all()
+  p = filter_logits(logits, SamplingConfig(temperature=1.0, top_p=0.5))
+  assert (np.asarray(p)[0, :1] > -1e30).all() and (np.asarray(p)[0, 1:] < -1e30).all()
+
+
+def _chi2_ok(counts, probs, n):
+  """Pearson chi-square against the expected counts, at a 1e-4 false-alarm level."""
+  from scipy import stats
+  keep = probs > 0
+  assert counts[~keep].sum() == 0, "sampled a token that should have been filtered out"
+  exp = probs[keep] * n
+  chi2 = ((counts[keep] - exp) ** 2 / exp).sum()
+  return stats.chi2.sf(chi2, keep.sum() - 1) > 1e-4
+
+
+@pytest.mark.parametrize("cfg", [SamplingConfig(temperature=1.0), SamplingConfig(temperature=0.5),
+                                 SamplingConfig(temperature=1.0, top_p=0.8),
+                                 SamplingConfig(temperature=2.0, top_k=3)])
+def test_sampling_follows_the_intended_distribution(cfg):
+  """The first sampled token of many rows against the exact filtered distribution."""
+  model, params, _ = tiny_model(vocab_size=8, seed=3)
+  prompt = [5, 6, 7]
+  n = 4000
+  sampler = Sampler(model, pad_id=PAD, eos_id=7, max_cache_len=16)
+  gen = sampler(params, [prompt] * n, max_new_tokens=1, rng=jax.random.key(1), sampling=cfg)
+  t = jnp.asarray([prompt], jnp.int32)
+  logits = forward(model, params, t, jnp.ones_like(t, bool)).logits[0, -1]
+  probs = np.asarray(jax.nn.softmax(filter_logits(logits[None], cfg))[0], np.float64)
+  counts = np.bincount(gen.tokens[:, 0], minlength=8)
+  assert _chi2_ok(counts, probs, n), (counts, probs * n)

@@ -1,0 +1,113 @@
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from s2jax import checkpoints, sharding
+from s2jax import train as T
+from tests.helpers import random_batch, tiny_model
+
+OPTIM = ml_collections.ConfigDict(dict(lr=1e-2, warmup_steps=1, decay_steps=10,
+                                       final_lr_fraction=0.1, schedule="cosine",
+                                       weight_decay=0.1, b1=0.9, b2=0.99, clip_norm=1.0))
+
+
+def setup(grad_accum=1, mesh_shape=(1, 1, 1), loss=None):
+  model, _, mesh = tiny_model(mesh_shape)
+  opt = T.make_optimizer(OPTIM)
+  state, sh = T.create_state(model, opt, jax.random.key(0), mesh)
+  loss = loss or (lambda p, b: T.next_token_loss(model, p, b))
+  step = T.jit_train_step(T.make_train_step(loss, opt, grad_accum), sh, mesh)
+  return model, state, step, mesh
+
+
+def test_loss_decreases_on_a_fixed_batch():
+  _, state, step, _ = setup()
+  batch = random_batch(8, 12, 64)
+  losses = []
+  for _ in range(20):
+    state, m = step(state, batch)
+    losses.append(float(m["loss"]))
+  assert losses[-1] < 0.6 * losses[0]
+  assert int(state.step) == 20
+
+
+def test_gradient_accumulation_equals_full_batch():
+  batch = random_batch(8, 12, 64, seed=1)
+  _, s1, step1, _ = setup(1)
+  _, s4, step4, _ = setup(4)
+  for _ in range(3):
+    s1, m1 = step1(s1, batch)
+    s4, m4 = step4(s4, batch)
+    np.testing.assert_allclose(m1["loss"], m4["loss"], rtol=1e-5)
+    np.testing.assert_allclose(m1["grad_norm"], m4["grad_norm"], rtol=1e-4)
+  # Adam amplifies float-rounding differences in near-zero gradients; stay well under lr.
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=3e-4), s1.params, s4.params)
+
+
+def test_loss_only_on_target_tokens():
+  model, _, _ = tiny_model()
+  _, params, _ = tiny_model()
+  batch = random_batch(2, 10, 64)
+  base = T.next_token_loss(model, params, batch)
+  changed = dict(batch, tokens=batch["tokens"].copy())
+  # Changing a prompt token that is never a target and is the last token of nothing
+  # counts changes the context only; changing a non-target, non-context pad does nothing.
+  changed["tokens"][~batch["mask"]] = 7
+  again = T.next_token_loss(model, params, changed)
+  np.testing.assert_allclose(base[0], again[0], rtol=1e-6)
+  assert float(base[1]) == batch["targets"][:, 1:].sum()
+
+
+def test_non_finite_loss_skips_the_update():
+  model, _, _ = tiny_model()
+  def nan_loss(p, b):
+    s, w, m = T.next_token_loss(model, p, b)
+    return s * jnp.nan, w, m
+  _, state, step, _ = setup(loss=nan_loss)
+  before = jax.tree.map(np.asarray, state.params)
+  state, m = step(state, random_batch(4, 8, 64))
+  assert not bool(m["finite"]) and int(state.step) == 0
+  jax.tree.map(np.testing.assert_array_equal, before, jax.tree.map(np.asarray, state.params))
+
+
+def test_checkpoint_round_trip_and_keep_n(tmp_path):
+  _, state, step, _ = setup()
+  batch = random_batch(4, 8, 64)
+  ck = checkpoints.Checkpointer(str(tmp_path / "ck"), keep=2, every=1)
+  for _ in range(3):
+    state, _ = step(state, batch)
+    T.save_state(ck, state)
+  ck.wait()
+  assert ck.all_steps() == [2, 3]
+  _, fresh, _, _ = setup()
+  restored = T.restore_state(ck, fresh)
+  assert int(restored.step) == 3
+  jax.tree.map(np.testing.assert_array_equal, state.params, restored.params)
+  ck.close()
+
+
+def test_wrong_shape_checkpoint_names_the_parameter(tmp_path):
+  _, state, _, _ = setup()
+  ck = checkpoints.Checkpointer(str(tmp_path / "ck"))
+  T.save_state(ck, state, force=True)
+  ck.wait()
+  other, _, mesh = tiny_model(mlp_dim=96)
+  opt = T.make_optimizer(OPTIM)
+  wrong, _ = T.create_state(other, opt, jax.random.key(0), mesh)
+  with pytest.raises(ValueError, match=r"layers/mlp/w_gate: checkpoint has shape \(2, 32, 64\), "
+                                       r"model expects \(2, 32, 96\)"):
+    T.restore_state(ck, wrong)
+  ck.close()
+
+
+def test_optimizer_schedule_and_clipping():
+  opt = T.make_optimizer(OPTIM)
+  params = {"w": jnp.ones((3, 3)), "b": jnp.ones((3,))}
+  st = opt.init(params)
+  huge = {"w": jnp.full((3, 3), 1e6), "b": jnp.full((3,), 1e6)}
+  upd, _ = opt.update(huge, st, params)
+  assert np.all(np.isfinite(upd["w"]))
+  with pytest.raises(ValueError, match="schedule"):
+    T.make_optimizer(ml_collections.ConfigDict({**OPTIM.to_dict(), "schedule": "zigzag"}))
