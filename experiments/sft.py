@@ -90,6 +90,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
     state = train_lib.restore_state(ckpt, state)
   start = int(state.step)
   writer = MetricWriter(workdir)
+  writer.write(start, event="start", processes=jax.process_count(), devices=jax.device_count(),
+               mesh=dict(mesh.shape))
   rows = sharding.process_rows(t.batch_size)
   bar = progress(t.steps, initial=start, desc="sft")
   last_log, t0, tokens_since = start, time.time(), 0.0
