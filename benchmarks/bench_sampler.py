@@ -12,7 +12,7 @@ import argparse
 import functools
 import json
 
-from common import device_name, median_time
+from common import device_name, write_result, median_time
 
 import jax
 import jax.numpy as jnp
@@ -44,10 +44,11 @@ def no_cache_greedy(model, params, tokens, mask, new_tokens):
 def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--config", default="configs/arith.py")
-  ap.add_argument("--prompt_len", type=int, default=96)
-  ap.add_argument("--new_tokens", type=int, default=64)
+  ap.add_argument("--prompt_len", type=int, default=64)
+  ap.add_argument("--new_tokens", type=int, default=32)
   ap.add_argument("--batches", default="1,32,128")
-  ap.add_argument("--repeats", type=int, default=3)
+  ap.add_argument("--repeats", type=int, default=2)
+  ap.add_argument("--out", default=None, help="also write the result as JSON here")
   args = ap.parse_args()
   config = load_config_file(args.config)
   cfg = model_config(config.model)
@@ -80,9 +81,10 @@ def main():
     print(f"batch {b:4d}: kv-cache {r['cache_tokens_per_s']:9.0f} tok/s   no-cache "
           f"{r['no_cache_tokens_per_s']:9.0f} tok/s   ratio {r['speedup']:.1f}x   "
           f"identical={same}", flush=True)
-  print(json.dumps({"device": device_name(), "config": args.config,
-                    "prompt_len": args.prompt_len, "new_tokens": args.new_tokens,
-                    "rows": rows}, indent=2))
+  result = {"device": device_name(), "config": args.config, "prompt_len": args.prompt_len,
+            "new_tokens": args.new_tokens, "rows": rows}
+  print(json.dumps(result, indent=2))
+  write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from common import device_name, matmul_flops_per_s, median_time
+from common import device_name, write_result, matmul_flops_per_s, median_time
 
 import jax
 import numpy as np
@@ -39,6 +39,7 @@ def main():
   ap.add_argument("--repeats", type=int, default=5)
   ap.add_argument("--model", action="append", default=[],
                   help="model override key=value, e.g. --model d_model=384 (repeatable)")
+  ap.add_argument("--out", default=None, help="also write the result as JSON here")
   args = ap.parse_args()
   config = load_config_file(args.config)
   for kv in args.model:
@@ -77,6 +78,7 @@ def main():
       "mfu_vs_matmul": flops / dt / max(peak, peak_after),
   }
   print(json.dumps(result, indent=2))
+  write_result(args.out, result)
   print(f"train: {result['tokens_per_s']:.0f} tokens/s, {flops / dt / 1e9:.1f} GFLOP/s model, "
         f"matmul {max(peak, peak_after) / 1e9:.1f} GFLOP/s → MFU ratio {result['mfu_vs_matmul']:.2f}"
         f" (target >= 0.50)")

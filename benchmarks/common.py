@@ -36,3 +36,14 @@ def matmul_flops_per_s(n: int = 2048, dtype=jnp.float32, repeats: int = 7) -> fl
 def device_name() -> str:
   d = jax.devices()[0]
   return f"{d.platform}:{getattr(d, 'device_kind', '')} x{jax.device_count()}"
+
+
+def write_result(path, result: dict) -> None:
+  """JSON with the exact command and git commit that produced it."""
+  if not path:
+    return
+  import json
+  from s2jax.report import run_info
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, "w") as f:
+    json.dump({"run_info": run_info(), "result": result}, f, indent=2)

@@ -12,7 +12,7 @@ def get_config(arg: str = ""):
   c.seed = 0
 
   c.task = dict(min_steps=2, max_steps=4, min_distractors=0, max_distractors=2,
-                ops=("add", "sub", "mul", "div", "sum"), max_value=100, families=(0, 1))
+                ops=("add", "sub", "mul", "div", "sum"), max_value=40, families=(0, 1))
   # Shifted splits: each entry overrides c.task.
   c.splits = dict(
       shift_steps=dict(min_steps=5, max_steps=8),
@@ -20,7 +20,7 @@ def get_config(arg: str = ""):
       shift_distractors=dict(min_distractors=4, max_distractors=6),
   )
 
-  c.data = dict(num_train=20000, num_eval=200, seq_len=384, pad_multiple=32)
+  c.data = dict(num_train=20000, num_eval=150, seq_len=384, pad_multiple=32)
   c.tokenizer = dict(path="", vocab_size=512, corpus_size=5000)
 
   c.model = dict(vocab_size=512, d_model=256, n_layers=4, n_heads=4, n_kv_heads=2,
@@ -28,9 +28,9 @@ def get_config(arg: str = ""):
                  tie_embeddings=True, qkv_bias=False, lm_head=True, scalar_head=False,
                  dtype="float32", param_dtype="float32", remat="none", init_std=0.02)
 
-  c.optim = dict(lr=2e-3, warmup_steps=50, decay_steps=800, final_lr_fraction=0.1,
+  c.optim = dict(lr=1e-3, warmup_steps=50, decay_steps=750, final_lr_fraction=0.1,
                  schedule="cosine", weight_decay=0.1, b1=0.9, b2=0.99, clip_norm=1.0)
-  c.train = dict(steps=800, batch_size=16, grad_accum=1, log_every=25, eval_every=0,
+  c.train = dict(steps=750, batch_size=16, grad_accum=1, log_every=25, eval_every=0,
                  checkpoint_every=250, keep_checkpoints=3)
   c.eval = dict(enabled=True, batch_size=100, max_new_tokens=192, max_cache_len=576)
 

@@ -20,7 +20,7 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from s2jax import checkpoints, evaluation, sharding
+from s2jax import checkpoints, evaluation, report, sharding
 from s2jax import train as train_lib
 from s2jax.config import check_override_keys, model_config, validate_train_config
 from s2jax.data import batches, gsm8k
@@ -64,6 +64,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json_best_effort(indent=2))
+    info_path = os.path.join(workdir, "run_info.json")
+    if not os.path.exists(info_path):  # the first launch is the one that defines the run
+      with open(info_path, "w") as f:
+        json.dump(report.run_info(), f, indent=2)
   paths, tokenizer = prepare_data(config, workdir)
   model = build_model(config, tokenizer)
   mesh = sharding.make_mesh(config.mesh.shape)

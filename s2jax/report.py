@@ -1,0 +1,33 @@
+"""Machine-written result reports: markdown + JSON (+ plots), each with its command,
+config and git commit."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+
+def git_commit(path: str = ".") -> str:
+  try:
+    out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=path,
+                           capture_output=True, text=True).stdout.strip()
+    return out + ("-dirty" if dirty else "")
+  except (OSError, subprocess.CalledProcessError):
+    return "unknown"
+
+
+def run_info() -> dict:
+  """What produced a run: written into the workdir when the run starts."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  return {"command": " ".join(["python"] + sys.argv), "commit": git_commit(root),
+          "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def markdown_table(header: list, rows: list) -> str:
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+  return "\n".join(lines)

@@ -1,0 +1,26 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="s2jax",
+    version="0.1.0",
+    description="System 2 reasoning in JAX: CoT SFT, step-level verifiers, "
+                "verifier-filtered self-distillation, PPO and verifier-guided search.",
+    packages=find_packages(include=["s2jax", "s2jax.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "jax>=0.4.35",
+        "flax>=0.10",
+        "optax>=0.2.4",
+        "orbax-checkpoint>=0.11",
+        "ml-collections>=1.0",
+        "sentencepiece>=0.2",
+        "absl-py",
+        "numpy",
+        "tqdm",
+        "matplotlib",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6.100", "scipy"],
+        "tfds": ["tensorflow-datasets"],
+    },
+)
