@@ -20,7 +20,8 @@ def get_config(arg: str = ""):
       shift_distractors=dict(min_distractors=4, max_distractors=6),
   )
 
-  c.data = dict(num_train=20000, num_eval=150, seq_len=384, pad_multiple=32)
+  # bucket_window: batches drawn from a pool of that many, sorted by length (less padding).
+  c.data = dict(num_train=20000, num_eval=150, seq_len=384, pad_multiple=32, bucket_window=16)
   c.tokenizer = dict(path="", vocab_size=512, corpus_size=5000)
 
   c.model = dict(vocab_size=512, d_model=256, n_layers=4, n_heads=4, n_kv_heads=2,
@@ -28,9 +29,9 @@ def get_config(arg: str = ""):
                  tie_embeddings=True, qkv_bias=False, lm_head=True, scalar_head=False,
                  dtype="float32", param_dtype="float32", remat="none", init_std=0.02)
 
-  c.optim = dict(lr=1e-3, warmup_steps=50, decay_steps=750, final_lr_fraction=0.1,
+  c.optim = dict(lr=1e-3, warmup_steps=50, decay_steps=800, final_lr_fraction=0.1,
                  schedule="cosine", weight_decay=0.1, b1=0.9, b2=0.99, clip_norm=1.0)
-  c.train = dict(steps=750, batch_size=16, grad_accum=1, log_every=25, eval_every=0,
+  c.train = dict(steps=800, batch_size=16, grad_accum=1, log_every=25, eval_every=0,
                  checkpoint_every=250, keep_checkpoints=3)
   c.eval = dict(enabled=True, batch_size=100, max_new_tokens=192, max_cache_len=576)
 

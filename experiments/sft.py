@@ -81,6 +81,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   examples = [batches.encode_example(tokenizer, r["question"], r["answer"])
               for r in train_records]
   batches.check_lengths(examples, config.data.seq_len, paths["train"])
+  lengths = np.asarray([len(e) for e in examples])
 
   optimizer = train_lib.make_optimizer(config.optim)
   state, state_sh = train_lib.create_state(model, optimizer, jax.random.key(config.seed), mesh)
@@ -100,7 +101,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   bar = progress(t.steps, initial=start, desc="sft")
   last_log, t0, tokens_since = start, time.time(), 0.0
   for step in range(start, t.steps):
-    idx = batches.batch_indices(step, t.batch_size, len(examples), config.seed)
+    idx = batches.bucketed_batch_indices(step, t.batch_size, lengths, config.seed,
+                                         config.data.bucket_window)
     chosen = [examples[i] for i in idx]
     length = batches.padded_length(chosen, config.data.pad_multiple, config.data.seq_len)
     local = batches.make_batch(chosen[rows], length, tokenizer.pad_id)

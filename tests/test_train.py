@@ -111,3 +111,21 @@ def test_optimizer_schedule_and_clipping():
   assert np.all(np.isfinite(upd["w"]))
   with pytest.raises(ValueError, match="schedule"):
     T.make_optimizer(ml_collections.ConfigDict({**OPTIM.to_dict(), "schedule": "zigzag"}))
+
+
+def test_batch_order_is_a_pure_function_of_the_step():
+  from s2jax.data import batches
+  lengths = np.random.default_rng(0).integers(10, 200, 100)
+  seen = []
+  for step in range(10):
+    a = batches.bucketed_batch_indices(step, 8, lengths, seed=3, window=4)
+    assert np.array_equal(a, batches.bucketed_batch_indices(step, 8, lengths, 3, 4))
+    seen.extend(a)
+  first_pool = seen[:32]
+  assert len(set(first_pool)) == 32  # a window covers distinct examples
+  # Bucketing really narrows the length spread within a batch.
+  spread = lambda w: np.mean([np.ptp(lengths[batches.bucketed_batch_indices(s, 8, lengths, 3, w)])
+                              for s in range(12)])
+  assert spread(4) < 0.6 * spread(1)
+  assert np.array_equal(batches.bucketed_batch_indices(5, 8, lengths, 3, 1),
+                        batches.batch_indices(5, 8, 100, 3))

@@ -66,3 +66,21 @@ def batch_indices(step: int, batch_size: int, num_examples: int, seed: int) -> n
     take = min(batch_size - len(out), num_examples - offset)
     out.extend(perm[offset:offset + take])
   return np.asarray(out)
+
+
+def bucketed_batch_indices(step: int, batch_size: int, lengths: np.ndarray, seed: int,
+                           window: int) -> np.ndarray:
+  """Like `batch_indices`, but batches of similar lengths to cut padding waste.
+
+  Every `window` consecutive batches draw one pool of window*batch_size examples, sorted by
+  length and cut into batches whose order is shuffled. Still a pure function of the step,
+  so resumed runs see the same batches; `window <= 1` is plain `batch_indices`.
+  """
+  if window <= 1:
+    return batch_indices(step, batch_size, len(lengths), seed)
+  group, slot = divmod(step, window)
+  pool = batch_indices(group, batch_size * window, len(lengths), seed)
+  pool = pool[np.argsort(lengths[pool], kind="stable")]
+  order = np.random.default_rng([seed, group, 1]).permutation(window)
+  b = order[slot]
+  return pool[b * batch_size:(b + 1) * batch_size]
