@@ -58,3 +58,22 @@ def test_missing_or_foreign_model_file(tmp_path):
     SentencePieceTokenizer(str(tmp_path / "nope.model"))
   with pytest.raises(ValueError, match="empty corpus"):
     train_sentencepiece([], str(tmp_path / "x"))
+
+
+def test_step_end_positions_agree_between_training_and_scoring(tok):
+  """The label position of a step is the same whether the solution is built from its
+  steps (training) or read back from generated ids (scoring)."""
+  from s2jax.data import steps as steps_lib
+  for p in arith.generate_split(arith.TaskConfig(min_steps=2, max_steps=6), 20, seed=4):
+    lines, final = arith.split_steps(p.solution)
+    ids, ends = steps_lib.encode_steps(tok, lines, final)
+    assert ids[:-1] == tok.encode(p.solution) and ids[-1] == tok.eos_id
+    assert steps_lib.step_end_positions(ids, tok.step_end_id, tok.eos_id) == ends
+    for line, end in zip(lines, ends):
+      # Each step's tokens (alone) sit right before its end-of-step token (in context).
+      n = len(tok.encode(line))
+      assert ids[end - n:end] == tok.encode(line)
+  pos, valid = steps_lib.pad_positions([[1, 4], [2]])
+  assert pos.tolist() == [[1, 4], [2, 0]] and valid.tolist() == [[True, True], [True, False]]
+  with pytest.raises(ValueError, match="single line"):
+    steps_lib.encode_steps(tok, ["a\nb"])

@@ -1,0 +1,51 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from s2jax import verifier
+from s2jax.models.transformer import forward
+from tests.helpers import random_batch, tiny_model
+
+
+def test_scores_sit_on_the_step_end_tokens():
+  model, params, _ = tiny_model(lm_head=False, scalar_head=True)
+  b = random_batch(3, 12, 64, min_len=10)
+  pos = np.asarray([[3, 6, 9], [2, 5, 0], [8, 0, 0]], np.int32)
+  valid = np.asarray([[1, 1, 1], [1, 1, 0], [1, 0, 0]], bool)
+  probs = verifier.score_steps(model, params, b["tokens"], b["mask"], pos, valid)
+  s = forward(model, params, b["tokens"], b["mask"]).scalars
+  for i in range(3):
+    for j in range(3):
+      want = float(jax.nn.sigmoid(s[i, pos[i, j]])) if valid[i, j] else 0.0
+      np.testing.assert_allclose(probs[i, j], want, rtol=1e-6)
+
+
+def test_bce_matches_reference_and_handles_soft_labels():
+  logits = jnp.asarray([-30.0, -1.0, 0.0, 2.0, 30.0])
+  for y in (0.0, 0.3, 1.0):
+    p = jax.nn.sigmoid(logits)
+    ref = -(y * jnp.log(jnp.clip(p, 1e-30)) + (1 - y) * jnp.log(jnp.clip(1 - p, 1e-30)))
+    got = verifier._bce(logits, jnp.full_like(logits, y))
+    np.testing.assert_allclose(got[1:4], ref[1:4], rtol=1e-5)
+    assert np.all(np.isfinite(got))
+
+
+def test_prm_and_orm_losses_train_the_scalar_head():
+  from s2jax import train as T
+  from tests.test_train import OPTIM
+  model, _, mesh = tiny_model(lm_head=False, scalar_head=True)
+  opt = T.make_optimizer(OPTIM)
+  b = random_batch(8, 12, 64, min_len=10, seed=5)
+  rng = np.random.default_rng(0)
+  prm_batch = dict(b, step_pos=rng.integers(0, 10, (8, 3)).astype(np.int32),
+                   step_labels=rng.integers(0, 2, (8, 3)).astype(np.float32),
+                   step_valid=np.ones((8, 3), bool))
+  orm_batch = dict(b, label=rng.integers(0, 2, 8).astype(np.float32))
+  for loss, batch in ((verifier.prm_loss, prm_batch), (verifier.orm_loss, orm_batch)):
+    state, sh = T.create_state(model, opt, jax.random.key(0), mesh)
+    step = T.jit_train_step(T.make_train_step(lambda p, x: loss(model, p, x), opt), sh, mesh)
+    first = None
+    for _ in range(40):
+      state, m = step(state, batch)
+      first = float(m["loss"]) if first is None else first
+    assert float(m["loss"]) < 0.5 * first
