@@ -31,8 +31,16 @@ def main():
   train_s = train[-1]["time"] - starts[0]["time"] if starts and train else None
   total_s = evals[-1]["time"] - starts[0]["time"] if starts and evals else None
 
-  rows = [[name, s["n"], f"{s['accuracy']:.3f}", f"{s['fully_valid']:.3f}"]
-          for name, s in summary.items()]
+  def majority_baseline(split):
+    """Accuracy of always answering the split's most frequent answer: the chance level."""
+    path = os.path.join(w, "data", f"{split}.jsonl")
+    if not os.path.exists(path):
+      return float("nan")
+    answers = [json.loads(l)["answer"].rsplit("####", 1)[-1].strip() for l in open(path)]
+    return max(answers.count(a) for a in set(answers)) / len(answers)
+
+  rows = [[name, s["n"], f"{s['accuracy']:.3f}", f"{s['fully_valid']:.3f}",
+           f"{majority_baseline(name):.3f}"] for name, s in summary.items()]
   steps_all = sorted({int(k) for s in summary.values() for k in s["by_num_steps"]})
   by_steps = [[name] + [f"{s['by_num_steps'][str(k)]['accuracy']:.2f} ({s['by_num_steps'][str(k)]['n']})"
                         if str(k) in s["by_num_steps"] else "" for k in steps_all]
@@ -47,7 +55,10 @@ def main():
         f"{total_s / 60:.1f} min" if train_s and total_s else "- wall time: unknown",
         f"- final training loss: {train[-1]['loss']:.4f} (step {train[-1]['step']})",
         "", "## Greedy accuracy and fully valid step chains", "",
-        markdown_table(["split", "n", "accuracy", "fully valid chains"], rows), "",
+        markdown_table(["split", "n", "accuracy", "fully valid chains",
+                        "majority-answer baseline"], rows), "",
+        "A fully valid chain has every step valid by the exact checker and the right answer.",
+        "The majority-answer baseline always answers the split's most frequent answer.", "",
         "## Accuracy by number of reasoning steps (n in parentheses)", "",
         markdown_table(["split"] + [f"{k} steps" for k in steps_all], by_steps), "",
         f"![accuracy by steps]({os.path.basename(args.out)}.png)", "",

@@ -20,8 +20,11 @@ class MetricWriter:
     if not self.active:
       return
     rec = {"step": int(step), "time": time.time()}
-    rec.update({k: (float(v) if hasattr(v, "__float__") and not isinstance(v, (str, dict, list))
-                    else v) for k, v in metrics.items()})
+    for k, v in metrics.items():
+      if hasattr(v, "item") and getattr(v, "ndim", 0) == 0:  # numpy / jax scalars
+        v = v.item()
+      rec[k] = v
+
     with open(self.path, "a") as f:
       f.write(json.dumps(rec) + "\n")
 

@@ -1,0 +1,86 @@
+"""Step-label datasets in TRL's stepwise format, and PRM batches built from them.
+
+One JSON object a line: {"prompt": str, "completions": [step, ...], "labels": [bool, ...]}
+(the format of TRL's PRMTrainer, which PRM800K- and Math-Shepherd-style data use), so such
+data trains the PRM unchanged.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from s2jax.data.batches import encode_prompt
+from s2jax.data.steps import encode_steps, pad_positions
+
+
+def validate_record(rec, where: str) -> dict:
+  if not isinstance(rec, dict):
+    raise ValueError(f"{where}: expected a JSON object")
+  for key, kind in (("prompt", str), ("completions", list), ("labels", list)):
+    if not isinstance(rec.get(key), kind):
+      raise ValueError(f"{where}: {key!r} must be a {kind.__name__}")
+  if len(rec["completions"]) != len(rec["labels"]):
+    raise ValueError(f"{where}: {len(rec['completions'])} completions but "
+                     f"{len(rec['labels'])} labels")
+  if not rec["completions"]:
+    raise ValueError(f"{where}: no steps")
+  for i, (s, l) in enumerate(zip(rec["completions"], rec["labels"])):
+    if not isinstance(s, str) or "\n" in s:
+      raise ValueError(f"{where}: step {i} must be a one-line string")
+    if not isinstance(l, (bool, int, float)) or not 0 <= float(l) <= 1:
+      raise ValueError(f"{where}: label {i} must be a boolean (or a soft label in [0, 1])")
+  return rec
+
+
+def read_stepwise(path: str) -> list[dict]:
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"step-label file not found: {path}")
+  out = []
+  with open(path, encoding="utf-8") as f:
+    for lineno, line in enumerate(f, 1):
+      if not line.strip():
+        continue
+      try:
+        rec = json.loads(line)
+      except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+      out.append(validate_record(rec, f"{path}:{lineno}"))
+  if not out:
+    raise ValueError(f"{path}: no records (the file is empty)")
+  return out
+
+
+def write_stepwise(path: str, records: Iterable[dict]) -> None:
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = path + ".tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    for i, r in enumerate(records):
+      validate_record(r, f"record {i}")
+      f.write(json.dumps({"prompt": r["prompt"], "completions": list(r["completions"]),
+                          "labels": [float(x) if isinstance(x, float) else bool(x)
+                                     for x in r["labels"]]}) + "\n")
+  os.replace(tmp, path)
+
+
+def prm_batch(tokenizer, records: Sequence[dict], length: int, max_steps: int) -> dict:
+  """Right-padded PRM batch: each step's label sits on its end-of-step token."""
+  b = len(records)
+  tokens = np.full((b, length), tokenizer.pad_id, np.int32)
+  mask = np.zeros((b, length), bool)
+  positions, labels = [], np.zeros((b, max_steps), np.float32)
+  for i, r in enumerate(records):
+    prompt = encode_prompt(tokenizer, r["prompt"])
+    ids, ends = encode_steps(tokenizer, r["completions"])
+    seq = prompt + ids
+    if len(seq) > length:
+      raise ValueError(f"record {i}: {len(seq)} tokens exceed the batch length {length}")
+    tokens[i, :len(seq)] = seq
+    mask[i, :len(seq)] = True
+    positions.append([len(prompt) + e for e in ends])
+    labels[i, :len(ends)] = [float(x) for x in r["labels"]][:max_steps]
+  step_pos, step_valid = pad_positions(positions, max_steps)
+  return {"tokens": tokens, "mask": mask, "step_pos": step_pos, "step_labels": labels,
+          "step_valid": step_valid}
