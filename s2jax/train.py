@@ -95,7 +95,7 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation,
     denom = jnp.maximum(weight, 1.0)
     grads = jax.tree.map(lambda x: x / denom, g)
     loss = loss_sum / denom
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     updates, new_opt = optimizer.update(grads, state.opt_state, state.params)
     new_params = optax.apply_updates(state.params, updates)
