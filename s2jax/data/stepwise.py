@@ -6,12 +6,11 @@ data trains the PRM unchanged.
 """
 from __future__ import annotations
 
-import json
-import os
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from s2jax.data import jsonl
 from s2jax.data.batches import encode_prompt
 from s2jax.data.steps import encode_steps, pad_positions
 
@@ -36,33 +35,16 @@ def validate_record(rec, where: str) -> dict:
 
 
 def read_stepwise(path: str) -> list[dict]:
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"step-label file not found: {path}")
-  out = []
-  with open(path, encoding="utf-8") as f:
-    for lineno, line in enumerate(f, 1):
-      if not line.strip():
-        continue
-      try:
-        rec = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-      out.append(validate_record(rec, f"{path}:{lineno}"))
-  if not out:
-    raise ValueError(f"{path}: no records (the file is empty)")
-  return out
+  return jsonl.read_jsonl(path, validate_record, what="step-label")
 
 
 def write_stepwise(path: str, records: Iterable[dict]) -> None:
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
+  def normalised():
     for i, r in enumerate(records):
       validate_record(r, f"record {i}")
-      f.write(json.dumps({"prompt": r["prompt"], "completions": list(r["completions"]),
-                          "labels": [float(x) if isinstance(x, float) else bool(x)
-                                     for x in r["labels"]]}) + "\n")
-  os.replace(tmp, path)
+      yield {"prompt": r["prompt"], "completions": list(r["completions"]),
+             "labels": [float(x) if isinstance(x, float) else bool(x) for x in r["labels"]]}
+  jsonl.write_jsonl(path, normalised())
 
 
 def prm_batch(tokenizer, records: Sequence[dict], length: int, max_steps: int) -> dict:
