@@ -57,9 +57,9 @@ def test_sft_writes_everything(trained, tiny_config):
 
 
 def test_resume_after_kill_gives_the_same_losses(tmp_path, root):
-  steps = ["--config.train.steps=24", "--config.train.log_every=1",
+  steps = ["--config.train.steps=40", "--config.train.log_every=1",
            "--config.train.checkpoint_every=2", "--config.eval.enabled=False",
-           "--config.optim.decay_steps=24"]
+           "--config.optim.decay_steps=40"]
   straight = str(tmp_path / "straight")
   subprocess.run(sft_cmd(root, straight, *steps), env=env(), check=True, capture_output=True)
 
@@ -76,14 +76,14 @@ def test_resume_after_kill_gives_the_same_losses(tmp_path, root):
   proc.send_signal(signal.SIGKILL)
   proc.wait()
   kept = max(int(d) for d in os.listdir(ck) if d.isdigit())
-  assert 4 <= kept < 24, "the run was not interrupted part-way"
+  assert 4 <= kept < 40, "the run was not interrupted part-way"
   subprocess.run(sft_cmd(root, killed, *steps), env=env(), check=True, capture_output=True)
 
   def by_step(w):
     return {m["step"]: m["loss"] for m in read_metrics(os.path.join(w, "metrics.jsonl"))
             if "loss" in m}  # a re-run step's later entry wins
   a, b = by_step(straight), by_step(killed)
-  assert sorted(a) == sorted(b) == list(range(1, 25))
+  assert sorted(a) == sorted(b) == list(range(1, 41))
   assert [a[s] for s in a] == [b[s] for s in a]
 
 
