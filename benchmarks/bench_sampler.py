@@ -54,9 +54,7 @@ def main():
   cfg = model_config(config.model)
   model = Transformer(cfg)
   mesh = sharding.make_mesh(config.mesh.shape)
-  t = jnp.zeros((1, 8), jnp.int32)
-  m = jnp.ones((1, 8), bool)
-  params, _ = sharding.init_params(model, jax.random.key(0), mesh, t, default_positions(m), m)
+  params, _ = sharding.init_params(model, jax.random.key(0), mesh)
   # eos never appears in greedy output of random weights often enough to matter; use an
   # id outside the vocabulary so both paths decode exactly new_tokens tokens.
   sampler = Sampler(model, pad_id=0, eos_id=cfg.vocab_size, max_cache_len=args.prompt_len +

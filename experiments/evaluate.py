@@ -22,7 +22,7 @@ from absl import app, flags, logging
 from s2jax import checkpoints, evaluation, sharding
 from s2jax.config import model_config
 from s2jax.data import gsm8k
-from s2jax.models.transformer import Transformer, default_positions
+from s2jax.models.transformer import Transformer
 from s2jax.sampling import Sampler
 from s2jax.tokenizers import SentencePieceTokenizer
 
@@ -45,10 +45,7 @@ def load_policy(workdir: str, step=None):
   tokenizer = SentencePieceTokenizer(config.tokenizer.path or os.path.join(workdir, "tokenizer.model"))
   model = Transformer(model_config(config.model, vocab_size=tokenizer.vocab_size))
   mesh = sharding.make_mesh(config.mesh.shape)
-  tokens = jax.numpy.zeros((1, 8), jax.numpy.int32)
-  mask = jax.numpy.ones((1, 8), bool)
-  params, _ = sharding.init_params(model, jax.random.key(0), mesh, tokens,
-                                   default_positions(mask), mask)
+  params = sharding.abstract_params(model, mesh)  # shapes to restore into; nothing computed
   ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"))
   step = ckpt.latest_step() if step is None else step
   if step is None:

@@ -99,7 +99,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
                mesh=dict(mesh.shape))
   rows = sharding.process_rows(t.batch_size)
   bar = progress(t.steps, initial=start, desc="sft")
-  last_log, t0, tokens_since = start, time.time(), 0.0
+  t0, tokens_since = time.time(), 0.0
   for step in range(start, t.steps):
     idx = batches.bucketed_batch_indices(step, t.batch_size, lengths, config.seed,
                                          config.data.bucket_window)
@@ -124,7 +124,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
       writer.write(step + 1, loss=metrics["loss"], grad_norm=metrics["grad_norm"],
                    token_accuracy=metrics["token_accuracy"],
                    target_tokens_per_s=tokens_since / max(dt, 1e-9))
-      last_log, t0, tokens_since = step + 1, time.time(), 0.0
+      t0, tokens_since = time.time(), 0.0
   bar.close()
   train_lib.save_state(ckpt, state, force=ckpt.latest_step() != t.steps)
   ckpt.close()

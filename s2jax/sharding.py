@@ -105,14 +105,38 @@ def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
 
+def _example_inputs():
+  """Smallest call that initialises the transformer (parameter shapes do not depend on it)."""
+  from s2jax.models.transformer import default_positions
+  tokens = np.zeros((1, 8), np.int32)
+  mask = np.ones((1, 8), bool)
+  return tokens, default_positions(mask), mask
+
+
+def _init_fn(model: nn.Module, example_args):
+  example_args = example_args or _example_inputs()
+  return lambda r: model.init(r, *example_args)["params"]
+
+
+def abstract_params(model: nn.Module, mesh: Mesh, *example_args, rules=DEFAULT_RULES):
+  """Shapes, dtypes and shardings of the parameters, without computing them (for restoring
+  a checkpoint)."""
+  init = _init_fn(model, example_args)
+  with mesh, nn.logical_axis_rules(rules):
+    abstract = jax.eval_shape(init, jax.random.key(0))
+    shardings = param_shardings(abstract, mesh, rules)
+  return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                      nn.unbox(abstract), shardings)
+
+
 def init_params(model: nn.Module, rng: jax.Array, mesh: Mesh, *example_args,
                 rules=DEFAULT_RULES):
-  """Initialise parameters directly into their shardings (no host-side full copy)."""
-  def init(r):
-    return model.init(r, *example_args)["params"]
+  """Initialise parameters directly into their shardings (no host-side full copy).
+
+  `example_args` default to a tiny transformer call."""
+  init = _init_fn(model, example_args)
   with mesh, nn.logical_axis_rules(rules):
-    abstract = jax.eval_shape(init, rng)
-    shardings = param_shardings(abstract, mesh, rules)
+    shardings = param_shardings(jax.eval_shape(init, rng), mesh, rules)
     params = jax.jit(lambda r: nn.unbox(init(r)), out_shardings=shardings)(rng)
   return params, shardings
 

@@ -113,13 +113,9 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation,
 
 def create_state(model: Transformer, optimizer, rng, mesh, rules=shd.DEFAULT_RULES):
   """Sharded parameters and optimizer state; returns (state, state_shardings)."""
-  tokens = jnp.zeros((1, 8), jnp.int32)
-  mask = jnp.ones((1, 8), bool)
-  params, _ = shd.init_params(model, rng, mesh, tokens, default_positions(mask), mask,
-                              rules=rules)
+  params, param_sh = shd.init_params(model, rng, mesh, rules=rules)
   # Moments take their parameter's sharding (propagation alone leaves them replicated);
   # everything else in the optimizer state (step counts) is replicated.
-  param_sh = jax.tree.map(lambda x: x.sharding, params)
   opt_sh = optax.tree_map_params(optimizer, lambda _, sh: sh,
                                  jax.eval_shape(optimizer.init, params), param_sh,
                                  transform_non_params=lambda _: shd.replicated(mesh))

@@ -1,10 +1,9 @@
 """Small shared builders for tests."""
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from s2jax import sharding
-from s2jax.models.transformer import ModelConfig, Transformer, default_positions
+from s2jax.models.transformer import ModelConfig, Transformer
 
 TINY = dict(vocab_size=64, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, mlp_dim=64)
 
@@ -14,10 +13,7 @@ def tiny_model(mesh_shape=(1, 1, 1), devices=None, seed=0, **overrides):
   model = Transformer(cfg)
   devices = devices if devices is not None else jax.devices()[:int(np.prod(mesh_shape))]
   mesh = sharding.make_mesh(mesh_shape, devices)
-  tokens = jnp.zeros((1, 8), jnp.int32)
-  mask = jnp.ones((1, 8), bool)
-  params, _ = sharding.init_params(model, jax.random.key(seed), mesh, tokens,
-                                   default_positions(mask), mask)
+  params, _ = sharding.init_params(model, jax.random.key(seed), mesh)
   return model, params, mesh
 
 
