@@ -16,11 +16,12 @@ setup(
         "sentencepiece>=0.2",
         "absl-py",
         "numpy",
+        "scipy",
         "tqdm",
         "matplotlib",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "scipy"],
+        "test": ["pytest>=8", "hypothesis>=6.100"],
         "tfds": ["tensorflow-datasets"],
     },
 )

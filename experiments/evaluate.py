@@ -16,49 +16,17 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax
-import ml_collections
 from absl import app, flags, logging
 
-from s2jax import checkpoints, evaluation, sharding
-from s2jax.config import model_config
+from s2jax import evaluation, sharding, workdirs
 from s2jax.data import gsm8k
-from s2jax.models.transformer import Transformer
 from s2jax.sampling import Sampler
-from s2jax.tokenizers import SentencePieceTokenizer
-
-_WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir with config.json and checkpoints.")
-_DATA = flags.DEFINE_string("data", None, "GSM8K-format JSONL file.")
-_OUTPUT = flags.DEFINE_string("output", None, "Per-problem JSONL output (default: workdir/eval/<data name>).")
-_STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
-_LIMIT = flags.DEFINE_integer("limit", None, "Evaluate only the first N records.")
-_BATCH = flags.DEFINE_integer("batch_size", None, "Override eval.batch_size.")
-_MAX_NEW = flags.DEFINE_integer("max_new_tokens", None, "Override eval.max_new_tokens.")
-
-
-def load_policy(workdir: str, step=None):
-  """(model, params, tokenizer, config) from a training workdir."""
-  cfg_path = os.path.join(workdir, "config.json")
-  if not os.path.isfile(cfg_path):
-    raise FileNotFoundError(f"{workdir} is not a training workdir: no config.json")
-  with open(cfg_path) as f:
-    config = ml_collections.ConfigDict(json.load(f))
-  tokenizer = SentencePieceTokenizer(config.tokenizer.path or os.path.join(workdir, "tokenizer.model"))
-  model = Transformer(model_config(config.model, vocab_size=tokenizer.vocab_size))
-  mesh = sharding.make_mesh(config.mesh.shape)
-  params = sharding.abstract_params(model, mesh)  # shapes to restore into; nothing computed
-  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"))
-  step = ckpt.latest_step() if step is None else step
-  if step is None:
-    raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints")
-  params = ckpt.restore({"params": params}, step)["params"]  # no optimizer state needed
-  ckpt.close()
-  return model, params, tokenizer, config, mesh
 
 
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  model, params, tokenizer, config, mesh = load_policy(_WORKDIR.value, _STEP.value)
+  model, params, tokenizer, config, mesh = workdirs.load_model(_WORKDIR.value, _STEP.value)
   records = gsm8k.read_jsonl(_DATA.value)
   if _LIMIT.value:
     records = records[: _LIMIT.value]
@@ -80,5 +48,13 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  # Flags live here so that importing a script (tests, other scripts) defines none.
+  _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir with config.json and checkpoints.")
+  _DATA = flags.DEFINE_string("data", None, "GSM8K-format JSONL file.")
+  _OUTPUT = flags.DEFINE_string("output", None, "Per-problem JSONL output (default: workdir/eval/<data name>).")
+  _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
+  _LIMIT = flags.DEFINE_integer("limit", None, "Evaluate only the first N records.")
+  _BATCH = flags.DEFINE_integer("batch_size", None, "Override eval.batch_size.")
+  _MAX_NEW = flags.DEFINE_integer("max_new_tokens", None, "Override eval.max_new_tokens.")
   flags.mark_flags_as_required(["workdir", "data"])
   app.run(main)

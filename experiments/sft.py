@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -24,7 +23,7 @@ from s2jax import checkpoints, evaluation, report, sharding
 from s2jax import train as train_lib
 from s2jax.config import check_override_keys, model_config, validate_train_config
 from s2jax.data import batches, gsm8k
-from s2jax.metrics import MetricWriter, progress
+from s2jax.metrics import MetricWriter
 from s2jax.models.transformer import Transformer
 from s2jax.sampling import Sampler
 from s2jax.tasks import splits
@@ -98,35 +97,17 @@ def train_and_evaluate(config, workdir: str) -> dict:
   writer.write(start, event="start", processes=jax.process_count(), devices=jax.device_count(),
                mesh=dict(mesh.shape))
   rows = sharding.process_rows(t.batch_size)
-  bar = progress(t.steps, initial=start, desc="sft")
-  t0, tokens_since = time.time(), 0.0
-  for step in range(start, t.steps):
+
+  def batch_at(step):
     idx = batches.bucketed_batch_indices(step, t.batch_size, lengths, config.seed,
                                          config.data.bucket_window)
     chosen = [examples[i] for i in idx]
     length = batches.padded_length(chosen, config.data.pad_multiple, config.data.seq_len)
     local = batches.make_batch(chosen[rows], length, tokenizer.pad_id)
-    batch = {k: sharding.global_batch(v, mesh) for k, v in local.items()}
-    state, metrics = step_fn(state, batch)
-    metrics = jax.device_get(metrics)
-    if not metrics["finite"]:
-      ckpt.wait()
-      raise FloatingPointError(
-          f"non-finite loss or gradient at step {step} (loss={metrics['loss']}); the update "
-          f"was not applied and the last good checkpoint (step {ckpt.latest_step()}) is kept "
-          f"in {ckpt.directory}")
-    tokens_since += float(metrics["tokens"])
-    train_lib.save_state(ckpt, state)
-    bar.update(1)
-    if (step + 1) % t.log_every == 0 or step + 1 == t.steps:
-      dt = time.time() - t0
-      bar.set_postfix(loss=f"{metrics['loss']:.4f}")
-      writer.write(step + 1, loss=metrics["loss"], grad_norm=metrics["grad_norm"],
-                   token_accuracy=metrics["token_accuracy"],
-                   target_tokens_per_s=tokens_since / max(dt, 1e-9))
-      t0, tokens_since = time.time(), 0.0
-  bar.close()
-  train_lib.save_state(ckpt, state, force=ckpt.latest_step() != t.steps)
+    return {k: sharding.global_batch(v, mesh) for k, v in local.items()}
+
+  state = train_lib.fit(state, step_fn, batch_at, steps=t.steps, ckpt=ckpt, writer=writer,
+                        log_every=t.log_every, desc="sft")
   ckpt.close()
 
   summaries = {}
@@ -156,10 +137,6 @@ def evaluate_all(config, workdir, model, params, tokenizer, paths, mesh) -> dict
   return summaries
 
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, data and metrics go.")
-
-
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
@@ -171,6 +148,9 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  # Flags live here so that importing a script (tests, other scripts) defines none.
+  _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.")
+  _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, data and metrics go.")
   check_override_keys(sys.argv)
   flags.mark_flags_as_required(["config", "workdir"])
   app.run(main)

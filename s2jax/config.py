@@ -29,11 +29,19 @@ def require(cond: bool, key: str, value: Any, why: str) -> None:
 
 def validate_train_config(config) -> None:
   """Checks the values no dataclass owns; the model and task dataclasses check their own."""
-  t, o, d = config.train, config.optim, config.data
-  for key, v in (("train.steps", t.steps), ("train.batch_size", t.batch_size),
-                 ("train.grad_accum", t.grad_accum), ("data.seq_len", d.seq_len),
-                 ("data.num_train", d.num_train), ("data.pad_multiple", d.pad_multiple),
+  d = config.data
+  for key, v in (("data.seq_len", d.seq_len), ("data.num_train", d.num_train),
+                 ("data.pad_multiple", d.pad_multiple),
                  ("tokenizer.vocab_size", config.tokenizer.vocab_size)):
+    require(isinstance(v, int) and v > 0, key, v, "must be a positive integer")
+  validate_optim_config(config)
+
+
+def validate_optim_config(config) -> None:
+  """The train/optim/mesh blocks every training job (SFT, verifier, RL) shares."""
+  t, o = config.train, config.optim
+  for key, v in (("train.steps", t.steps), ("train.batch_size", t.batch_size),
+                 ("train.grad_accum", t.grad_accum)):
     require(isinstance(v, int) and v > 0, key, v, "must be a positive integer")
   require(t.batch_size % t.grad_accum == 0, "train.batch_size", t.batch_size,
           f"must be divisible by train.grad_accum={t.grad_accum}")

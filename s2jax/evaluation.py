@@ -13,7 +13,6 @@ import numpy as np
 
 from s2jax.data.batches import encode_prompt
 from s2jax.data.gsm8k import reference_answer
-from s2jax.metrics import progress
 from s2jax.sampling import SamplingConfig
 from s2jax.tasks import arith
 
@@ -54,22 +53,10 @@ def generate_solutions(sampler, params, tokenizer, questions: Sequence[str], *,
                        batch_size: int, max_new_tokens: int,
                        sampling: SamplingConfig = SamplingConfig(), rng=None,
                        desc: str = "generate", batch_sharding=None) -> list[str]:
-  import jax
-  rng = jax.random.key(0) if rng is None else rng
-  outputs = []
-  bar = progress(len(questions), desc=desc)
-  for start in range(0, len(questions), batch_size):
-    chunk = [encode_prompt(tokenizer, q) for q in questions[start:start + batch_size]]
-    real = len(chunk)
-    chunk += [chunk[-1]] * (batch_size - real)  # one compiled shape for the last batch too
-    rng, key = jax.random.split(rng)
-    gen = sampler(params, chunk, max_new_tokens=max_new_tokens, rng=key, sampling=sampling,
-                  batch_sharding=batch_sharding)
-    for i in range(real):
-      outputs.append(tokenizer.decode(gen.tokens[i, :gen.lengths[i]]))
-    bar.update(real)
-  bar.close()
-  return outputs
+  outs = sampler.generate_all(params, [encode_prompt(tokenizer, q) for q in questions],
+                              batch_size=batch_size, max_new_tokens=max_new_tokens, rng=rng,
+                              sampling=sampling, batch_sharding=batch_sharding, desc=desc)
+  return [tokenizer.decode(ids) for ids, _ in outs]
 
 
 def evaluate_records(sampler, params, tokenizer, records: Sequence[dict], *, batch_size: int,

@@ -1,8 +1,12 @@
 """Step-label sources that need no model: the exact checker and calculator annotations.
 
-Both turn (problem, candidate solution) pairs into TRL stepwise records; corrupted
-reference solutions add invalid steps. Monte-Carlo rollout labels, which need the policy,
-build on the same record format.
+Every source turns (question, candidate solution) pairs into TRL stepwise records:
+  exact       the synthetic task's step checker (needs the generator's `meta`);
+  annotation  the arithmetic of each step's `<<expr=value>>` (weak, works on real data);
+  mc          Monte-Carlo rollouts (Math-Shepherd): from each step prefix the policy
+              samples K completions; the step is good if any (hard) or the fraction (soft)
+              of them reach the reference answer. Needs no human labels.
+Corrupted reference solutions add invalid steps.
 """
 from __future__ import annotations
 
@@ -10,7 +14,13 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from s2jax.data.batches import encode_prompt
+from s2jax.data.steps import encode_steps
+from s2jax.sampling import SamplingConfig
 from s2jax.tasks import arith
+
+SOURCES = ("exact", "annotation", "mc")
+MC_MODES = ("hard", "soft")
 
 
 def exact_record(problem: arith.Problem, solution: str) -> dict | None:
@@ -30,6 +40,48 @@ def annotation_record(question: str, solution: str) -> dict | None:
     return None
   verdict = arith.check_annotations(solution)
   return {"prompt": question, "completions": steps, "labels": [s.valid for s in verdict.steps]}
+
+
+def rollout_outcomes(sampler, params, tokenizer, questions: Sequence[str],
+                     step_lists: Sequence[Sequence[str]], answers: Sequence[float], *, k: int,
+                     batch_size: int, max_new_tokens: int, sampling: SamplingConfig, rng,
+                     batch_sharding=None, desc: str = "mc rollouts") -> list:
+  """For every solution, a [num_steps, k] bool array: did rollout j from the prefix that
+  ends with step i reach the reference answer? All prefixes go through the sampler in
+  fixed-size batches, so the cost is (total steps * k) completions."""
+  if k <= 0:
+    raise ValueError(f"mc rollouts: k={k} must be positive")
+  prompts, owner = [], []
+  for n, (q, steps) in enumerate(zip(questions, step_lists)):
+    base = encode_prompt(tokenizer, q)
+    ids, ends = encode_steps(tokenizer, steps)
+    for i, end in enumerate(ends):
+      prompts.extend([base + ids[:end + 1]] * k)
+      owner.extend([(n, i)] * k)
+  outs = sampler.generate_all(params, prompts, batch_size=batch_size,
+                              max_new_tokens=max_new_tokens, rng=rng, sampling=sampling,
+                              batch_sharding=batch_sharding, desc=desc)
+  result = [np.zeros((len(steps), k), bool) for steps in step_lists]
+  filled = [np.zeros(len(steps), int) for steps in step_lists]
+  for (n, i), (ids, _) in zip(owner, outs):
+    got = arith.parse_final_answer(tokenizer.decode(ids))
+    result[n][i, filled[n][i]] = got is not None and got == answers[n]
+    filled[n][i] += 1
+  return result
+
+
+def mc_record(question: str, steps: Sequence[str], outcomes: np.ndarray, k: int,
+              mode: str = "hard") -> dict:
+  """Stepwise record from the first `k` rollouts per step: hard = any reached the answer,
+  soft = the fraction that did."""
+  if mode not in MC_MODES:
+    raise ValueError(f"mc label mode {mode!r} must be one of {MC_MODES}")
+  if not 0 < k <= outcomes.shape[1]:
+    raise ValueError(f"mc labels: k={k} but {outcomes.shape[1]} rollouts per step were made")
+  o = outcomes[:, :k]
+  labels = o.any(axis=1) if mode == "hard" else o.mean(axis=1)
+  return {"prompt": question, "completions": list(steps),
+          "labels": [bool(x) for x in labels] if mode == "hard" else [float(x) for x in labels]}
 
 
 def corrupted_records(problems: Sequence[arith.Problem], rng: np.random.Generator,

@@ -2,7 +2,6 @@
 config and git commit."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from s2jax.metrics import progress
 from s2jax.models.transformer import KVCache, ModelConfig, Transformer
 from s2jax.sharding import to_global, to_host
 
@@ -181,3 +182,32 @@ class Sampler:
     out = generate_padded(self.model, params, tokens, mask, rng, max_new_tokens=max_new_tokens,
                           sampling=sampling, stop_ids=stops, pad_id=self.pad_id)
     return Generation(*(to_host(x) for x in out))
+
+  def generate_all(self, params, prompts: Sequence[Sequence[int]], *, batch_size: int,
+                   max_new_tokens: int, rng: Optional[jax.Array] = None,
+                   sampling: SamplingConfig = SamplingConfig(), stop_ids: Sequence[int] = (),
+                   batch_sharding=None, desc: str = "") -> list:
+    """Any number of prompts in fixed-size batches → one `(ids, stopped)` per prompt.
+
+    Prompts are sorted by length first (less left padding, fewer buckets); the last batch
+    is filled with copies so that one compiled shape serves every batch."""
+    if not len(prompts):
+      return []
+    rng = jax.random.key(0) if rng is None else rng
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    out = [None] * len(prompts)
+    bar = progress(len(prompts), desc=desc) if desc else None
+    for start in range(0, len(order), batch_size):
+      idx = order[start:start + batch_size]
+      chunk = [prompts[i] for i in idx]
+      chunk += [chunk[-1]] * (batch_size - len(chunk))
+      rng, key = jax.random.split(rng)
+      gen = self(params, chunk, max_new_tokens=max_new_tokens, rng=key, sampling=sampling,
+                 stop_ids=stop_ids, batch_sharding=batch_sharding)
+      for j, i in enumerate(idx):
+        out[i] = (gen.tokens[j, :gen.lengths[j]].tolist(), bool(gen.stopped[j]))
+      if bar is not None:
+        bar.update(len(idx))
+    if bar is not None:
+      bar.close()
+    return out

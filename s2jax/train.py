@@ -8,9 +8,11 @@ the caller can stop with the last good state intact.
 """
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 import flax
+import flax.traverse_util
 import jax
 import jax.numpy as jnp
 import optax
@@ -126,6 +128,24 @@ def create_state(model: Transformer, optimizer, rng, mesh, rules=shd.DEFAULT_RUL
   return state, state_shardings(state)
 
 
+def transplant_params(target, source) -> tuple:
+  """`target` with every leaf that `source` has at the same path replaced by source's value
+  (placed like target's leaf), e.g. a verifier initialised from the policy's trunk.
+  Returns (params, names copied); a leaf present in both with different shapes is an error."""
+  src = flax.traverse_util.flatten_dict(source, sep="/")
+  out, copied = {}, []
+  for name, leaf in flax.traverse_util.flatten_dict(target, sep="/").items():
+    if name in src:
+      if src[name].shape != leaf.shape:
+        raise ValueError(f"cannot initialise {name}: source has shape {src[name].shape}, "
+                         f"target {leaf.shape}")
+      # A fresh buffer: the train step donates its state, and the source must survive.
+      leaf = jax.device_put(jnp.array(src[name], dtype=leaf.dtype, copy=True), leaf.sharding)
+      copied.append(name)
+    out[name] = leaf
+  return flax.traverse_util.unflatten_dict(out, sep="/"), copied
+
+
 def save_state(ckpt, state: TrainState, force: bool = False) -> bool:
   return ckpt.save(int(state.step), {"params": state.params, "opt_state": state.opt_state},
                    force=force)
@@ -150,3 +170,37 @@ def jit_train_step(step_fn, state_sharding, mesh, rules=shd.DEFAULT_RULES):
     with mesh, nn.logical_axis_rules(rules):
       return jitted(state, batch)
   return run
+
+
+def fit(state: TrainState, step_fn, batch_at: Callable, *, steps: int, ckpt, writer,
+        log_every: int, desc: str) -> TrainState:
+  """The one training loop every job uses: `batch_at(step)` gives the global batch.
+
+  Saves through the checkpointer (which decides how often), logs the step's metrics every
+  `log_every` steps (`tokens`, the loss weight, becomes a rate), and stops on a non-finite
+  step with the last good checkpoint kept."""
+  from s2jax.metrics import progress
+  start = int(state.step)
+  bar = progress(steps, initial=start, desc=desc)
+  t0, weight_since = time.time(), 0.0
+  for step in range(start, steps):
+    state, metrics = step_fn(state, batch_at(step))
+    metrics = jax.device_get(metrics)
+    if not metrics["finite"]:
+      ckpt.wait()
+      raise FloatingPointError(
+          f"{desc}: non-finite loss or gradient at step {step} (loss={metrics['loss']}); the "
+          f"update was not applied and the last good checkpoint (step {ckpt.latest_step()}) "
+          f"is kept in {ckpt.directory}")
+    weight_since += float(metrics["tokens"])
+    save_state(ckpt, state)
+    bar.update(1)
+    if (step + 1) % log_every == 0 or step + 1 == steps:
+      dt = time.time() - t0
+      bar.set_postfix(loss=f"{metrics['loss']:.4f}")
+      logged = {k: v for k, v in metrics.items() if k not in ("finite", "tokens")}
+      writer.write(step + 1, **logged, targets_per_s=weight_since / max(dt, 1e-9))
+      t0, weight_since = time.time(), 0.0
+  bar.close()
+  save_state(ckpt, state, force=ckpt.latest_step() != steps)
+  return state

@@ -8,11 +8,17 @@ scores batches for training, filtering, search and RL rewards.
 from __future__ import annotations
 
 import functools
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from s2jax.data import stepwise
 from s2jax.models.transformer import Transformer, default_positions
+from s2jax.sharding import to_global, to_host
+
+KINDS = ("prm", "orm")
 
 
 def scalars_at(model: Transformer, params, tokens, mask, positions) -> jax.Array:
@@ -28,6 +34,12 @@ def score_steps(model: Transformer, params, tokens, mask, step_pos, step_valid) 
   """P(step correct) for every step slot [B, S]; 0 where `step_valid` is False."""
   probs = jax.nn.sigmoid(scalars_at(model, params, tokens, mask, step_pos))
   return jnp.where(step_valid, probs, 0.0)
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def score_outcomes(model: Transformer, params, tokens, mask) -> jax.Array:
+  """P(solution correct) [B] from the scalar head at each row's last real token."""
+  return jax.nn.sigmoid(scalars_at(model, params, tokens, mask, last_token_positions(mask))[:, 0])
 
 
 def last_token_positions(mask) -> jax.Array:
@@ -62,3 +74,54 @@ def orm_loss(model: Transformer, params, batch) -> tuple:
   w = jnp.ones_like(labels)
   hit = ((logits > 0) == (labels > 0.5)).astype(jnp.float32)
   return jnp.sum(_bce(logits, labels)), jnp.sum(w), {"accuracy": jnp.sum(hit)}
+
+
+class Scorer:
+  """Host-side batching around the jitted kernels: records sorted by length, fixed batch
+  size, lengths padded to a multiple and step slots to a multiple of 4, so a handful of
+  shapes get compiled however many solutions are scored."""
+
+  def __init__(self, model: Transformer, params, tokenizer, *, batch_size: int = 64,
+               pad_multiple: int = 64, batch_sharding=None):
+    self.model, self.params, self.tokenizer = model, params, tokenizer
+    self.batch_size, self.pad_multiple = batch_size, pad_multiple
+    self.batch_sharding = batch_sharding
+
+  def _batches(self, records):
+    lengths = [stepwise.record_length(self.tokenizer, r) for r in records]
+    order = np.argsort(lengths, kind="stable")
+    for start in range(0, len(order), self.batch_size):
+      idx = order[start:start + self.batch_size]
+      chunk = [records[i] for i in idx]
+      chunk += [chunk[-1]] * (self.batch_size - len(chunk))
+      length = -(-max(lengths[i] for i in idx) // self.pad_multiple) * self.pad_multiple
+      yield idx, chunk, length
+
+  def _put(self, x):
+    return x if self.batch_sharding is None else to_global(x, self.batch_sharding)
+
+  def step_scores(self, prompts: Sequence[str], step_lists: Sequence[Sequence[str]]) -> list:
+    """P(step correct) for every step of every solution → one array per solution."""
+    records = [{"prompt": p, "completions": list(s)} for p, s in zip(prompts, step_lists)]
+    out = [np.zeros((0,), np.float32)] * len(records)
+    nonempty = [i for i, r in enumerate(records) if r["completions"]]
+    for idx, chunk, length in self._batches([records[i] for i in nonempty]):
+      slots = -(-max(len(r["completions"]) for r in chunk) // 4) * 4
+      b = stepwise.prm_batch(self.tokenizer, chunk, length, slots)
+      probs = to_host(score_steps(self.model, self.params, self._put(b["tokens"]),
+                                  self._put(b["mask"]), self._put(b["step_pos"]),
+                                  self._put(b["step_valid"])))
+      for j, i in enumerate(idx):
+        out[nonempty[i]] = probs[j, :len(records[nonempty[i]]["completions"])]
+    return out
+
+  def outcome_scores(self, prompts: Sequence[str], solutions: Sequence[str]) -> np.ndarray:
+    """P(final answer correct) for every solution."""
+    records = [{"prompt": p, "solution": s} for p, s in zip(prompts, solutions)]
+    out = np.zeros((len(records),), np.float32)
+    for idx, chunk, length in self._batches(records):
+      b = stepwise.outcome_batch(self.tokenizer, chunk, length)
+      probs = to_host(score_outcomes(self.model, self.params, self._put(b["tokens"]),
+                                     self._put(b["mask"])))
+      out[idx] = probs[:len(idx)]
+    return out

@@ -1,7 +1,9 @@
 import numpy as np
+import pytest
 
 from s2jax import labels
 from s2jax.tasks import arith
+from tests.test_tokenizers import tok  # noqa: F401  (fixture)
 
 
 def problems(n=30, seed=0):
@@ -37,3 +39,49 @@ def test_balance_evens_the_labels_and_keeps_every_invalid_step():
   kept = labels.balance(recs, rng)
   kpos, kneg = labels.label_counts(kept)
   assert kneg == neg and abs(kpos - kneg) <= 5
+
+
+class _ScriptedSampler:
+  """Stands in for the jitted sampler: completes each prompt with a scripted text, so the
+  rollout bookkeeping (which prefix, which step, which rollout) is checked exactly."""
+
+  def __init__(self, tok, complete):
+    self.tok, self.complete, self.prompts = tok, complete, []
+
+  def generate_all(self, params, prompts, **kw):
+    self.prompts.extend(prompts)
+    return [(self.tok.encode(self.complete(self.tok.decode(p), j)) + [self.tok.eos_id], True)
+            for j, p in enumerate(prompts)]
+
+
+def test_mc_rollouts_label_each_prefix_from_its_own_completions(tok):  # noqa: F811
+  from s2jax.data.batches import encode_prompt
+  from s2jax.data.steps import encode_steps
+  from s2jax.sampling import SamplingConfig
+  steps = ["Ben has 3+2 = <<3+2=5>>5 apples.", "Cy has 5*2 = <<5*2=11>>11 apples.",
+           "Di has 11+1 = <<11+1=12>>12 apples."]
+  # Rollouts reach the answer 10 only from the first prefix (any rollout) and the second
+  # (odd-numbered rollouts only); never after the wrong third step.
+  def complete(text, j):
+    if "Di has" in text:
+      return "#### 12"
+    if "Cy has" in text:
+      return "#### 10" if j % 2 else "#### 11"
+    return "#### 10"
+  sampler = _ScriptedSampler(tok, complete)
+  k = 4
+  (out,) = labels.rollout_outcomes(sampler, None, tok, ["Ada has 3 apples."], [steps], [10.0],
+                                   k=k, batch_size=8, max_new_tokens=16,
+                                   sampling=SamplingConfig(1.0), rng=None)
+  assert out.shape == (3, k)
+  np.testing.assert_array_equal(out, [[1, 1, 1, 1], [0, 1, 0, 1], [0, 0, 0, 0]])
+  base = encode_prompt(tok, "Ada has 3 apples.")
+  ids, ends = encode_steps(tok, steps)
+  assert sampler.prompts[0] == base + ids[:ends[0] + 1]       # prefix ends at end-of-step
+  assert sampler.prompts[-1] == base + ids                    # all three steps
+  hard = labels.mc_record("q", steps, out, k=4, mode="hard")
+  assert hard["labels"] == [True, True, False]
+  assert labels.mc_record("q", steps, out, k=1, mode="hard")["labels"] == [True, False, False]
+  assert labels.mc_record("q", steps, out, k=4, mode="soft")["labels"] == [1.0, 0.5, 0.0]
+  with pytest.raises(ValueError, match="k=5 but 4 rollouts"):
+    labels.mc_record("q", steps, out, k=5)

@@ -5,6 +5,7 @@ import numpy as np
 from s2jax import verifier
 from s2jax.models.transformer import forward
 from tests.helpers import random_batch, tiny_model
+from tests.test_tokenizers import tok  # noqa: F401  (fixture)
 
 
 def test_scores_sit_on_the_step_end_tokens():
@@ -49,3 +50,30 @@ def test_prm_and_orm_losses_train_the_scalar_head():
       state, m = step(state, batch)
       first = float(m["loss"]) if first is None else first
     assert float(m["loss"]) < 0.5 * first
+
+
+def test_scorer_scores_do_not_depend_on_batching_or_padding(tok):  # noqa: F811
+  from s2jax.data import stepwise
+  model, params, _ = tiny_model(vocab_size=tok.vocab_size, lm_head=False, scalar_head=True)
+  qs = ["Ada has 3 apples.", "Ben has 12 coins. Cy has 2 more coins than Ben.", "Di has 1."]
+  steps = [["Ben has 3+2 = <<3+2=5>>5 apples.", "Cy has 5*2 = <<5*2=10>>10 apples."],
+           ["Cy has 12+2 = <<12+2=14>>14 coins."] * 5, []]
+  # Alone: one record per batch, exactly the sequence length it needs.
+  want = []
+  for q, s in zip(qs, steps):
+    if not s:
+      want.append(np.zeros((0,)))
+      continue
+    rec = {"prompt": q, "completions": s}
+    b = stepwise.prm_batch(tok, [rec], stepwise.record_length(tok, rec), len(s))
+    want.append(np.asarray(verifier.score_steps(model, params, b["tokens"], b["mask"],
+                                                b["step_pos"], b["step_valid"]))[0])
+  for batch_size in (1, 2, 4):
+    got = verifier.Scorer(model, params, tok, batch_size=batch_size).step_scores(qs, steps)
+    for g, w in zip(got, want):
+      np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+  sols = ["\n".join(s + ["#### 10"]) for s in steps]
+  o1 = verifier.Scorer(model, params, tok, batch_size=1).outcome_scores(qs, sols)
+  o4 = verifier.Scorer(model, params, tok, batch_size=4).outcome_scores(qs, sols)
+  np.testing.assert_allclose(o1, o4, rtol=1e-5, atol=1e-6)
+  assert np.all((o1 > 0) & (o1 < 1))

@@ -11,7 +11,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from s2jax.data import jsonl
-from s2jax.data.batches import encode_prompt
+from s2jax.data.batches import encode_example, encode_prompt
 from s2jax.data.steps import encode_steps, pad_positions
 
 
@@ -48,7 +48,8 @@ def write_stepwise(path: str, records: Iterable[dict]) -> None:
 
 
 def prm_batch(tokenizer, records: Sequence[dict], length: int, max_steps: int) -> dict:
-  """Right-padded PRM batch: each step's label sits on its end-of-step token."""
+  """Right-padded PRM batch: each step's label sits on its end-of-step token. Records
+  without "labels" (for scoring) get zeros."""
   b = len(records)
   tokens = np.full((b, length), tokenizer.pad_id, np.int32)
   mask = np.zeros((b, length), bool)
@@ -62,7 +63,36 @@ def prm_batch(tokenizer, records: Sequence[dict], length: int, max_steps: int) -
     tokens[i, :len(seq)] = seq
     mask[i, :len(seq)] = True
     positions.append([len(prompt) + e for e in ends])
-    labels[i, :len(ends)] = [float(x) for x in r["labels"]][:max_steps]
+    if len(ends) > max_steps:
+      raise ValueError(f"record {i}: {len(ends)} steps exceed the batch's {max_steps} slots")
+    labels[i, :len(ends)] = [float(x) for x in r.get("labels", [0.0] * len(ends))]
   step_pos, step_valid = pad_positions(positions, max_steps)
   return {"tokens": tokens, "mask": mask, "step_pos": step_pos, "step_labels": labels,
           "step_valid": step_valid}
+
+
+def outcome_batch(tokenizer, records: Sequence[dict], length: int) -> dict:
+  """Right-padded ORM batch from {"prompt", "solution", "label"} records: the solution
+  ends with eos, the token whose scalar is the solution's score."""
+  b = len(records)
+  tokens = np.full((b, length), tokenizer.pad_id, np.int32)
+  mask = np.zeros((b, length), bool)
+  label = np.zeros((b,), np.float32)
+  for i, r in enumerate(records):
+    e = encode_example(tokenizer, r["prompt"], r["solution"])
+    seq = e.prompt + e.completion
+    if len(seq) > length:
+      raise ValueError(f"record {i}: {len(seq)} tokens exceed the batch length {length}")
+    tokens[i, :len(seq)] = seq
+    mask[i, :len(seq)] = True
+    label[i] = float(r.get("label", 0.0))
+  return {"tokens": tokens, "mask": mask, "label": label}
+
+
+def record_length(tokenizer, record: dict) -> int:
+  """Tokens a stepwise or outcome record takes in a batch."""
+  if "solution" in record:
+    e = encode_example(tokenizer, record["prompt"], record["solution"])
+    return len(e)
+  return len(encode_prompt(tokenizer, record["prompt"])) + len(
+      encode_steps(tokenizer, record["completions"])[0])

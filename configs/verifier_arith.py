@@ -1,0 +1,44 @@
+"""Default verifier: a PRM on the SFT policy's own samples with exact step labels.
+
+  python experiments/train_verifier.py --config=configs/verifier_arith.py \
+      --config.policy_workdir=workdirs/sft --workdir=workdirs/prm
+
+Sweeps over label sources are overrides: --config.kind=orm, --config.labels.source=mc
+--config.labels.mc_k=4, --config.labels.source=annotation.
+"""
+import ml_collections
+
+
+def get_config(arg: str = ""):
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.policy_workdir = ""      # SFT workdir: tokenizer, data splits, checkpoints (required)
+  c.policy_step = -1         # policy checkpoint; -1 = latest
+  c.kind = "prm"             # prm (score per step) | orm (score per solution)
+  c.init_from_policy = True  # start the trunk from the policy's weights
+
+  # Policy samples: `train_problems` problems of the policy's train split, `per_problem`
+  # samples each; held-out samples from the evaluation splits measure the verifier.
+  # Both are cached in <policy_workdir>/samples and shared by every verifier run.
+  c.samples = dict(train_problems=1000, per_problem=4, heldout_problems=150,
+                   heldout_per_problem=4, temperature=1.0, top_k=0, top_p=1.0,
+                   batch_size=128, max_new_tokens=192, max_cache_len=576)
+  # source: exact | annotation | mc. MC: `mc_rollouts` completions per step prefix are
+  # drawn once (cached); a run labels with the first `mc_k` of them, hard or soft.
+  # max_solutions > 0 labels only that many policy samples (MC rollouts are costly).
+  c.labels = dict(source="exact", mc_k=4, mc_rollouts=4, mc_mode="hard",
+                  mc_temperature=1.0, max_solutions=0, corrupted_per_problem=1,
+                  balance=True)
+
+  c.model = dict(scalar_head=True, lm_head=False)  # overrides on the policy's model
+  c.data = dict(seq_len=384, pad_multiple=32, max_steps=16, bucket_window=16)
+  c.optim = dict(lr=3e-4, warmup_steps=20, decay_steps=300, final_lr_fraction=0.1,
+                 schedule="cosine", weight_decay=0.0, b1=0.9, b2=0.99, clip_norm=1.0)
+  c.train = dict(steps=300, batch_size=16, grad_accum=1, log_every=25, checkpoint_every=100,
+                 keep_checkpoints=2)
+  c.eval = dict(score_batch_size=64, threshold=0.5)
+
+  c.mesh = dict(shape=(-1, 1, 1))
+  c.distributed = dict(enabled=False, coordinator_address="", num_processes=1, process_id=0,
+                       cpu_collectives="gloo")
+  return c

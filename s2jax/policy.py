@@ -1,0 +1,76 @@
+"""The SFT policy a later stage starts from, loaded from its workdir, with cached samples.
+
+Verifier training, search and RL all need many samples from the same policy; they are
+written once under <policy_workdir>/samples, keyed by everything that determines them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import jax
+
+from s2jax import checkpoints, evaluation, sharding, workdirs
+from s2jax.data import gsm8k, jsonl
+from s2jax.sampling import Sampler, SamplingConfig
+
+
+class Policy:
+  """A policy workdir; the model is loaded on first use (a fully cached run never loads it)."""
+
+  def __init__(self, workdir: str, step: int = -1):
+    self.workdir = workdir
+    self.config = workdirs.read_config(workdir)
+    self.tokenizer_path = os.path.abspath(workdirs.tokenizer_path(workdir, self.config))
+    ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"))
+    self.step = ckpt.latest_step() if step < 0 else step
+    ckpt.close()
+    if self.step is None:
+      raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints")
+    self._loaded = None
+
+  def load(self):
+    """(model, params, tokenizer, config, mesh)."""
+    if self._loaded is None:
+      self._loaded = workdirs.load_model(self.workdir, self.step)
+    return self._loaded
+
+  def sampler(self, max_cache_len: int) -> Sampler:
+    model, _, tok, _, _ = self.load()
+    return Sampler(model, pad_id=tok.pad_id, eos_id=tok.eos_id, max_cache_len=max_cache_len)
+
+  def split_path(self, name: str) -> str:
+    path = os.path.join(self.workdir, "data", f"{name}.jsonl")
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f"policy workdir has no split {name!r}: {path}")
+    return path
+
+  def cache_path(self, kind: str, **key) -> str:
+    tag = hashlib.sha1(json.dumps(key, sort_keys=True, default=list).encode()).hexdigest()[:10]
+    return os.path.join(self.workdir, "samples", f"{kind}_step{self.step}_{tag}.jsonl")
+
+  def samples(self, split: str, num_problems: int, per_problem: int, *, seed: int,
+              sampling: SamplingConfig, batch_size: int, max_new_tokens: int,
+              max_cache_len: int) -> list:
+    """The first `num_problems` records of `split`, each with "samples": `per_problem`
+    solution texts, from the cache when they were drawn before."""
+    path = self.cache_path(f"samples_{split}", n=num_problems, k=per_problem, seed=seed,
+                           sampling=[sampling.temperature, sampling.top_k, sampling.top_p],
+                           max_new=max_new_tokens)
+    if os.path.exists(path):
+      return jsonl.read_jsonl(path, lambda r, where: r, what="cached samples")
+    records = gsm8k.read_jsonl(self.split_path(split))[:num_problems]
+    if not records:
+      raise ValueError(f"split {split!r} of {self.workdir} is empty")
+    _, params, tok, _, mesh = self.load()
+    questions = [r["question"] for r in records for _ in range(per_problem)]
+    texts = evaluation.generate_solutions(
+        self.sampler(max_cache_len), params, tok, questions, batch_size=batch_size,
+        max_new_tokens=max_new_tokens, sampling=sampling, rng=jax.random.key(seed),
+        desc=f"sample {split}", batch_sharding=sharding.batch_sharding(mesh, 2, batch_size))
+    out = [dict(r, samples=texts[i * per_problem:(i + 1) * per_problem])
+           for i, r in enumerate(records)]
+    if jax.process_index() == 0:
+      jsonl.write_jsonl(path, out)
+    return out

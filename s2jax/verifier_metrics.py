@@ -1,0 +1,105 @@
+"""How good a verifier is: ranking (AUROC), error detection, first-error localisation and
+calibration, against reference labels (exact step labels on the synthetic task).
+
+Scores are probabilities that a step (or solution) is correct; label 1 = correct.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from scipy.stats import rankdata
+
+
+def auroc(scores, labels) -> float:
+  """P(score of a random positive > score of a random negative), ties counting half
+  (the Mann-Whitney statistic); nan when only one class is present."""
+  scores, labels = np.asarray(scores, float), np.asarray(labels, bool)
+  pos, neg = int(labels.sum()), int((~labels).sum())
+  if pos == 0 or neg == 0:
+    return float("nan")
+  ranks = rankdata(scores)
+  return float((ranks[labels].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def error_detection(scores, labels, threshold: float = 0.5) -> dict:
+  """Precision and recall of flagging invalid steps (score < threshold)."""
+  scores, labels = np.asarray(scores, float), np.asarray(labels, bool)
+  flagged, bad = scores < threshold, ~labels
+  tp = int(np.sum(flagged & bad))
+  return {"error_precision": tp / max(int(flagged.sum()), 1),
+          "error_recall": tp / max(int(bad.sum()), 1),
+          "accuracy": float(np.mean(flagged == bad)) if len(scores) else float("nan")}
+
+
+def first_error_accuracy(step_scores: Sequence[Sequence[float]],
+                         step_labels: Sequence[Sequence[bool]], threshold: float = 0.5) -> float:
+  """Over solutions with at least one invalid step: how often the first step the verifier
+  flags is exactly the first invalid step."""
+  hits = total = 0
+  for s, l in zip(step_scores, step_labels):
+    l = np.asarray(l, bool)
+    if l.all():
+      continue
+    total += 1
+    flagged = np.flatnonzero(np.asarray(s) < threshold)
+    hits += bool(len(flagged)) and flagged[0] == np.flatnonzero(~l)[0]
+  return float(hits / total) if total else float("nan")
+
+
+def reliability(scores, labels, bins: int = 10) -> dict:
+  """Equal-width bins of predicted probability: mean prediction, observed frequency and
+  count per non-empty bin, plus the expected calibration error."""
+  scores, labels = np.asarray(scores, float), np.asarray(labels, float)
+  which = np.minimum((scores * bins).astype(int), bins - 1)
+  rows, ece = [], 0.0
+  for b in range(bins):
+    sel = which == b
+    if not sel.any():
+      continue
+    conf, freq = float(scores[sel].mean()), float(labels[sel].mean())
+    rows.append({"bin": b, "mean_score": conf, "frequency": freq, "count": int(sel.sum())})
+    ece += sel.sum() / len(scores) * abs(conf - freq)
+  return {"bins": rows, "ece": float(ece)}
+
+
+def step_report(step_scores: Sequence[Sequence[float]], step_labels: Sequence[Sequence[bool]],
+                threshold: float = 0.5) -> dict:
+  """Every step-level number the verifier issue asks for, from per-solution lists."""
+  flat_s = np.concatenate([np.asarray(s, float) for s in step_scores]) if step_scores else []
+  flat_l = np.concatenate([np.asarray(l, bool) for l in step_labels]) if step_labels else []
+  return {"steps": int(len(flat_s)), "valid_fraction": float(np.mean(flat_l)),
+          "auroc": auroc(flat_s, flat_l), **error_detection(flat_s, flat_l, threshold),
+          "first_error_accuracy": first_error_accuracy(step_scores, step_labels, threshold),
+          "reliability": reliability(flat_s, flat_l)}
+
+
+def label_agreement(labels, reference) -> dict:
+  """How well (hard or soft, thresholded at 0.5) labels from one source match reference
+  labels: agreement, and precision/recall of the invalid class."""
+  got = np.asarray(labels, float) >= 0.5
+  ref = np.asarray(reference, bool)
+  out = error_detection(got.astype(float), ref, 0.5)
+  return {"agreement": out["accuracy"], "invalid_precision": out["error_precision"],
+          "invalid_recall": out["error_recall"]}
+
+
+def plot_reliability(curves: dict, path: str, title: str = "Verifier calibration") -> None:
+  """Reliability diagram: one line per named `reliability(...)` result."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(4.5, 4.5))
+  ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
+  for name, rel in curves.items():
+    xs = [r["mean_score"] for r in rel["bins"]]
+    ys = [r["frequency"] for r in rel["bins"]]
+    ax.plot(xs, ys, marker="o", label=f"{name} (ECE {rel['ece']:.3f})")
+  ax.set_xlabel("predicted P(correct)")
+  ax.set_ylabel("observed fraction correct")
+  ax.set_xlim(0, 1), ax.set_ylim(0, 1)
+  ax.set_title(title)
+  ax.legend(fontsize=7, loc="upper left")
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)

@@ -1,0 +1,40 @@
+"""Loading what a training job left in its workdir: config, tokenizer and parameters."""
+from __future__ import annotations
+
+import json
+import os
+
+import ml_collections
+
+from s2jax import checkpoints, sharding
+from s2jax.config import model_config
+from s2jax.models.transformer import Transformer
+from s2jax.tokenizers import SentencePieceTokenizer
+
+
+def read_config(workdir: str) -> ml_collections.ConfigDict:
+  cfg_path = os.path.join(workdir, "config.json")
+  if not os.path.isfile(cfg_path):
+    raise FileNotFoundError(f"{workdir} is not a training workdir: no config.json")
+  with open(cfg_path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def tokenizer_path(workdir: str, config) -> str:
+  return config.tokenizer.path or os.path.join(workdir, "tokenizer.model")
+
+
+def load_model(workdir: str, step=None):
+  """(model, params, tokenizer, config, mesh) from a training workdir (policy or verifier)."""
+  config = read_config(workdir)
+  tokenizer = SentencePieceTokenizer(tokenizer_path(workdir, config))
+  model = Transformer(model_config(config.model, vocab_size=tokenizer.vocab_size))
+  mesh = sharding.make_mesh(config.mesh.shape)
+  params = sharding.abstract_params(model, mesh)  # shapes to restore into; nothing computed
+  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"))
+  step = ckpt.latest_step() if step is None else step
+  if step is None:
+    raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints")
+  params = ckpt.restore({"params": params}, step)["params"]  # no optimizer state needed
+  ckpt.close()
+  return model, params, tokenizer, config, mesh

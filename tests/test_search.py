@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+
+from s2jax import search
+
+
+def test_votes_and_best_of_n():
+  answers = [3.0, 5.0, None, 5.0, 3.0, 7.0]
+  assert search.majority_vote(answers) == 3.0        # tie 3/5 → first seen
+  assert search.majority_vote([None, None]) is None
+  scores = [0.1, 0.2, 0.99, 0.3, 0.1, 0.9]
+  assert search.best_of_n(answers, scores) is None   # the best solution has no answer
+  assert search.best_of_n(answers[:2], scores[:2]) == 5.0
+  assert search.weighted_vote(answers, scores) == 7.0   # 0.9 > 0.5 (5) > 0.2 (3)
+
+
+def test_aggregations():
+  s = [0.9, 0.5, 0.8]
+  assert search.aggregate(s, "min") == 0.5
+  assert search.aggregate(s, "prod") == pytest.approx(0.36)
+  assert search.aggregate(s, "last") == 0.8
+  assert search.aggregate([], "min") == 0.0
+  with pytest.raises(ValueError, match="aggregation"):
+    search.aggregate(s, "max")
+
+
+def test_subset_accuracy_averages_disjoint_groups():
+  answers = [1.0, 2.0, 1.0, 1.0]
+  assert search.subset_accuracy(search.majority_vote, 1, 4, 1.0, answers) == 0.75
+  assert search.subset_accuracy(search.majority_vote, 2, 4, 1.0, answers) == 1.0
+  with pytest.raises(ValueError, match="N=8"):
+    search.subset_accuracy(search.majority_vote, 8, 4, 1.0, answers)
+
+
+# A toy tree of steps. The first step "A" looks best (0.9) but every continuation of it
+# scores 0.1: a dead end. "B" (0.8) leads to a good step and the right answer.
+TREE = {(): [("A", 0.9), ("B", 0.8)], ("A",): [("A1", 0.1), ("A2", 0.05)],
+        ("B",): [("B1", 0.9)], ("B", "B1"): [("#### 42", None)],
+        ("A", "A1"): [("#### 7", None)], ("A", "A2"): [("#### 7", None)]}
+SCORE = {s: v for kids in TREE.values() for s, v in kids if v is not None}
+
+
+def toy_propose(requests, n):
+  out = []
+  for _, steps in requests:
+    kids = TREE[tuple(steps)]
+    out.append([search.Proposal(kids[j % len(kids)][0], kids[0][1] is None, 3)
+                for j in range(n)])
+  return out
+
+
+def toy_score(requests):
+  return [np.asarray([SCORE[s] for s in steps]) for _, steps in requests]
+
+
+def test_beam_search_backs_up_from_a_dead_end():
+  cfg = search.BeamConfig(width=1, expansions=2, threshold=0.5, max_backtracks=2)
+  (r,) = search.beam_search(1, toy_propose, toy_score, cfg)
+  assert r.backtracks == 1 and r.finished
+  assert r.answer == 42.0 and r.solution == "B\nB1\n#### 42"
+  # Every sampled candidate counts as generated compute, discarded ones included.
+  assert r.tokens == 3 * 2 * r.rounds
+
+
+def test_without_backtracking_the_dead_end_is_kept():
+  cfg = search.BeamConfig(width=1, expansions=2, threshold=0.5, max_backtracks=0)
+  (r,) = search.beam_search(1, toy_propose, toy_score, cfg)
+  assert r.backtracks == 0 and r.answer == 7.0
+
+
+def test_wide_beam_keeps_both_branches_and_ranks_by_aggregate():
+  cfg = search.BeamConfig(width=2, expansions=2, threshold=0.5, max_backtracks=0)
+  (r,) = search.beam_search(1, toy_propose, toy_score, cfg)
+  assert r.answer == 42.0       # min(0.8, 0.9) beats min(0.9, 0.1)
+
+
+def test_beam_config_is_checked():
+  with pytest.raises(ValueError, match="width"):
+    search.BeamConfig(width=0)

@@ -1,0 +1,92 @@
+"""End-to-end on tiny configs: verifier training from policy samples (each label source
+path), then verifier-guided search, reading the policy workdir SFT left behind."""
+import glob
+import json
+import os
+
+import pytest
+
+from experiments import search as search_exp
+from experiments import train_verifier
+from s2jax.config import load_config_file
+from s2jax.data import stepwise
+from s2jax.metrics import read_metrics
+from tests.test_experiments import trained  # noqa: F401  (fixture)
+
+
+def verifier_config(root, policy_workdir, **labels):
+  c = load_config_file(os.path.join(root, "configs", "verifier_arith_tiny.py"))
+  c.policy_workdir = policy_workdir
+  c.labels.update(labels)
+  return c
+
+
+@pytest.fixture(scope="module")
+def verifiers(trained, root, tmp_path_factory):  # noqa: F811
+  policy, _ = trained
+  out = {}
+  c = verifier_config(root, policy, source="mc", mc_k=2, mc_mode="soft")
+  out["prm"] = str(tmp_path_factory.mktemp("prm"))
+  out["prm_summary"] = train_verifier.train_and_evaluate(c, out["prm"])
+  c = verifier_config(root, policy)
+  c.kind = "orm"
+  out["orm"] = str(tmp_path_factory.mktemp("orm"))
+  out["orm_summary"] = train_verifier.train_and_evaluate(c, out["orm"])
+  return policy, out
+
+
+def test_prm_trains_on_mc_labels_and_reports_step_metrics(verifiers):
+  policy, v = verifiers
+  recs = stepwise.read_stepwise(os.path.join(v["prm"], "labels.jsonl"))
+  assert recs and all(len(r["labels"]) == len(r["completions"]) for r in recs)
+  # Soft MC labels from 2 rollouts are multiples of 1/2; corrupted steps are hard False.
+  assert {float(x) for r in recs for x in r["labels"]} <= {0.0, 0.5, 1.0}
+  s = v["prm_summary"]
+  assert set(s) == {"test", "shift_steps", "data"}
+  for key in ("auroc", "error_precision", "error_recall", "first_error_accuracy",
+              "reliability", "solution_auroc"):
+    assert key in s["test"]
+  assert 0 <= s["data"]["label_agreement"]["agreement"] <= 1
+  assert glob.glob(os.path.join(policy, "samples", "mc_*.jsonl"))
+  assert os.path.exists(os.path.join(v["prm"], "eval", "reliability.png"))
+  metrics = read_metrics(os.path.join(v["prm"], "metrics.jsonl"))
+  assert any(m.get("event") == "init_from_policy" and m["copied"] > 0 for m in metrics)
+  assert any("loss" in m for m in metrics)
+
+
+def test_orm_reuses_the_cached_samples(verifiers):
+  policy, v = verifiers
+  # PRM and ORM drew from the same cache: one train file and one per eval split.
+  assert len(glob.glob(os.path.join(policy, "samples", "samples_train_*.jsonl"))) == 1
+  assert "solution_auroc" in v["orm_summary"]["test"]
+  assert json.load(open(os.path.join(v["orm"], "config.json")))["model"]["scalar_head"]
+
+
+def test_search_compares_every_method(verifiers, root, tmp_path):
+  policy, v = verifiers
+  c = load_config_file(os.path.join(root, "configs", "search_arith_tiny.py"))
+  c.update(policy_workdir=policy, prm_workdir=v["prm"], orm_workdir=v["orm"])
+  c.splits = ("test",)
+  result = search_exp.run(c, str(tmp_path / "search"))
+  r = result["splits"]["test"]
+  assert set(r["methods"]) == {"majority vote", "best-of-N ORM", "best-of-N PRM-min",
+                               "best-of-N PRM-prod", "best-of-N PRM-last",
+                               "weighted vote PRM-min", "PRM beam search"}
+  assert [x["n"] for x in r["methods"]["majority vote"]] == list(c.ns)
+  toks = [x["tokens"] for x in r["methods"]["majority vote"]]
+  assert toks == sorted(toks) and toks[0] > 0
+  assert r["methods"]["PRM beam search"][0]["tokens"] > 0
+  search_exp.write_report(result, str(tmp_path / "out" / "search"))
+  for ext in (".md", ".json", ".png"):
+    assert os.path.exists(str(tmp_path / "out" / "search") + ext)
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("kind", "value_model", "kind"), ("labels.source", "humans", "labels.source"),
+    ("labels.mc_k", 9, "labels.mc_k"), ("policy_workdir", "", "policy_workdir")])
+def test_bad_verifier_configs_are_named(root, tmp_path, key, value, match):
+  c = verifier_config(root, "/nonexistent")
+  node, leaf = (c, key) if "." not in key else (c[key.split(".")[0]], key.split(".")[1])
+  node[leaf] = value
+  with pytest.raises(ValueError, match=match):
+    train_verifier.train_and_evaluate(c, str(tmp_path))

@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from s2jax import verifier_metrics as vm
+
+
+def brute_auroc(scores, labels):
+  pos = [s for s, l in zip(scores, labels) if l]
+  neg = [s for s, l in zip(scores, labels) if not l]
+  return np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg])
+
+
+@given(st.lists(st.tuples(st.integers(0, 5), st.booleans()), min_size=2, max_size=40))
+def test_auroc_equals_pairwise_definition_with_ties(pairs):
+  scores = [s / 5 for s, _ in pairs]
+  labels = [l for _, l in pairs]
+  if all(labels) or not any(labels):
+    assert np.isnan(vm.auroc(scores, labels))
+  else:
+    assert vm.auroc(scores, labels) == pytest.approx(brute_auroc(scores, labels))
+
+
+def test_error_detection_and_first_error():
+  scores = [[0.9, 0.2, 0.1], [0.9, 0.8], [0.3, 0.9], [0.9, 0.9, 0.4]]
+  labels = [[True, False, False], [True, True], [True, False], [True, True, False]]
+  # Solution 0: first flag at 1 = first error. 1: no error (skipped). 2: flags 0, error at 1.
+  # 3: flags 2 = error at 2.
+  assert vm.first_error_accuracy(scores, labels) == pytest.approx(2 / 3)
+  d = vm.error_detection(np.concatenate(scores), np.concatenate(labels))
+  # flagged: 0.2, 0.1, 0.3, 0.4 → 3 of them invalid; invalid steps: 4.
+  assert d["error_precision"] == pytest.approx(3 / 4)
+  assert d["error_recall"] == pytest.approx(3 / 4)
+
+
+def test_reliability_of_a_calibrated_and_an_overconfident_scorer():
+  rng = np.random.default_rng(0)
+  p = rng.uniform(size=20000)
+  y = rng.uniform(size=p.size) < p
+  assert vm.reliability(p, y)["ece"] < 0.02
+  assert vm.reliability(np.where(p > 0.5, 0.99, 0.01), y)["ece"] > 0.2
+  assert sum(b["count"] for b in vm.reliability(p, y)["bins"]) == p.size
+
+
+def test_label_agreement_thresholds_soft_labels():
+  a = vm.label_agreement([1.0, 0.25, 0.75, 0.0], [True, False, False, False])
+  assert a["agreement"] == 0.75 and a["invalid_recall"] == pytest.approx(2 / 3)
+  assert a["invalid_precision"] == 1.0
