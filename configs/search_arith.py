@@ -17,7 +17,7 @@ def get_config(arg: str = ""):
   c.splits = ()             # () = every evaluation split of the policy workdir
   c.num_problems = 40       # per split
   c.ns = (1, 2, 4, 8, 16, 32, 64)
-  c.sampling = dict(temperature=1.0, top_k=0, top_p=1.0, batch_size=128, max_new_tokens=192,
+  c.sampling = dict(temperature=0.8, top_k=0, top_p=1.0, batch_size=128, max_new_tokens=192,
                     max_cache_len=576)
   # Beam search at budget N: width = expansions = sqrt(N) candidate steps per beam.
   c.beam = dict(budgets=(4, 16), threshold=0.5, max_backtracks=2, max_depth=12,

@@ -3,8 +3,10 @@
   python experiments/train_verifier.py --config=configs/verifier_arith.py \
       --config.policy_workdir=workdirs/sft --workdir=workdirs/prm
 
-Sweeps over label sources are overrides: --config.kind=orm, --config.labels.source=mc
---config.labels.mc_k=4, --config.labels.source=annotation.
+Sweeps are lists of overrides (`label_sources()` below); launch one job per point, e.g.
+  python experiments/sweep.py --config=configs/verifier_arith.py --sweep=label_sources \
+      --script=experiments/train_verifier.py --workdir_root=workdirs/labels \
+      -- --config.policy_workdir=workdirs/sft
 """
 import ml_collections
 
@@ -21,13 +23,13 @@ def get_config(arg: str = ""):
   # samples each; held-out samples from the evaluation splits measure the verifier.
   # Both are cached in <policy_workdir>/samples and shared by every verifier run.
   c.samples = dict(train_problems=1000, per_problem=4, heldout_problems=150,
-                   heldout_per_problem=4, temperature=1.0, top_k=0, top_p=1.0,
+                   heldout_per_problem=4, temperature=0.8, top_k=0, top_p=1.0,
                    batch_size=128, max_new_tokens=192, max_cache_len=576)
   # source: exact | annotation | mc. MC: `mc_rollouts` completions per step prefix are
   # drawn once (cached); a run labels with the first `mc_k` of them, hard or soft.
   # max_solutions > 0 labels only that many policy samples (MC rollouts are costly).
   c.labels = dict(source="exact", mc_k=4, mc_rollouts=4, mc_mode="hard",
-                  mc_temperature=1.0, max_solutions=0, corrupted_per_problem=1,
+                  mc_temperature=0.8, max_solutions=0, corrupted_per_problem=1,
                   balance=True)
 
   c.model = dict(scalar_head=True, lm_head=False)  # overrides on the policy's model
@@ -42,3 +44,15 @@ def get_config(arg: str = ""):
   c.distributed = dict(enabled=False, coordinator_address="", num_processes=1, process_id=0,
                        cpu_collectives="gloo")
   return c
+
+
+def label_sources():
+  """Which label source (and how many MC rollouts K) gives which PRM, at equal data: the
+  same 600 policy samples, no corrupted references, so the labels alone differ."""
+  same = {"labels.max_solutions": 600, "labels.corrupted_per_problem": 0}
+  points = [("exact", {"labels.source": "exact"}),
+            ("annotation", {"labels.source": "annotation"})]
+  points += [(f"mc_k{k}_hard", {"labels.source": "mc", "labels.mc_k": k, "labels.mc_mode": "hard"})
+             for k in (1, 2, 4)]
+  points += [("mc_k4_soft", {"labels.source": "mc", "labels.mc_k": 4, "labels.mc_mode": "soft"})]
+  return [(name, {**same, **o}) for name, o in points]

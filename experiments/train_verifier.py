@@ -106,8 +106,7 @@ def training_records(policy: Policy, config, sample_records: list) -> tuple[list
     recs += labels.corrupted_records(problems, rng, lc.corrupted_per_problem)
   if lc.balance:
     recs = labels.balance(recs, rng)
-  stats["valid_steps"], stats["invalid_steps"] = labels.label_counts(
-      [dict(r, labels=[x >= 0.5 for x in r["labels"]]) for r in recs])
+  stats["valid_steps"], stats["invalid_steps"] = labels.label_counts(recs)
   max_steps = config.data.max_steps
   stats["truncated"] = sum(len(r["completions"]) > max_steps for r in recs)
   recs = [dict(r, completions=r["completions"][:max_steps], labels=r["labels"][:max_steps])

@@ -97,25 +97,31 @@ def corrupted_records(problems: Sequence[arith.Problem], rng: np.random.Generato
 
 
 def label_counts(records: Iterable[dict]) -> tuple[int, int]:
-  """(valid steps, invalid steps)."""
+  """(valid steps, invalid steps); a soft label counts as valid from 0.5."""
   pos = neg = 0
   for r in records:
-    pos += sum(bool(x) for x in r["labels"])
-    neg += sum(not bool(x) for x in r["labels"])
+    pos += sum(float(x) >= 0.5 for x in r["labels"])
+    neg += sum(float(x) < 0.5 for x in r["labels"])
   return pos, neg
 
 
 def balance(records: Sequence[dict], rng: np.random.Generator) -> list:
-  """Drop records whose steps are all valid, at random, until valid and invalid step
-  counts are as even as whole records allow; records with an invalid step are kept."""
+  """Drop records made only of the majority label, at random, until valid and invalid
+  step counts are as even as whole records allow; mixed records are always kept.
+
+  (A strong policy's samples are mostly valid, a weak one's mostly invalid; either way the
+  verifier should not learn the base rate.)"""
   pos, neg = label_counts(records)
+  majority_valid = pos > neg
   order = rng.permutation(len(records))
   keep = np.ones(len(records), bool)
   for i in order:
-    if pos <= neg:
+    if (pos <= neg) if majority_valid else (neg <= pos):
       break
-    r = records[i]
-    if all(r["labels"]) and pos - len(r["labels"]) >= neg:
-      keep[i] = False
-      pos -= len(r["labels"])
+    labels = [bool(x >= 0.5) for x in records[i]["labels"]]
+    n = len(labels)
+    if majority_valid and all(labels) and pos - n >= neg:
+      keep[i], pos = False, pos - n
+    elif not majority_valid and not any(labels) and neg - n >= pos:
+      keep[i], neg = False, neg - n
   return [r for r, k in zip(records, keep) if k]

@@ -85,3 +85,13 @@ def test_mc_rollouts_label_each_prefix_from_its_own_completions(tok):  # noqa: F
   assert labels.mc_record("q", steps, out, k=4, mode="soft")["labels"] == [1.0, 0.5, 0.0]
   with pytest.raises(ValueError, match="k=5 but 4 rollouts"):
     labels.mc_record("q", steps, out, k=5)
+
+
+def test_balance_also_thins_an_invalid_majority():
+  recs = ([{"prompt": "q", "completions": ["a", "b"], "labels": [False, False]}] * 30 +
+          [{"prompt": "q", "completions": ["a", "b"], "labels": [True, 0.25]}] * 5 +
+          [{"prompt": "q", "completions": ["a"], "labels": [1.0]}] * 10)
+  kept = labels.balance(recs, np.random.default_rng(0))
+  pos, neg = labels.label_counts(kept)
+  assert pos == 15 and abs(pos - neg) <= 2
+  assert sum(r["labels"] == [True, 0.25] for r in kept) == 5   # mixed records all kept

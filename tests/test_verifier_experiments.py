@@ -90,3 +90,19 @@ def test_bad_verifier_configs_are_named(root, tmp_path, key, value, match):
   node[leaf] = value
   with pytest.raises(ValueError, match=match):
     train_verifier.train_and_evaluate(c, str(tmp_path))
+
+
+def test_sweep_launches_one_job_per_point(root, tmp_path):
+  import subprocess
+  import sys
+  out = subprocess.run(
+      [sys.executable, os.path.join(root, "experiments", "sweep.py"),
+       f"--config={os.path.join(root, 'configs', 'verifier_arith.py')}",
+       "--sweep=label_sources", "--script=experiments/train_verifier.py",
+       f"--workdir_root={tmp_path}", "--dry_run", "--", "--config.policy_workdir=P"],
+      capture_output=True, text=True, check=True).stdout.strip().splitlines()
+  assert len(out) == 6
+  assert all("--config.labels.max_solutions=600" in c and c.endswith("--config.policy_workdir=P")
+             for c in out)
+  assert any("--config.labels.mc_k=2" in c and f"--workdir={tmp_path}/mc_k2_hard" in c
+             for c in out)
