@@ -34,9 +34,9 @@ def get_config(arg: str = ""):
 
   c.model = dict(scalar_head=True, lm_head=False)  # overrides on the policy's model
   c.data = dict(seq_len=384, pad_multiple=32, max_steps=16, bucket_window=16)
-  c.optim = dict(lr=3e-4, warmup_steps=20, decay_steps=300, final_lr_fraction=0.1,
+  c.optim = dict(lr=1e-3, warmup_steps=20, decay_steps=400, final_lr_fraction=0.1,
                  schedule="cosine", weight_decay=0.0, b1=0.9, b2=0.99, clip_norm=1.0)
-  c.train = dict(steps=300, batch_size=16, grad_accum=1, log_every=25, checkpoint_every=100,
+  c.train = dict(steps=400, batch_size=16, grad_accum=1, log_every=25, checkpoint_every=100,
                  keep_checkpoints=2)
   c.eval = dict(score_batch_size=64, threshold=0.5)
 
@@ -49,7 +49,8 @@ def get_config(arg: str = ""):
 def label_sources():
   """Which label source (and how many MC rollouts K) gives which PRM, at equal data: the
   same 600 policy samples, no corrupted references, so the labels alone differ."""
-  same = {"labels.max_solutions": 600, "labels.corrupted_per_problem": 0}
+  same = {"labels.max_solutions": 600, "labels.corrupted_per_problem": 0,
+          "train.steps": 200, "optim.decay_steps": 200}
   points = [("exact", {"labels.source": "exact"}),
             ("annotation", {"labels.source": "annotation"})]
   points += [(f"mc_k{k}_hard", {"labels.source": "mc", "labels.mc_k": k, "labels.mc_mode": "hard"})
