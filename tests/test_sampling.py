@@ -139,3 +139,16 @@ def test_sampling_follows_the_intended_distribution(cfg):
   probs = np.asarray(jax.nn.softmax(filter_logits(logits[None], cfg))[0], np.float64)
   counts = np.bincount(gen.tokens[:, 0], minlength=8)
   assert _chi2_ok(counts, probs, n), (counts, probs * n)
+
+
+def test_generate_all_returns_each_prompt_its_own_output():
+  model, params, _ = tiny_model()
+  sampler = Sampler(model, pad_id=0, eos_id=3, max_cache_len=64)
+  rng = np.random.default_rng(3)
+  prompts = [list(rng.integers(4, 64, n)) for n in (9, 3, 17, 5, 12)]
+  # Batches of 2 after sorting by length: each output must still land on its prompt.
+  got = sampler.generate_all(params, prompts, batch_size=2, max_new_tokens=6)
+  for p, (ids, _) in zip(prompts, got):
+    alone = sampler(params, [p], max_new_tokens=6)
+    assert ids == alone.tokens[0, :alone.lengths[0]].tolist()
+  assert sampler.generate_all(params, [], batch_size=2, max_new_tokens=6) == []
