@@ -28,8 +28,16 @@ def main():
   train = [m for m in metrics if "loss" in m]
   starts = [m for m in metrics if m.get("event") == "start"]
   evals = [m for m in metrics if any(k.startswith("eval/") for k in m)]
-  train_s = train[-1]["time"] - starts[0]["time"] if starts and train else None
-  total_s = evals[-1]["time"] - starts[0]["time"] if starts and evals else None
+  # A resumed run has one "start" per launch; time counts only within launches.
+  def launch_time(until):
+    total = 0.0
+    for i, st in enumerate(starts):
+      end = starts[i + 1]["time"] if i + 1 < len(starts) else float("inf")
+      inside = [m["time"] for m in metrics if st["time"] <= m["time"] < end and m in until]
+      total += max(inside) - st["time"] if inside else 0.0
+    return total or None
+  train_s = launch_time(train) if starts else None
+  total_s = launch_time(train + evals) if starts and evals else None
 
   def majority_baseline(split):
     """Accuracy of always answering the split's most frequent answer: the chance level."""
@@ -48,6 +56,8 @@ def main():
   md = [f"# CoT SFT on the synthetic arithmetic task",
         "", "Machine-written by `experiments/report_sft.py` from the run's workdir.", "",
         f"- command: `{info['command']}`", f"- git commit: `{info['commit']}`",
+        *([f"- resumed: `{info['resumed']}`"] if "resumed" in info else []),
+        f"- launches: {len(starts)} (training steps {', '.join(str(m['step']) for m in starts)} onwards)",
         f"- started: {info['started']}",
         f"- devices: {starts[0]['devices'] if starts else '?'} "
         f"(processes: {starts[0]['processes'] if starts else '?'})",
