@@ -15,7 +15,7 @@ def get_config(arg: str = ""):
   c.prm_workdir = ""
   c.orm_workdir = ""        # optional: best-of-N by ORM is skipped without it
   c.splits = ()             # () = every evaluation split of the policy workdir
-  c.num_problems = 40       # per split
+  c.num_problems = 30       # per split
   c.ns = (1, 2, 4, 8, 16, 32, 64)
   c.sampling = dict(temperature=0.8, top_k=0, top_p=1.0, batch_size=128, max_new_tokens=192,
                     max_cache_len=576)

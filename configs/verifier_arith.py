@@ -29,8 +29,8 @@ def get_config(arg: str = ""):
   # drawn once (cached); a run labels with the first `mc_k` of them, hard or soft.
   # max_solutions > 0 labels only that many policy samples (MC rollouts are costly).
   c.labels = dict(source="exact", mc_k=4, mc_rollouts=4, mc_mode="hard",
-                  mc_temperature=0.8, max_solutions=0, corrupted_per_problem=1,
-                  balance=True)
+                  mc_temperature=0.8, mc_max_new_tokens=128, max_solutions=0,
+                  corrupted_per_problem=1, balance=True)
 
   c.model = dict(scalar_head=True, lm_head=False)  # overrides on the policy's model
   c.data = dict(seq_len=384, pad_multiple=32, max_steps=16, bucket_window=16)
@@ -48,8 +48,8 @@ def get_config(arg: str = ""):
 
 def label_sources():
   """Which label source (and how many MC rollouts K) gives which PRM, at equal data: the
-  same 600 policy samples, no corrupted references, so the labels alone differ."""
-  same = {"labels.max_solutions": 600, "labels.corrupted_per_problem": 0,
+  same 400 policy samples, no corrupted references, so the labels alone differ."""
+  same = {"labels.max_solutions": 400, "labels.corrupted_per_problem": 0,
           "train.steps": 200, "optim.decay_steps": 200}
   points = [("exact", {"labels.source": "exact"}),
             ("annotation", {"labels.source": "annotation"})]

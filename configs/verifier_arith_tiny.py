@@ -13,7 +13,7 @@ def get_config(arg: str = ""):
   c = module.get_config()
   c.samples.update(train_problems=8, per_problem=2, heldout_problems=4, heldout_per_problem=2,
                    batch_size=16, max_new_tokens=48, max_cache_len=448)
-  c.labels.update(mc_k=2, mc_rollouts=2)
+  c.labels.update(mc_k=2, mc_rollouts=2, mc_max_new_tokens=32)
   c.optim.update(warmup_steps=1, decay_steps=4)
   c.train.update(steps=4, batch_size=8, log_every=2, checkpoint_every=2)
   c.eval.update(score_batch_size=16)

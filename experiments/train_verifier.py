@@ -56,7 +56,7 @@ def mc_outcomes(policy: Policy, config, pairs: list, samples_key: str) -> list:
   """Cached `labels.rollout_outcomes` for every (problem, solution) pair."""
   lc, s = config.labels, config.samples
   path = policy.cache_path("mc", samples=samples_key, n=len(pairs), k=lc.mc_rollouts,
-                     t=lc.mc_temperature, max_new=s.max_new_tokens)
+                           t=lc.mc_temperature, max_new=lc.mc_max_new_tokens)
   if os.path.exists(path):
     return [np.asarray(r["outcomes"], bool).reshape(r["shape"])
             for r in jsonl.read_jsonl(path, lambda r, where: r, what="cached rollouts")]
@@ -64,7 +64,7 @@ def mc_outcomes(policy: Policy, config, pairs: list, samples_key: str) -> list:
   outs = labels.rollout_outcomes(
       policy.sampler(s.max_cache_len), params, tok, [p.question for p, _ in pairs],
       [arith.split_steps(t)[0] for _, t in pairs], [p.answer for p, _ in pairs],
-      k=lc.mc_rollouts, batch_size=s.batch_size, max_new_tokens=s.max_new_tokens,
+      k=lc.mc_rollouts, batch_size=s.batch_size, max_new_tokens=lc.mc_max_new_tokens,
       sampling=SamplingConfig(lc.mc_temperature), rng=jax.random.key(config.seed + 17),
       batch_sharding=sharding.batch_sharding(mesh, 2, s.batch_size))
   if jax.process_index() == 0:

@@ -102,7 +102,7 @@ def test_sweep_launches_one_job_per_point(root, tmp_path):
        f"--workdir_root={tmp_path}", "--dry_run", "--", "--config.policy_workdir=P"],
       capture_output=True, text=True, check=True).stdout.strip().splitlines()
   assert len(out) == 6
-  assert all("--config.labels.max_solutions=600" in c and c.endswith("--config.policy_workdir=P")
+  assert all("--config.labels.max_solutions=400" in c and c.endswith("--config.policy_workdir=P")
              for c in out)
   assert any("--config.labels.mc_k=2" in c and f"--workdir={tmp_path}/mc_k2_hard" in c
              for c in out)
