@@ -50,7 +50,7 @@ def label_sources():
   """Which label source (and how many MC rollouts K) gives which PRM, at equal data: the
   same 400 policy samples, no corrupted references, so the labels alone differ."""
   same = {"labels.max_solutions": 400, "labels.corrupted_per_problem": 0,
-          "train.steps": 200, "optim.decay_steps": 200}
+          "train.steps": 150, "optim.decay_steps": 150}
   points = [("exact", {"labels.source": "exact"}),
             ("annotation", {"labels.source": "annotation"})]
   points += [(f"mc_k{k}_hard", {"labels.source": "mc", "labels.mc_k": k, "labels.mc_mode": "hard"})
