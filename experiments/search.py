@@ -8,7 +8,9 @@ Per split: greedy decoding; max(ns) samples per problem, from which majority vot
 best-of-N by ORM and by PRM (min / product / last step), and PRM-weighted voting are
 computed for every N (averaged over the disjoint N-subsets of the samples); PRM beam
 search with backtracking at each budget. Compute is the number of generated tokens per
-problem. Writes <workdir>/search.json and, with --out, the markdown table and the plot.
+problem. Writes <workdir>/search.json (after every split) and, with --out, the markdown
+table and the plot; `--report_from=<workdir>/search.json --out=...` rewrites the report
+from a saved (possibly partial) run without computing anything.
 """
 from __future__ import annotations
 
@@ -160,7 +162,8 @@ def write_report(result: dict, out: str) -> None:
         f"- sampling temperature {result['config']['sampling']['temperature']}; "
         "compute = generated tokens per problem (beam search counts every sampled candidate "
         "step, discarded ones included); N-sample methods average over the disjoint "
-        "N-subsets of one draw of max(N) samples.", ""]
+        "N-subsets of one draw of max(N) samples.",
+        f"- splits in this report: {', '.join(result['splits'])}", ""]
   splits_ = result["splits"]
   fig, axes = plt.subplots(1, len(splits_), figsize=(4.2 * len(splits_), 3.8), squeeze=False)
   for ax, (split, r) in zip(axes[0], splits_.items()):
@@ -200,6 +203,10 @@ def write_report(result: dict, out: str) -> None:
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
+  if _REPORT_FROM.value:  # regenerate results/ from a saved search.json, no compute
+    with open(_REPORT_FROM.value) as f:
+      write_report(json.load(f), _OUT.value)
+    return
   result = run(_CONFIG.value, _WORKDIR.value)
   if _OUT.value and jax.process_index() == 0:
     write_report(result, _OUT.value)
@@ -214,7 +221,10 @@ if __name__ == "__main__":
   _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.")
   _WORKDIR = flags.DEFINE_string("workdir", None, "Where search.json and sample caches go.")
   _OUT = flags.DEFINE_string("out", None, "Results path prefix (.md, .json, .png).")
+  _REPORT_FROM = flags.DEFINE_string("report_from", None,
+                                     "Only write the report (--out) from this search.json.")
   from s2jax.config import check_override_keys
   check_override_keys(sys.argv)
-  flags.mark_flags_as_required(["config", "workdir"])
+  if not any(a.startswith("--report_from") for a in sys.argv):
+    flags.mark_flags_as_required(["config", "workdir"])
   app.run(main)
