@@ -14,8 +14,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from s2jax.data.batches import encode_prompt
-from s2jax.data.steps import encode_steps
+from s2jax.data.steps import encode_with_steps
 from s2jax.sampling import SamplingConfig
 from s2jax.tasks import arith
 
@@ -53,10 +52,9 @@ def rollout_outcomes(sampler, params, tokenizer, questions: Sequence[str],
     raise ValueError(f"mc rollouts: k={k} must be positive")
   prompts, owner = [], []
   for n, (q, steps) in enumerate(zip(questions, step_lists)):
-    base = encode_prompt(tokenizer, q)
-    ids, ends = encode_steps(tokenizer, steps)
+    ids, ends = encode_with_steps(tokenizer, q, steps)
     for i, end in enumerate(ends):
-      prompts.extend([base + ids[:end + 1]] * k)
+      prompts.extend([ids[:end + 1]] * k)
       owner.extend([(n, i)] * k)
   outs = sampler.generate_all(params, prompts, batch_size=batch_size,
                               max_new_tokens=max_new_tokens, rng=rng, sampling=sampling,

@@ -18,8 +18,10 @@ import collections
 import dataclasses
 from typing import Callable, NamedTuple, Optional, Sequence
 
+import jax
 import numpy as np
 
+from s2jax.data.steps import encode_with_steps
 from s2jax.tasks import arith
 
 AGGREGATIONS = ("min", "prod", "last")
@@ -210,16 +212,12 @@ def model_proposer(sampler, params, tokenizer, questions: Sequence[str], *, batc
                    max_step_tokens: int, sampling, rng, batch_sharding=None) -> Callable:
   """`propose` for `beam_search` backed by the jitted sampler: one call per round samples
   every request's next step, stopping at end-of-step (or eos for the final line)."""
-  from s2jax.data.batches import encode_prompt
-  from s2jax.data.steps import encode_steps
-  import jax
   state = {"rng": rng}
 
   def propose(requests, n):
     prompts = []
     for i, steps in requests:
-      ids = encode_prompt(tokenizer, questions[i]) + encode_steps(tokenizer, steps)[0]
-      prompts.extend([ids] * n)
+      prompts.extend([encode_with_steps(tokenizer, questions[i], steps)[0]] * n)
     state["rng"], key = jax.random.split(state["rng"])
     outs = sampler.generate_all(params, prompts, batch_size=batch_size,
                                 max_new_tokens=max_step_tokens, rng=key, sampling=sampling,

@@ -19,6 +19,7 @@ import optax
 from flax import linen as nn
 
 from s2jax import sharding as shd
+from s2jax.metrics import progress
 from s2jax.models.transformer import Transformer, default_positions
 
 
@@ -179,7 +180,6 @@ def fit(state: TrainState, step_fn, batch_at: Callable, *, steps: int, ckpt, wri
   Saves through the checkpointer (which decides how often), logs the step's metrics every
   `log_every` steps (`tokens`, the loss weight, becomes a rate), and stops on a non-finite
   step with the last good checkpoint kept."""
-  from s2jax.metrics import progress
   start = int(state.step)
   bar = progress(steps, initial=start, desc=desc)
   t0, weight_since = time.time(), 0.0

@@ -11,6 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
+from s2jax.data.batches import encode_prompt
+
 
 def encode_steps(tokenizer, steps: Sequence[str], final: str | None = None) -> tuple[list, list]:
   """Completion ids for `steps` (each closed by end-of-step) and an optional final line
@@ -26,6 +28,14 @@ def encode_steps(tokenizer, steps: Sequence[str], final: str | None = None) -> t
     ids.extend(tokenizer.encode(final))
     ids.append(tokenizer.eos_id)
   return ids, ends
+
+
+def encode_with_steps(tokenizer, question: str, steps: Sequence[str]) -> tuple[list, list]:
+  """Prompt plus completed steps, as the policy sees them and the PRM scores them; returns
+  (ids, index of each step's end-of-step token in ids)."""
+  prompt = encode_prompt(tokenizer, question)
+  ids, ends = encode_steps(tokenizer, steps)
+  return prompt + ids, [len(prompt) + e for e in ends]
 
 
 def step_end_positions(completion: Sequence[int], step_end_id: int, eos_id: int | None = None,

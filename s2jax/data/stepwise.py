@@ -11,8 +11,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from s2jax.data import jsonl
-from s2jax.data.batches import encode_example, encode_prompt
-from s2jax.data.steps import encode_steps, pad_positions
+from s2jax.data.batches import encode_example
+from s2jax.data.steps import encode_with_steps, pad_positions
 
 
 def validate_record(rec, where: str) -> dict:
@@ -55,14 +55,12 @@ def prm_batch(tokenizer, records: Sequence[dict], length: int, max_steps: int) -
   mask = np.zeros((b, length), bool)
   positions, labels = [], np.zeros((b, max_steps), np.float32)
   for i, r in enumerate(records):
-    prompt = encode_prompt(tokenizer, r["prompt"])
-    ids, ends = encode_steps(tokenizer, r["completions"])
-    seq = prompt + ids
+    seq, ends = encode_with_steps(tokenizer, r["prompt"], r["completions"])
     if len(seq) > length:
       raise ValueError(f"record {i}: {len(seq)} tokens exceed the batch length {length}")
     tokens[i, :len(seq)] = seq
     mask[i, :len(seq)] = True
-    positions.append([len(prompt) + e for e in ends])
+    positions.append(ends)
     if len(ends) > max_steps:
       raise ValueError(f"record {i}: {len(ends)} steps exceed the batch's {max_steps} slots")
     labels[i, :len(ends)] = [float(x) for x in r.get("labels", [0.0] * len(ends))]
@@ -94,5 +92,4 @@ def record_length(tokenizer, record: dict) -> int:
   if "solution" in record:
     e = encode_example(tokenizer, record["prompt"], record["solution"])
     return len(e)
-  return len(encode_prompt(tokenizer, record["prompt"])) + len(
-      encode_steps(tokenizer, record["completions"])[0])
+  return len(encode_with_steps(tokenizer, record["prompt"], record["completions"])[0])
