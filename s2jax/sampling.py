@@ -159,6 +159,16 @@ class Sampler:
     self.max_cache_len = max_cache_len
     self.buckets = tuple(sorted(b for b in buckets if b <= max_cache_len)) or (max_cache_len,)
 
+  def prompt_length(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> int:
+    """The left-padded prompt width P these prompts are generated at (their bucket)."""
+    longest = max(len(p) for p in prompts)
+    if longest == 0:
+      raise ValueError("sampler: every prompt is empty; a prompt needs at least one token")
+    if longest + max_new_tokens > self.max_cache_len:
+      raise ValueError(f"sampler: prompt of {longest} tokens plus max_new_tokens="
+                       f"{max_new_tokens} exceeds the cache length {self.max_cache_len}")
+    return min(bucket_for(longest, self.buckets), self.max_cache_len - max_new_tokens)
+
   def __call__(self, params, prompts: Sequence[Sequence[int]], *, max_new_tokens: int,
                rng: Optional[jax.Array] = None, sampling: SamplingConfig = SamplingConfig(),
                stop_ids: Sequence[int] = (), batch_sharding=None) -> Generation:
@@ -166,14 +176,7 @@ class Sampler:
       raise ValueError("sampler: no prompts given")
     if max_new_tokens <= 0:
       raise ValueError(f"sampler: max_new_tokens={max_new_tokens} must be positive")
-    longest = max(len(p) for p in prompts)
-    if longest == 0:
-      raise ValueError("sampler: every prompt is empty; a prompt needs at least one token")
-    if longest + max_new_tokens > self.max_cache_len:
-      raise ValueError(f"sampler: prompt of {longest} tokens plus max_new_tokens="
-                       f"{max_new_tokens} exceeds the cache length {self.max_cache_len}")
-    p = bucket_for(longest, self.buckets)
-    p = min(p, self.max_cache_len - max_new_tokens)
+    p = self.prompt_length(prompts, max_new_tokens)
     tokens, mask = left_pad(prompts, p, self.pad_id)
     if batch_sharding is not None:
       tokens, mask = (to_global(tokens, batch_sharding), to_global(mask, batch_sharding))

@@ -1,0 +1,230 @@
+"""RL kernels against hand-made cases and plain NumPy, and a toy objective PPO must improve."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from s2jax import rl, sharding
+from s2jax import train as train_lib
+from s2jax.models.transformer import ModelConfig, Transformer
+from s2jax.sampling import Sampler, SamplingConfig
+
+
+def numpy_gae(rewards, values, mask, gamma, lam):
+  b, n = rewards.shape
+  adv = np.zeros((b, n))
+  for i in range(b):
+    length = int(mask[i].sum())
+    last = 0.0
+    for t in reversed(range(length)):
+      next_v = values[i, t + 1] if t + 1 < length else 0.0
+      delta = rewards[i, t] + gamma * next_v - values[i, t]
+      last = delta + gamma * lam * last
+      adv[i, t] = last
+  return adv, (adv + values) * mask
+
+
+@pytest.mark.parametrize("gamma,lam", [(1.0, 0.95), (0.9, 0.5), (1.0, 1.0), (0.99, 0.0)])
+def test_gae_matches_numpy(gamma, lam):
+  rng = np.random.default_rng(0)
+  b, n = 5, 9
+  lengths = np.array([9, 1, 4, 0, 7])
+  mask = np.arange(n)[None] < lengths[:, None]
+  rewards = rng.normal(size=(b, n)) * mask
+  values = rng.normal(size=(b, n)) * mask
+  adv, ret = rl.gae(jnp.asarray(rewards, jnp.float32), jnp.asarray(values, jnp.float32),
+                    jnp.asarray(mask), gamma, lam)
+  want_adv, want_ret = numpy_gae(rewards, values, mask, gamma, lam)
+  np.testing.assert_allclose(np.asarray(adv), want_adv, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(ret), want_ret, atol=1e-5)
+
+
+def test_gae_lambda_one_is_discounted_return_minus_value():
+  rewards = np.array([[0.0, 0.0, 1.0, 0.0]], np.float32)
+  values = np.array([[0.3, 0.1, -0.2, 0.0]], np.float32)
+  mask = np.array([[True, True, True, False]])
+  adv, ret = rl.gae(rewards, values, mask, 1.0, 1.0)
+  np.testing.assert_allclose(np.asarray(ret), [[1.0, 1.0, 1.0, 0.0]], atol=1e-6)
+  np.testing.assert_allclose(np.asarray(adv), [[0.7, 0.9, 1.2, 0.0]], atol=1e-6)
+
+
+@pytest.mark.parametrize("ratio,adv,want_loss,want_grad", [
+    (1.5, 1.0, -1.2, 0.0),    # A > 0, ratio above 1 + eps: clipped, no gradient
+    (0.5, 1.0, -0.5, -0.5),   # A > 0, ratio below 1 - eps: unclipped side is the minimum
+    (0.5, -1.0, 0.8, 0.0),    # A < 0, ratio below 1 - eps: clipped, no gradient
+    (1.5, -1.0, 1.5, 1.5),    # A < 0, ratio above 1 + eps: unclipped, pushed back down
+    (1.1, 2.0, -2.2, -2.2),   # inside the trust region: plain ratio * A
+])
+def test_clipped_pg_loss_and_gradient(ratio, adv, want_loss, want_grad):
+  old = jnp.float32(-1.0)
+  f = lambda lp: rl.clipped_pg_loss(lp, old, jnp.float32(adv), 0.2)[0]
+  logp = old + jnp.log(jnp.float32(ratio))
+  np.testing.assert_allclose(float(f(logp)), want_loss, rtol=1e-5)
+  # d/dlogp of -ratio * A is -ratio * A where unclipped, 0 where clipped.
+  np.testing.assert_allclose(float(jax.grad(f)(logp)), want_grad, rtol=1e-5, atol=1e-7)
+
+
+def test_clipped_value_loss_takes_the_pessimistic_branch():
+  old, ret = jnp.float32(0.0), jnp.float32(1.0)
+  # V moved 0.5 towards the return, beyond the 0.2 clip: the clipped value (0.2) is further
+  # from the return, so its error counts.
+  np.testing.assert_allclose(float(rl.clipped_value_loss(jnp.float32(0.5), old, ret, 0.2)),
+                             0.5 * 0.8 ** 2, rtol=1e-6)
+  # Moving away from the return is never clipped away.
+  np.testing.assert_allclose(float(rl.clipped_value_loss(jnp.float32(-0.5), old, ret, 0.2)),
+                             0.5 * 1.5 ** 2, rtol=1e-6)
+
+
+def test_kl_estimators_agree_with_exact_kl():
+  p = jnp.array([0.5, 0.3, 0.15, 0.05])
+  q = jnp.array([0.25, 0.25, 0.25, 0.25])
+  exact = float(jnp.sum(p * (jnp.log(p) - jnp.log(q))))
+  tokens = jax.random.categorical(jax.random.key(0), jnp.log(p), shape=(200_000,))
+  logp, logq = jnp.log(p)[tokens], jnp.log(q)[tokens]
+  k1 = rl.kl_penalty(logp, logq, "k1")
+  k2 = rl.kl_penalty(logp, logq, "k2")
+  k3 = rl.kl_penalty(logp, logq, "k3")
+  assert abs(float(k1.mean()) - exact) < 0.01
+  assert abs(float(k3.mean()) - exact) < 0.01
+  assert float(k3.min()) >= 0.0 and float(k1.min()) < 0.0  # k3 is never negative, k1 can be
+  np.testing.assert_allclose(float(k2.mean()), float(0.5 * jnp.mean(jnp.square(logp - logq))),
+                             rtol=1e-5)
+  assert float(k1.std()) > float(k3.std())  # the reason k3 exists
+  with pytest.raises(ValueError, match="KL estimator"):
+    rl.kl_penalty(logp, logq, "k4")
+
+
+def test_group_advantages():
+  r = jnp.array([1.0, 0.0, 0.0, 1.0, 2.0, 2.0, 2.0, 2.0])
+  grpo = np.asarray(rl.group_advantages(r, 4, "grpo"))
+  np.testing.assert_allclose(grpo[:4], [1.0, -1.0, -1.0, 1.0], atol=1e-5)
+  np.testing.assert_allclose(grpo[4:], 0.0, atol=1e-6)  # no signal from an all-equal group
+  rloo = np.asarray(rl.group_advantages(r, 4, "rloo"))
+  # RLOO: each return minus the mean of the other three.
+  want = [1 - 1 / 3, 0 - 2 / 3, 0 - 2 / 3, 1 - 1 / 3, 0, 0, 0, 0]
+  np.testing.assert_allclose(rloo, want, atol=1e-6)
+  with pytest.raises(ValueError):
+    rl.RLConfig(algorithm="grpo", group_size=1)
+
+
+def test_response_steps_and_reward_placement():
+  class Tok:
+    eos_id, step_end_id = 2, 3
+    def decode(self, ids):
+      return " ".join({7: "A", 8: "B", 9: "####"}[i] for i in ids)
+  #            A  nl nl  B  nl ####  nl  A  eos
+  ids = [7, 3, 3, 8, 3, 9, 3, 7, 2]
+  steps, ends = rl.response_steps(Tok(), ids, lambda text: text.startswith("####"))
+  assert steps == ["A", "B"] and ends == [1, 4]  # the empty line is not a step
+  out = rl.place_rewards(10, [9, 0], [ends, []], [np.array([0.5, -0.25]), np.zeros(0)],
+                         np.array([1.0, 1.0]), step_weight=2.0, outcome_weight=3.0)
+  want = np.zeros((2, 10), np.float32)
+  want[0, 1], want[0, 4], want[0, 8] = 1.0, -0.5, 3.0
+  np.testing.assert_allclose(out, want)  # an empty response gets no outcome reward
+
+
+def test_step_reward_transforms():
+  p = np.array([0.2, 0.9])
+  np.testing.assert_allclose(rl.step_reward(p, "centered"), [-0.3, 0.4], atol=1e-6)
+  np.testing.assert_allclose(rl.step_reward(p, "log"), np.log(p), atol=1e-6)
+  with pytest.raises(ValueError, match="step_transform"):
+    rl.step_reward(p, "square")
+
+
+def test_hacking_alarm():
+  flat = [0.5] * 6
+  assert not rl.hacking_alarm([0.1, 0.2, 0.3, 0.4], flat, window=2)
+  assert rl.hacking_alarm([0.1, 0.1, 0.5, 0.6], [0.5, 0.5, 0.3, 0.2], window=2)
+  assert not rl.hacking_alarm([0.1, 0.1, 0.5, 0.6], [0.3, 0.3, 0.5, 0.6], window=2)
+  assert not rl.hacking_alarm([0.1, 0.5], [0.5, 0.1], window=2)  # too little history
+
+
+def test_adaptive_kl_moves_towards_target():
+  c = rl.AdaptiveKL(0.1, target=1.0, horizon=100)
+  assert c.update(kl=5.0, n_sequences=10) > 0.1
+  c2 = rl.AdaptiveKL(0.1, target=1.0, horizon=100)
+  assert c2.update(kl=0.1, n_sequences=10) < 0.1
+  assert rl.AdaptiveKL(0.1).update(5.0, 10) == 0.1  # no target: fixed
+
+
+def test_check_batch():
+  rl.check_batch(rl.RLConfig(algorithm="grpo", group_size=4, minibatches=2), 16, shards=2)
+  with pytest.raises(ValueError, match="whole groups"):
+    rl.check_batch(rl.RLConfig(algorithm="grpo", group_size=4, minibatches=4), 8)
+
+
+TARGET = 5  # the toy objective: +1 for every generated TARGET token
+
+
+def _toy_run(cfg: rl.RLConfig, iterations: int, shared_trunk: bool = True):
+  vocab, n_new = 16, 6
+  mcfg = ModelConfig(vocab_size=vocab, d_model=32, n_layers=1, n_heads=2, n_kv_heads=1,
+                     mlp_dim=64, scalar_head=cfg.uses_critic and shared_trunk)
+  policy = Transformer(mcfg)
+  value = None
+  mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
+  pparams, _ = sharding.init_params(policy, jax.random.key(0), mesh)
+  params = {"policy": pparams}
+  if cfg.uses_critic and not shared_trunk:
+    value = Transformer(ModelConfig(**{**mcfg.__dict__, "lm_head": False, "scalar_head": True}))
+    params["value"], _ = sharding.init_params(value, jax.random.key(1), mesh)
+  ref = jax.tree.map(jnp.copy, pparams)
+  opt = optax.adam(3e-3)
+  state = train_lib.TrainState(step=jnp.int32(0), params=params, opt_state=opt.init(params))
+  update = jax.jit(rl.make_update(policy, value, opt, cfg))
+  sampler = Sampler(policy, pad_id=0, eos_id=1, max_cache_len=32)
+  prompts = [[2, 3]] * 16
+  rng = jax.random.key(42)
+  hits = []
+  for _ in range(iterations):
+    rng, k1, k2 = jax.random.split(rng, 3)
+    ro = rl.rollout(sampler, state.params["policy"], prompts, max_new_tokens=n_new,
+                    sampling=SamplingConfig(temperature=1.0), rng=k1)
+    response = ro["tokens"][:, -n_new:]
+    score = ((response == TARGET) & ro["response_mask"]).astype(np.float32)
+    hits.append(score.sum() / ro["response_mask"].sum())
+    state, metrics = update(state, dict(tokens=ro["tokens"], mask=ro["mask"],
+                                        response_mask=ro["response_mask"], score_rewards=score,
+                                        ref_params=ref, kl_coef=jnp.float32(0.0), rng=k2))
+    assert bool(metrics["finite"])
+  return hits, metrics
+
+
+@pytest.mark.parametrize("cfg,shared", [
+    (rl.RLConfig(algorithm="ppo", epochs=2, minibatches=2), True),
+    (rl.RLConfig(algorithm="ppo", epochs=2, minibatches=2), False),
+    (rl.RLConfig(algorithm="grpo", group_size=4, epochs=2, minibatches=2), True),
+    (rl.RLConfig(algorithm="rloo", group_size=4, epochs=2, minibatches=2), True),
+])
+def test_update_increases_toy_reward(cfg, shared):
+  hits, metrics = _toy_run(cfg, 25, shared)
+  before, after = np.mean(hits[:3]), np.mean(hits[-3:])
+  assert before < 0.25
+  assert after > before + 0.3, (before, after)
+  if cfg.uses_critic:
+    assert "value_loss" in metrics
+
+
+def test_kl_penalty_enters_the_reward():
+  """With zero score reward, the total reward is exactly -kl_coef * KL."""
+  cfg = rl.RLConfig(algorithm="ppo", epochs=1, minibatches=1)
+  mcfg = ModelConfig(vocab_size=16, d_model=16, n_layers=1, n_heads=2, n_kv_heads=1,
+                     mlp_dim=32, scalar_head=True)
+  policy = Transformer(mcfg)
+  mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
+  p, _ = sharding.init_params(policy, jax.random.key(0), mesh)
+  ref, _ = sharding.init_params(policy, jax.random.key(1), mesh)
+  opt = optax.sgd(0.0)
+  state = train_lib.TrainState(step=jnp.int32(0), params={"policy": p},
+                               opt_state=opt.init({"policy": p}))
+  sampler = Sampler(policy, pad_id=0, eos_id=1, max_cache_len=16)
+  ro = rl.rollout(sampler, p, [[2, 3]] * 4, max_new_tokens=4, sampling=SamplingConfig(1.0),
+                  rng=jax.random.key(0))
+  inputs = dict(tokens=ro["tokens"], mask=ro["mask"], response_mask=ro["response_mask"],
+                score_rewards=np.zeros((4, 4), np.float32), ref_params=ref,
+                kl_coef=jnp.float32(0.5), rng=jax.random.key(1))
+  _, m = jax.jit(rl.make_update(policy, None, opt, cfg))(state, inputs)
+  np.testing.assert_allclose(float(m["total_reward"]), -0.5 * float(m["kl_per_sequence"]),
+                             rtol=1e-5)
+  assert abs(float(m["kl"])) > 0
