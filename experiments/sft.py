@@ -15,7 +15,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax
-import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -80,7 +79,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
   examples = [batches.encode_example(tokenizer, r["question"], r["answer"])
               for r in train_records]
   batches.check_lengths(examples, config.data.seq_len, paths["train"])
-  lengths = np.asarray([len(e) for e in examples])
 
   optimizer = train_lib.make_optimizer(config.optim)
   state, state_sh = train_lib.create_state(model, optimizer, jax.random.key(config.seed), mesh)
@@ -96,15 +94,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
   writer = MetricWriter(workdir)
   writer.write(start, event="start", processes=jax.process_count(), devices=jax.device_count(),
                mesh=dict(mesh.shape))
-  rows = sharding.process_rows(t.batch_size)
-
-  def batch_at(step):
-    idx = batches.bucketed_batch_indices(step, t.batch_size, lengths, config.seed,
-                                         config.data.bucket_window)
-    chosen = [examples[i] for i in idx]
-    length = batches.padded_length(chosen, config.data.pad_multiple, config.data.seq_len)
-    local = batches.make_batch(chosen[rows], length, tokenizer.pad_id)
-    return {k: sharding.global_batch(v, mesh) for k, v in local.items()}
+  batch_at = train_lib.lm_batches(examples, tokenizer, mesh, batch_size=t.batch_size,
+                                 seed=config.seed, pad_multiple=config.data.pad_multiple,
+                                 seq_len=config.data.seq_len,
+                                 bucket_window=config.data.bucket_window)
 
   state = train_lib.fit(state, step_fn, batch_at, steps=t.steps, ckpt=ckpt, writer=writer,
                         log_every=t.log_every, desc="sft")

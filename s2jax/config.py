@@ -39,19 +39,25 @@ def validate_train_config(config) -> None:
 
 def validate_optim_config(config) -> None:
   """The train/optim/mesh blocks every training job (SFT, verifier, RL) shares."""
-  t, o = config.train, config.optim
+  t = config.train
   for key, v in (("train.steps", t.steps), ("train.batch_size", t.batch_size),
                  ("train.grad_accum", t.grad_accum)):
     require(isinstance(v, int) and v > 0, key, v, "must be a positive integer")
   require(t.batch_size % t.grad_accum == 0, "train.batch_size", t.batch_size,
           f"must be divisible by train.grad_accum={t.grad_accum}")
+  require(t.keep_checkpoints >= 1, "train.keep_checkpoints", t.keep_checkpoints, "must be >= 1")
+  validate_optimizer(config)
+
+
+def validate_optimizer(config) -> None:
+  """The optim and mesh blocks (RL has no `train.steps`: it counts iterations)."""
+  o = config.optim
   require(o.lr > 0, "optim.lr", o.lr, "must be positive")
   require(o.clip_norm > 0, "optim.clip_norm", o.clip_norm, "must be positive")
   require(0 <= o.b1 < 1 and 0 <= o.b2 < 1, "optim.b1/b2", (o.b1, o.b2), "must be in [0, 1)")
   require(o.warmup_steps >= 0, "optim.warmup_steps", o.warmup_steps, "must be >= 0")
   require(len(config.mesh.shape) == 3, "mesh.shape", tuple(config.mesh.shape),
           "must have 3 entries (data, fsdp, tensor)")
-  require(t.keep_checkpoints >= 1, "train.keep_checkpoints", t.keep_checkpoints, "must be >= 1")
 
 
 def load_config_file(path: str) -> ml_collections.ConfigDict:

@@ -66,3 +66,14 @@ def evaluate_records(sampler, params, tokenizer, records: Sequence[dict], *, bat
                                batch_sharding=batch_sharding)
   results = [judge(r, o) for r, o in zip(records, outputs)]
   return results, summarize(results)
+
+
+def evaluate_splits(sampler, params, tokenizer, split_records: dict, *, batch_size: int,
+                    max_new_tokens: int, batch_sharding=None) -> tuple[dict, dict]:
+  """Greedy accuracy on several named splits → ({split: summary}, {split: per-problem})."""
+  summaries, per_problem = {}, {}
+  for name, records in split_records.items():
+    per_problem[name], summaries[name] = evaluate_records(
+        sampler, params, tokenizer, records, batch_size=batch_size,
+        max_new_tokens=max_new_tokens, desc=f"eval {name}", batch_sharding=batch_sharding)
+  return summaries, per_problem

@@ -23,7 +23,7 @@ minibatches of `train.make_train_step`, the step SFT and the verifiers use.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -284,15 +284,22 @@ class AdaptiveKL:
 # ------------------------------------------------------------------ host side: rollouts
 
 def rollout(sampler: Sampler, params, prompts: Sequence[Sequence[int]], *, max_new_tokens: int,
-          sampling: SamplingConfig, rng, batch_sharding=None) -> dict:
+          sampling: SamplingConfig, rng, batch_sharding=None, trim_multiple: int = 32) -> dict:
   """Sample one response per prompt; returns host arrays in the update's layout plus the
-  generated ids per row (`responses`) and whether each row stopped on its own."""
+  generated ids per row (`responses`) and whether each row stopped on its own.
+
+  The response slots are cut to the longest response rounded up to `trim_multiple` (0:
+  never cut): the update costs what the rollouts generated, not `max_new_tokens`, at the
+  price of a few compiled shapes."""
   p = sampler.prompt_length(prompts, max_new_tokens)
   prompt_tokens, prompt_mask = left_pad(prompts, p, sampler.pad_id)
   gen = sampler(params, prompts, max_new_tokens=max_new_tokens, rng=rng, sampling=sampling,
                 batch_sharding=batch_sharding)
-  resp_mask = np.arange(max_new_tokens)[None, :] < gen.lengths[:, None]
-  return {"tokens": np.concatenate([prompt_tokens, gen.tokens], axis=1),
+  n = max_new_tokens
+  if trim_multiple:
+    n = min(n, max(1, -(-int(gen.lengths.max()) // trim_multiple)) * trim_multiple)
+  resp_mask = np.arange(n)[None, :] < gen.lengths[:, None]
+  return {"tokens": np.concatenate([prompt_tokens, gen.tokens[:, :n]], axis=1),
           "mask": np.concatenate([prompt_mask, resp_mask], axis=1),
           "response_mask": resp_mask,
           "responses": [gen.tokens[i, :gen.lengths[i]].tolist() for i in range(len(prompts))],

@@ -15,10 +15,12 @@ import flax
 import flax.traverse_util
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import linen as nn
 
 from s2jax import sharding as shd
+from s2jax.data import batches as batches_lib
 from s2jax.metrics import progress
 from s2jax.models.transformer import Transformer, default_positions
 
@@ -117,6 +119,12 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation,
 def create_state(model: Transformer, optimizer, rng, mesh, rules=shd.DEFAULT_RULES):
   """Sharded parameters and optimizer state; returns (state, state_shardings)."""
   params, param_sh = shd.init_params(model, rng, mesh, rules=rules)
+  return state_for(params, param_sh, optimizer, mesh)
+
+
+def state_for(params, param_sh, optimizer, mesh):
+  """A fresh TrainState around existing parameters (any pytree, e.g. policy + value);
+  returns (state, state_shardings)."""
   # Moments take their parameter's sharding (propagation alone leaves them replicated);
   # everything else in the optimizer state (step counts) is replicated.
   opt_sh = optax.tree_map_params(optimizer, lambda _, sh: sh,
@@ -204,3 +212,20 @@ def fit(state: TrainState, step_fn, batch_at: Callable, *, steps: int, ckpt, wri
   bar.close()
   save_state(ckpt, state, force=ckpt.latest_step() != steps)
   return state
+
+
+def lm_batches(examples, tokenizer, mesh, *, batch_size: int, seed: int, pad_multiple: int,
+               seq_len: int, bucket_window: int) -> Callable:
+  """`batch_at(step)` for next-token training on `batches.Example`s (SFT, distillation):
+  length-bucketed, a pure function of the step (resumable), each process loading its rows."""
+  batches_lib.check_lengths(examples, seq_len, "training examples")
+  lengths = np.asarray([len(e) for e in examples])
+  rows = shd.process_rows(batch_size)
+
+  def batch_at(step):
+    idx = batches_lib.bucketed_batch_indices(step, batch_size, lengths, seed, bucket_window)
+    chosen = [examples[i] for i in idx]
+    length = batches_lib.padded_length(chosen, pad_multiple, seq_len)
+    local = batches_lib.make_batch(chosen[rows], length, tokenizer.pad_id)
+    return {k: shd.global_batch(v, mesh) for k, v in local.items()}
+  return batch_at

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 
+import jax
 import ml_collections
 
 from s2jax import checkpoints, sharding
@@ -38,3 +39,26 @@ def load_model(workdir: str, step=None):
   params = ckpt.restore({"params": params}, step)["params"]  # no optimizer state needed
   ckpt.close()
   return model, params, tokenizer, config, mesh
+
+
+def derive_policy_workdir(source: str, workdir: str, *, model: dict | None = None,
+                          **extra) -> ml_collections.ConfigDict:
+  """Make `workdir` loadable as a policy like `source` (an SFT or derived workdir): its
+  config (tokenizer by absolute path, the model with `model` overrides, `extra` keys
+  added) and its data splits (linked). Self-distillation rounds and RL runs write their
+  checkpoints there, so every later stage (evaluation, search, the next round) treats
+  them like the SFT policy."""
+  config = read_config(source)
+  config.tokenizer.path = os.path.abspath(tokenizer_path(source, config))
+  if model:
+    config.model.update(model)
+  d = config.to_dict()
+  d.update(extra, derived_from=os.path.abspath(source))
+  os.makedirs(workdir, exist_ok=True)
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      json.dump(d, f, indent=2, default=list)
+    data = os.path.join(workdir, "data")
+    if not os.path.exists(data):
+      os.symlink(os.path.abspath(os.path.join(source, "data")), data)
+  return ml_collections.ConfigDict(d)

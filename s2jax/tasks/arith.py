@@ -313,6 +313,10 @@ def parse_final_answer(solution: str) -> Optional[float]:
   return None
 
 
+def is_final_line(line: str) -> bool:
+  return _FINAL.match(line) is not None
+
+
 def split_steps(solution: str) -> tuple[list[str], Optional[str]]:
   """Reasoning lines (non-empty, before the final-answer line) and the final-answer line."""
   steps, final = [], None

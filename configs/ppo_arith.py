@@ -1,0 +1,54 @@
+"""On-policy RL from the SFT policy on the synthetic task.
+
+  python experiments/ppo.py --config=configs/ppo_arith.py \
+      --config.policy_workdir=workdirs/sft --config.prm_workdir=workdirs/prm \
+      --workdir=workdirs/ppo_step
+
+Variants (the `variants()` sweep): PPO with PRM step rewards plus the exact outcome (the
+default), PPO with the outcome only, GRPO with the outcome only.
+"""
+import ml_collections
+
+
+def get_config(arg: str = ""):
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.policy_workdir = ""    # the SFT policy: initial weights and the frozen KL reference
+  c.policy_step = -1
+  c.prm_workdir = ""       # step rewards; also monitored when they carry no weight
+  c.orm_workdir = ""       # for rewards.outcome="orm"
+  # s2jax.rl.RLConfig. group_size > 1 samples each prompt several times (grpo/rloo need it).
+  c.rl = dict(algorithm="ppo", group_size=1, epochs=2, minibatches=2, clip_eps=0.2,
+              value_clip=0.2, vf_coef=0.5, entropy_coef=0.0, gamma=1.0, gae_lambda=0.95,
+              kl_estimator="k1", whiten_advantages=True)
+  # value: its own copy of the policy trunk with a scalar head, or the policy's trunk with
+  # a second head (shared_trunk, one forward pass for both).
+  c.value = dict(shared_trunk=True)
+  # Step rewards: transform of P(step correct) on each step's end-of-step token.
+  # Outcome: exact checker (1/0) | orm (P(correct)) | none, on the last token.
+  c.rewards = dict(step_weight=1.0, step_transform="centered", outcome="exact",
+                   outcome_weight=1.0)
+  # Per-token KL to the reference in the reward; target > 0 adapts the coefficient.
+  c.kl = dict(coef=0.05, target=0.0, horizon=10000)
+  c.rollout = dict(prompts=32, train_problems=5000, temperature=1.0, top_k=0, top_p=1.0,
+                   max_new_tokens=160, max_cache_len=576)
+  # Error recovery: this fraction of each iteration's prompts start after a wrong step.
+  c.recovery = dict(fraction=0.0, source="corrupted", eval_problems=100)
+  c.hacking = dict(window=5, tolerance=0.02)
+  c.optim = dict(lr=2e-5, warmup_steps=5, decay_steps=400, final_lr_fraction=1.0,
+                 schedule="constant", weight_decay=0.0, b1=0.9, b2=0.99, clip_norm=1.0)
+  c.train = dict(iterations=40, checkpoint_every=10, keep_checkpoints=2)
+  c.eval = dict(every=20, num_problems=100, batch_size=100, max_new_tokens=192)
+  c.score_batch_size = 64
+  c.mesh = dict(shape=(-1, 1, 1))
+  c.distributed = dict(enabled=False, coordinator_address="", num_processes=1, process_id=0,
+                       cpu_collectives="gloo")
+  return c
+
+
+def variants():
+  """The runs of issue #4: step + outcome rewards, outcome only, and GRPO (outcome only)."""
+  return [("ppo_step", {}),
+          ("ppo_outcome", {"rewards.step_weight": 0.0}),
+          ("grpo", {"rewards.step_weight": 0.0, "rl.algorithm": "grpo", "rl.group_size": 4,
+                    "rollout.prompts": 8})]
