@@ -35,7 +35,7 @@ def get_config(arg: str = ""):
   # Error recovery: this fraction of each iteration's prompts start after a wrong step.
   c.recovery = dict(fraction=0.0, source="corrupted", eval_problems=100)
   c.hacking = dict(window=5, tolerance=0.02)
-  c.optim = dict(lr=2e-5, warmup_steps=5, decay_steps=400, final_lr_fraction=1.0,
+  c.optim = dict(lr=5e-5, warmup_steps=5, decay_steps=400, final_lr_fraction=1.0,
                  schedule="constant", weight_decay=0.0, b1=0.9, b2=0.99, clip_norm=1.0)
   c.train = dict(iterations=40, checkpoint_every=10, keep_checkpoints=2)
   c.eval = dict(every=20, num_problems=100, batch_size=100, max_new_tokens=192)

@@ -268,9 +268,14 @@ class Trainer:
     e = self.config.eval
     params = self.state.params["policy"]
     bsh = sharding.batch_sharding(self.mesh, 2, e.batch_size)
-    summaries, _ = evaluation.evaluate_splits(
-        self.sampler, params, self.tok, records, batch_size=e.batch_size,
-        max_new_tokens=e.max_new_tokens, batch_sharding=bsh)
+    if int(self.state.step) == 0:  # the SFT policy itself: shared, cached evaluation
+      summaries = self.base.evaluate(num_problems=e.num_problems, batch_size=e.batch_size,
+                                     max_new_tokens=e.max_new_tokens,
+                                     max_cache_len=self.config.rollout.max_cache_len)
+    else:
+      summaries, _ = evaluation.evaluate_splits(
+          self.sampler, params, self.tok, records, batch_size=e.batch_size,
+          max_new_tokens=e.max_new_tokens, batch_sharding=bsh)
     out = {"accuracy": {k: v["accuracy"] for k, v in summaries.items()},
            "fully_valid": {k: v["fully_valid"] for k, v in summaries.items()}}
     if recovery_set:
@@ -358,6 +363,7 @@ def run(config, workdir: str) -> dict:
   bar.close()
   trainer.save(force=trainer.ckpt.latest_step() != t.iterations)
   trainer.ckpt.close()
+  report.mark_done(workdir)
   return {"metrics": read_metrics(writer.path), "evals": read_metrics(eval_path)}
 
 

@@ -26,14 +26,14 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from s2jax import checkpoints, distill, evaluation, report, search, sharding, verifier, workdirs
+from s2jax import checkpoints, distill, report, search, sharding, verifier, workdirs
 from s2jax import train as train_lib
 from s2jax.config import require, validate_optim_config
-from s2jax.data import batches, gsm8k, jsonl
+from s2jax.data import batches, jsonl
 from s2jax.metrics import MetricWriter
 from s2jax.policy import Policy
 from s2jax.sampling import SamplingConfig
-from s2jax.tasks import arith, splits
+from s2jax.tasks import arith
 from s2jax.tokenizers import SentencePieceTokenizer
 
 INITS = ("base", "continue")
@@ -60,19 +60,10 @@ def validate(config) -> None:
   validate_optim_config(config)
 
 
-def eval_records(policy: Policy, config) -> dict:
-  return {name: gsm8k.read_jsonl(policy.split_path(name))[:config.eval.num_problems]
-          for name in splits.eval_split_names(policy.config)}
-
-
-def evaluate(policy: Policy, config, records: dict) -> dict:
-  model, params, tok, _, mesh = policy.load()
+def evaluate(policy: Policy, config) -> dict:
   e = config.eval
-  summaries, _ = evaluation.evaluate_splits(
-      policy.sampler(e.max_cache_len), params, tok, records, batch_size=e.batch_size,
-      max_new_tokens=e.max_new_tokens,
-      batch_sharding=sharding.batch_sharding(mesh, 2, e.batch_size))
-  return summaries
+  return policy.evaluate(num_problems=e.num_problems, batch_size=e.batch_size,
+                         max_new_tokens=e.max_new_tokens, max_cache_len=e.max_cache_len)
 
 
 def solution_scores(policy: Policy, prm_workdir: str, texts: list, questions: list,
@@ -170,10 +161,9 @@ def run(config, workdir: str) -> dict:
         json.dump(log, f, indent=2, default=list)
 
   base = Policy(config.policy_workdir)
-  records = eval_records(base, config)
   if not log["rounds"]:
     log["rounds"].append({"round": 0, "policy": os.path.abspath(base.workdir),
-                          "eval": evaluate(base, config, records)})
+                          "eval": evaluate(base, config)})
     save()
   for r in range(len(log["rounds"]), config.rounds + 1):
     prev = Policy(log["rounds"][-1]["policy"])
@@ -184,8 +174,9 @@ def run(config, workdir: str) -> dict:
     finetune(config, base, init, round_dir, examples)
     policy = Policy(round_dir)
     log["rounds"].append({"round": r, "policy": os.path.abspath(round_dir), "selection": stats,
-                          "eval": evaluate(policy, config, records)})
+                          "eval": evaluate(policy, config)})
     save()
+  report.mark_done(workdir)
   return log
 
 

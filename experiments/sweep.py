@@ -7,7 +7,8 @@
 The config file's `<sweep>()` returns [(name, {dotted.key: value})]; each point runs
 `python <script> --config=<config> --workdir=<root>/<name> --config.key=value ...` plus the
 arguments after `--`, one after another here (or one job each on a cluster, from the
-printed commands with --dry_run). A point whose workdir has eval/summary.json is skipped,
+printed commands with --dry_run). A point whose job finished (DONE or eval/summary.json in
+its workdir) is skipped,
 so an interrupted sweep resumes.
 """
 from __future__ import annotations
@@ -17,6 +18,10 @@ import importlib.util
 import os
 import subprocess
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from s2jax.report import is_done  # noqa: E402
 
 
 def sweep_points(config_path: str, fn: str) -> list:
@@ -44,7 +49,7 @@ def main():
     cmd = [sys.executable, args.script, f"--config={args.config}", f"--workdir={workdir}"]
     cmd += [f"--config.{k}={v}" for k, v in overrides.items()] + extra
     print(" ".join(cmd), flush=True)
-    if args.dry_run or os.path.exists(os.path.join(workdir, "eval", "summary.json")):
+    if args.dry_run or is_done(workdir):
       continue
     subprocess.run(cmd, check=True)
 

@@ -14,6 +14,7 @@ import jax
 from s2jax import checkpoints, evaluation, sharding, workdirs
 from s2jax.data import gsm8k, jsonl
 from s2jax.sampling import Sampler, SamplingConfig
+from s2jax.tasks import splits
 
 
 class Policy:
@@ -74,3 +75,24 @@ class Policy:
     if jax.process_index() == 0:
       jsonl.write_jsonl(path, out)
     return out
+
+  def evaluate(self, *, num_problems: int, batch_size: int, max_new_tokens: int,
+               max_cache_len: int, params=None) -> dict:
+    """Greedy accuracy on the first `num_problems` of every evaluation split → {split:
+    summary}. Cached for the checkpoint's own weights (`params=None`)."""
+    path = self.cache_path("eval", n=num_problems, max_new=max_new_tokens)
+    if params is None and os.path.exists(path):
+      with open(path) as f:
+        return json.load(f)
+    records = {name: gsm8k.read_jsonl(self.split_path(name))[:num_problems]
+               for name in splits.eval_split_names(self.config)}
+    model, own, tok, _, mesh = self.load()
+    summaries, _ = evaluation.evaluate_splits(
+        self.sampler(max_cache_len), own if params is None else params, tok, records,
+        batch_size=batch_size, max_new_tokens=max_new_tokens,
+        batch_sharding=sharding.batch_sharding(mesh, 2, batch_size))
+    if params is None and jax.process_index() == 0:
+      os.makedirs(os.path.dirname(path), exist_ok=True)
+      with open(path, "w") as f:
+        json.dump(summaries, f, indent=2)
+    return summaries

@@ -26,6 +26,19 @@ def run_info() -> dict:
           "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
+def mark_done(workdir: str) -> None:
+  """`<workdir>/DONE`: the job finished (sweeps skip such points)."""
+  import jax
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "DONE"), "w") as f:
+      f.write(time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
+
+
+def is_done(workdir: str) -> bool:
+  return (os.path.exists(os.path.join(workdir, "DONE"))
+          or os.path.exists(os.path.join(workdir, "eval", "summary.json")))
+
+
 def markdown_table(header: list, rows: list) -> str:
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
