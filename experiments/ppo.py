@@ -118,6 +118,7 @@ class Trainer:
     self.ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"),
                                          keep=t.keep_checkpoints, every=t.checkpoint_every,
                                          items=items)
+    self.iterations_done = 0
     if self.ckpt.latest_step() is not None:
       self._restore()
     ro = config.rollout
@@ -137,23 +138,23 @@ class Trainer:
   # ------------------------------------------------------------------------ state
   def _items(self, state):
     items = {"params": state.params["policy"], "opt_state": state.opt_state,
-             "controller": {"kl_coef": jnp.float32(self.kl.value)}}
+             "controller": {"kl_coef": jnp.float32(self.kl.value), "opt_step": state.step}}
     if self.value:
       items["value"] = state.params["value"]
     return items
 
   def save(self, force=False):
-    self.ckpt.save(int(self.state.step), self._items(self.state), force=force)
+    """Checkpoints are numbered by RL iteration (state.step counts optimizer steps)."""
+    self.ckpt.save(self.iterations_done, self._items(self.state), force=force)
 
   def _restore(self):
     items = self.ckpt.restore(self._items(self.state))
     params = {"policy": items["params"]}
     if self.value:
       params["value"] = items["value"]
-    step = self.ckpt.latest_step()
-    self.state = train_lib.TrainState(
-        step=jax.device_put(jnp.int32(step), self.state.step.sharding), params=params,
-        opt_state=items["opt_state"])
+    self.iterations_done = self.ckpt.latest_step()
+    self.state = train_lib.TrainState(step=items["controller"]["opt_step"], params=params,
+                                      opt_state=items["opt_state"])
     self.kl.value = float(items["controller"]["kl_coef"])
 
   def _scorer(self, workdir):
@@ -251,6 +252,7 @@ class Trainer:
               "rng": jax.random.fold_in(key, 1)}
     self.state, m = self.update(self.state, inputs)
     m = jax.device_get(m)
+    self.iterations_done = it + 1
     t3 = time.perf_counter()
     if not m["finite"]:
       raise FloatingPointError(f"rl: non-finite loss or gradient at iteration {it}; the "
@@ -268,7 +270,7 @@ class Trainer:
     e = self.config.eval
     params = self.state.params["policy"]
     bsh = sharding.batch_sharding(self.mesh, 2, e.batch_size)
-    if int(self.state.step) == 0:  # the SFT policy itself: shared, cached evaluation
+    if self.iterations_done == 0:  # the SFT policy itself: shared, cached evaluation
       summaries = self.base.evaluate(num_problems=e.num_problems, batch_size=e.batch_size,
                                      max_new_tokens=e.max_new_tokens,
                                      max_cache_len=self.config.rollout.max_cache_len)
@@ -326,7 +328,7 @@ def run(config, workdir: str) -> dict:
   history = read_metrics(writer.path) if os.path.exists(writer.path) else []
   rewards = [h["verifier_reward"] for h in history if "verifier_reward" in h]
   accs = [h["true_accuracy"] for h in history if h.get("true_accuracy") is not None]
-  start = int(trainer.state.step)
+  start = trainer.iterations_done
 
   def maybe_eval(it):
     if it in done_evals or not (it == 0 or it == t.iterations or (

@@ -106,3 +106,93 @@ def test_sweep_launches_one_job_per_point(root, tmp_path):
              for c in out)
   assert any("--config.labels.mc_k=2" in c and f"--workdir={tmp_path}/mc_k2_hard" in c
              for c in out)
+
+
+def test_self_distillation_rounds_with_prm_filter(verifiers, root, tmp_path):
+  from experiments import self_distill
+  from s2jax.policy import Policy
+  policy, v = verifiers
+  c = load_config_file(os.path.join(root, "configs", "distill_arith_tiny.py"))
+  c.update(policy_workdir=policy, prm_workdir=v["prm"])
+  log = self_distill.run(c, str(tmp_path / "d"))
+  assert [r["round"] for r in log["rounds"]] == [0, 1, 2]
+  s = c.samples
+  for r in log["rounds"][1:]:
+    # top-1 per problem: exactly one kept sample for every problem
+    assert r["selection"]["kept"] == s.problems
+    assert r["selection"]["problems_with_kept"] == s.problems
+    assert set(r["eval"]) == {"test", "shift_steps"}
+    assert Policy(r["policy"]).step == c.train.steps  # each round is a loadable policy
+  # round 2 sampled from round 1's policy, not from the SFT one
+  assert glob.glob(os.path.join(log["rounds"][1]["policy"], "samples", "samples_train_*"))
+  assert os.path.exists(str(tmp_path / "d" / "DONE"))
+  again = self_distill.run(c, str(tmp_path / "d"))  # finished rounds are not redone
+  assert again["rounds"] == json.load(open(tmp_path / "d" / "rounds.json"))["rounds"]
+
+
+def test_random_filter_needs_a_verifier_to_match_a_prm_filter(root, tmp_path):
+  from experiments import self_distill
+  c = load_config_file(os.path.join(root, "configs", "distill_arith_tiny.py"))
+  c.update(policy_workdir="/nonexistent")
+  c.filter.kind = "random"
+  with pytest.raises(ValueError, match="prm_workdir"):
+    self_distill.run(c, str(tmp_path))
+
+
+def ppo_config(root, policy, prm, **rl):
+  c = load_config_file(os.path.join(root, "configs", "ppo_arith_tiny.py"))
+  c.update(policy_workdir=policy, prm_workdir=prm)
+  c.rl.update(rl)
+  return c
+
+
+def test_ppo_with_step_rewards_and_recovery_resumes(verifiers, root, tmp_path):
+  from experiments import ppo
+  from s2jax.policy import Policy
+  policy, v = verifiers
+  c = ppo_config(root, policy, v["prm"])
+  c.recovery.source = "sampled"
+  out = ppo.run(c, str(tmp_path / "ppo"))
+  assert [m["step"] for m in out["metrics"]] == [1, 2]
+  for m in out["metrics"]:
+    for key in ("time_rollout", "time_scoring", "time_update", "rollout_tokens_per_s",
+                "verifier_reward", "kl", "value_loss", "clip_fraction", "hacking_alarm",
+                "recovery_accuracy"):
+      assert key in m, key
+  assert [e["step"] for e in out["evals"]] == [0, 2]
+  assert all("recovery_rate" in e and "test" in e["accuracy"] for e in out["evals"])
+  assert Policy(str(tmp_path / "ppo")).step == 2  # the RL workdir is a policy workdir
+  c.train.iterations = 3  # resume: one more iteration, no repeated evaluation
+  out = ppo.run(c, str(tmp_path / "ppo"))
+  assert [m["step"] for m in out["metrics"]] == [1, 2, 3]
+  assert [e["step"] for e in out["evals"]] == [0, 2, 3]
+
+
+@pytest.mark.parametrize("algorithm,shared", [("grpo", True), ("ppo", False)])
+def test_critic_free_and_separate_value_variants_run(verifiers, root, tmp_path, algorithm,
+                                                     shared):
+  from experiments import ppo
+  policy, v = verifiers
+  c = ppo_config(root, policy, v["prm"], algorithm=algorithm,
+                 group_size=2 if algorithm == "grpo" else 1)
+  c.value.shared_trunk = shared
+  c.rewards.step_weight = 0.0
+  c.train.iterations = 1
+  c.eval.every = 0
+  out = ppo.run(c, str(tmp_path / algorithm))
+  m = out["metrics"][0]
+  assert ("value_loss" in m) == (algorithm == "ppo")
+  assert "prm_mean" in m  # monitored even without weight (None when no steps were written)
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("rewards.outcome", "vibes", "rewards.outcome"), ("rl.algorithm", "dpo", "algorithm"),
+    ("rewards.step_weight", 1.0, "prm_workdir"), ("recovery.fraction", 2.0, "recovery")])
+def test_bad_ppo_configs_are_named(root, tmp_path, key, value, match):
+  from experiments import ppo
+  c = ppo_config(root, "/nonexistent", "")
+  c.rewards.step_weight = 0.0  # valid without a PRM, so only the named key is wrong
+  section, leaf = key.split(".")
+  c[section][leaf] = value
+  with pytest.raises(ValueError, match=match):
+    ppo.run(c, str(tmp_path))
