@@ -128,6 +128,11 @@ def test_self_distillation_rounds_with_prm_filter(verifiers, root, tmp_path):
   assert os.path.exists(str(tmp_path / "d" / "DONE"))
   again = self_distill.run(c, str(tmp_path / "d"))  # finished rounds are not redone
   assert again["rounds"] == json.load(open(tmp_path / "d" / "rounds.json"))["rounds"]
+  from experiments import report_rl
+  data = report_rl.write_report([report_rl.load_distill(str(tmp_path / "d"))], [],
+                                str(tmp_path / "out" / "rl"), "cmd")
+  assert [s["stage"] for s in data["stages"]] == ["SFT", "distill d round 1", "distill d round 2"]
+  assert "| d | 2 |" in open(tmp_path / "out" / "rl.md").read()
 
 
 def test_random_filter_needs_a_verifier_to_match_a_prm_filter(root, tmp_path):
@@ -166,6 +171,12 @@ def test_ppo_with_step_rewards_and_recovery_resumes(verifiers, root, tmp_path):
   out = ppo.run(c, str(tmp_path / "ppo"))
   assert [m["step"] for m in out["metrics"]] == [1, 2, 3]
   assert [e["step"] for e in out["evals"]] == [0, 2, 3]
+  from experiments import report_rl
+  data = report_rl.write_report([], [report_rl.load_rl(str(tmp_path / "ppo"))],
+                                str(tmp_path / "out" / "rl"), "cmd")
+  assert data["stages"][-1]["stage"] == "RL ppo (iteration 3)"
+  for ext in (".md", ".json", ".png"):
+    assert os.path.exists(str(tmp_path / "out" / "rl") + ext)
 
 
 @pytest.mark.parametrize("algorithm,shared", [("grpo", True), ("ppo", False)])

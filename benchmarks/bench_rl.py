@@ -1,0 +1,95 @@
+"""One RL iteration's wall time, split into rollout, scoring and update.
+
+  python benchmarks/bench_rl.py --policy_workdir=W --prm_workdir=P [--iterations=6] \
+      [--set rl.algorithm=grpo --set rl.group_size=4 --set rollout.prompts=8] [--out=F.json]
+
+Runs `experiments/ppo.Trainer` (the code the RL experiment runs) for a few iterations in a
+scratch workdir with configs/ppo_arith.py plus overrides, and reports per phase the median
+over the iterations after the first (which compiles), the fraction of the iteration each
+phase takes, and rollout tokens per second (generated tokens / rollout wall time).
+Rollouts are cut to the longest response (a multiple of 32), so a new width can still
+compile mid-run; the median keeps that out.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+
+from common import device_name, write_result
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "experiments"))
+
+from s2jax.config import load_config_file  # noqa: E402
+
+PHASES = ("time_rollout", "time_scoring", "time_update")
+
+
+def parse_value(text: str):
+  for cast in (int, float):
+    try:
+      return cast(text)
+    except ValueError:
+      pass
+  return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def main():
+  ap = argparse.ArgumentParser()
+  ap.add_argument("--config", default=os.path.join(
+      os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "ppo_arith.py"))
+  ap.add_argument("--policy_workdir", required=True)
+  ap.add_argument("--prm_workdir", default="")
+  ap.add_argument("--iterations", type=int, default=6)
+  ap.add_argument("--set", action="append", default=[], help="dotted.key=value override")
+  ap.add_argument("--out", default="")
+  args = ap.parse_args()
+  import ppo  # experiments/ppo.py
+
+  config = load_config_file(args.config)
+  config.policy_workdir, config.prm_workdir = args.policy_workdir, args.prm_workdir
+  if not args.prm_workdir:
+    config.rewards.step_weight = 0.0
+  for item in args.set:
+    key, value = item.split("=", 1)
+    *path, leaf = key.split(".")
+    node = config
+    for p in path:
+      node = node[p]
+    if leaf not in node:
+      sys.exit(f"error: unknown config key {key!r}")
+    node[leaf] = parse_value(value)
+  rows = []
+  with tempfile.TemporaryDirectory() as workdir:
+    trainer = ppo.Trainer(config, workdir)
+    for it in range(args.iterations):
+      m = trainer.iteration(it)
+      rows.append({k: m[k] for k in PHASES + ("rollout_tokens_per_s", "response_tokens")})
+      print(f"iteration {it}: " + "  ".join(f"{k[5:]} {m[k]:.2f}s" for k in PHASES)
+            + f"  rollout {m['rollout_tokens_per_s']:.0f} tok/s", flush=True)
+    trainer.ckpt.close()
+  steady = rows[1:] or rows
+  med = {k: float(np.median([r[k] for r in steady])) for k in PHASES}
+  total = sum(med.values())
+  result = {
+      "device": device_name(), "rows_per_iteration": trainer.rows,
+      "algorithm": config.rl.algorithm, "epochs": config.rl.epochs,
+      "minibatches": config.rl.minibatches, "shared_trunk": bool(config.value.shared_trunk),
+      "max_new_tokens": config.rollout.max_new_tokens,
+      "median_seconds": med, "median_iteration_seconds": total,
+      "fraction": {k: v / total for k, v in med.items()},
+      "rollout_tokens_per_s": float(np.median([r["rollout_tokens_per_s"] for r in steady])),
+      "mean_response_tokens": float(np.mean([r["response_tokens"] for r in steady])),
+      "first_iteration_seconds": {k: rows[0][k] for k in PHASES}, "iterations": rows}
+  print(f"median iteration {total:.2f}s: " + ", ".join(
+      f"{k[5:]} {med[k]:.2f}s ({100 * med[k] / total:.0f}%)" for k in PHASES)
+      + f"; rollout {result['rollout_tokens_per_s']:.0f} tokens/s ({device_name()})")
+  write_result(args.out, result)
+
+
+if __name__ == "__main__":
+  main()
