@@ -228,3 +228,38 @@ def test_kl_penalty_enters_the_reward():
   np.testing.assert_allclose(float(m["total_reward"]), -0.5 * float(m["kl_per_sequence"]),
                              rtol=1e-5)
   assert abs(float(m["kl"])) > 0
+
+
+@pytest.mark.parametrize("mesh_shape", [(4, 2, 1), (2, 2, 2)])
+def test_update_is_the_same_on_a_mesh(mesh_shape):
+  """The jitted update sharded over data/fsdp/tensor gives the single-device result."""
+  cfg = rl.RLConfig(algorithm="ppo", epochs=2, minibatches=2)
+  mcfg = ModelConfig(vocab_size=16, d_model=32, n_layers=1, n_heads=4, n_kv_heads=2,
+                     mlp_dim=64, scalar_head=True)
+  policy = Transformer(mcfg)
+  one = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
+  p, _ = sharding.init_params(policy, jax.random.key(0), one)
+  sampler = Sampler(policy, pad_id=0, eos_id=1, max_cache_len=16)
+  ro = rl.rollout(sampler, p, [[2, 3], [4], [5, 6, 7], [2]] * 4, max_new_tokens=6,
+                  sampling=SamplingConfig(1.0), rng=jax.random.key(3))
+  score = np.random.default_rng(0).normal(size=ro["response_mask"].shape).astype(np.float32)
+  opt = train_lib.make_optimizer(type("O", (), dict(
+      schedule="constant", lr=1e-3, warmup_steps=0, decay_steps=1, final_lr_fraction=1.0,
+      clip_norm=1.0, b1=0.9, b2=0.99, weight_decay=0.0))())
+  results = []
+  for shape in [(1, 1, 1), mesh_shape]:
+    mesh = sharding.make_mesh(shape, jax.devices()[:int(np.prod(shape))])
+    params, param_sh = sharding.init_params(policy, jax.random.key(0), mesh)
+    state, state_sh = train_lib.state_for({"policy": params}, {"policy": param_sh}, opt, mesh)
+    ref = jax.tree.map(jnp.copy, params)
+    update = train_lib.jit_train_step(rl.make_update(policy, None, opt, cfg), state_sh, mesh)
+    put = lambda x: sharding.to_global(x, sharding.batch_sharding(mesh, x.ndim, x.shape[0]))
+    inputs = dict(tokens=put(ro["tokens"]), mask=put(ro["mask"]),
+                  response_mask=put(ro["response_mask"]), score_rewards=put(score),
+                  ref_params=ref, kl_coef=jnp.float32(0.1), rng=jax.random.key(5))
+    state, m = update(state, inputs)
+    results.append((jax.device_get(state.params), jax.device_get(m)))
+  (p1, m1), (p2, m2) = results
+  for k in ("loss", "pg_loss", "value_loss", "kl", "total_reward"):
+    np.testing.assert_allclose(m1[k], m2[k], rtol=2e-4, atol=1e-6)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-5), p1, p2)
