@@ -47,8 +47,11 @@ def get_config(arg: str = ""):
 
 
 def variants():
-  """The runs of issue #4: step + outcome rewards, outcome only, and GRPO (outcome only)."""
+  """The runs of issue #4: step + outcome rewards, outcome only, GRPO (outcome only), and
+  step + outcome rewards with a quarter of the prompts starting after the policy's own
+  wrong step (error-recovery practice)."""
   return [("ppo_step", {}),
           ("ppo_outcome", {"rewards.step_weight": 0.0}),
           ("grpo", {"rewards.step_weight": 0.0, "rl.algorithm": "grpo", "rl.group_size": 4,
-                    "rollout.prompts": 8})]
+                    "rollout.prompts": 8}),
+          ("ppo_step_recovery", {"recovery.fraction": 0.25, "recovery.source": "sampled"})]
