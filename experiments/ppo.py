@@ -255,8 +255,10 @@ class Trainer:
     self.iterations_done = it + 1
     t3 = time.perf_counter()
     if not m["finite"]:
-      raise FloatingPointError(f"rl: non-finite loss or gradient at iteration {it}; the "
-                               f"update was not applied, the last checkpoint is kept")
+      raise FloatingPointError(
+          f"rl: non-finite loss or gradient at iteration {it} (those minibatch steps were "
+          f"skipped); stopping with the checkpoint of iteration {self.ckpt.latest_step()} "
+          f"kept in {self.ckpt.directory}")
     kl_coef = self.kl.value
     self.kl.update(float(m["kl_per_sequence"]), self.rows)
     metrics = {k: float(v) for k, v in m.items() if k != "finite"}

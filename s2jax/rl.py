@@ -245,8 +245,9 @@ def make_update(policy: Transformer, value: Optional[Transformer], optimizer,
       return jax.lax.scan(step, state, shuffled)
 
     state, metrics = jax.lax.scan(epoch, state, jax.random.split(inputs["rng"], cfg.epochs))
+    finite = jnp.all(metrics["finite"])  # every minibatch step of every epoch
     metrics = jax.tree.map(jnp.mean, metrics)
-    metrics["finite"] = jnp.all(metrics["finite"] > 0)
+    metrics["finite"] = finite
     n_tok = jnp.maximum(m.sum(), 1.0)
     metrics.update(kl=kl.sum() / n_tok, kl_per_sequence=kl.sum() / b,
                    score_reward=(inputs["score_rewards"] * m).sum() / b,
