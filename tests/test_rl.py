@@ -198,7 +198,7 @@ def _toy_run(cfg: rl.RLConfig, iterations: int, shared_trunk: bool = True):
     (rl.RLConfig(algorithm="rloo", group_size=4, epochs=2, minibatches=2), True),
 ])
 def test_update_increases_toy_reward(cfg, shared):
-  hits, metrics = _toy_run(cfg, 25, shared)
+  hits, metrics = _toy_run(cfg, 12, shared)
   before, after = np.mean(hits[:3]), np.mean(hits[-3:])
   assert before < 0.25
   assert after > before + 0.3, (before, after)
