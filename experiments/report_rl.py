@@ -106,9 +106,15 @@ def write_report(distills: list, rls: list, out: str, command: str) -> dict:
   md += ["", "## Greedy accuracy after each stage", "",
          "First problems of each split (the same problems for every stage); the exact checker "
          "grades the final answer.", ""]
-  md.append(report.markdown_table(["stage"] + splits_ + ["notes"],
-                                  [[name] + [f"{acc.get(s, float('nan')):.3f}" for s in splits_]
-                                   + [note] for name, acc, note in stages]))
+  n_eval = (distills[0]["config"]["eval"]["num_problems"] if distills
+            else rls[0]["config"]["eval"]["num_problems"])
+  se = {s: np.sqrt(max(stages[0][1][s] * (1 - stages[0][1][s]), 1e-12) / n_eval)
+        for s in splits_} if stages else {}
+  rows = [[name] + [f"{acc.get(s, float('nan')):.3f}" for s in splits_] + [note]
+          for name, acc, note in stages]
+  rows.append(["(1 binomial s.e. at the SFT accuracy)"] + [f"±{se[s]:.3f}" for s in splits_]
+              + [f"{n_eval} problems per split"])
+  md.append(report.markdown_table(["stage"] + splits_ + ["notes"], rows))
   if distills:
     md += ["", "## Self-distillation rounds", "",
            "Per round: samples drawn from the previous round's policy on training problems, "
