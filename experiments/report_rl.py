@@ -151,11 +151,14 @@ def write_report(distills: list, rls: list, out: str, command: str) -> dict:
       rows.append([r["name"], describe_rl(r["config"]), len(m),
                    f"{np.mean(rew[:5]):.3f} → {np.mean(rew[-5:]):.3f}",
                    f"{np.mean(acc[:5]):.3f} → {np.mean(acc[-5:]):.3f}",
+                   f"{np.mean([x['steps_per_response'] for x in m[:5]]):.2f} → "
+                   f"{np.mean([x['steps_per_response'] for x in m[-5:]]):.2f}",
                    f"{m[-1]['kl']:.4f}",
                    f"{rec[0]:.3f} → {rec[-1]:.3f}" if rec and rec[0] is not None else "",
                    sum(bool(x.get("hacking_alarm")) for x in m)])
     md.append(report.markdown_table(
-        ["run", "rewards", "iterations", "reward", "rollout accuracy", "final KL / token",
+        ["run", "rewards", "iterations", "reward", "rollout accuracy", "steps / response",
+         "final KL / token",
          "recovery rate", "hacking alarms"], rows))
     t = rls[0]["metrics"][-1] if rls[0]["metrics"] else None
     if t:
