@@ -115,16 +115,13 @@ def evaluate_all(config, workdir, model, params, tokenizer, paths, mesh) -> dict
   sampler = Sampler(model, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
                     max_cache_len=config.eval.max_cache_len)
   bsh = sharding.batch_sharding(mesh, 2, config.eval.batch_size)
-  summaries = {}
-  for name in splits.eval_split_names(config):
-    records = gsm8k.read_jsonl(paths[name])
-    results, summary = evaluation.evaluate_records(
-        sampler, params, tokenizer, records, batch_size=config.eval.batch_size,
-        max_new_tokens=config.eval.max_new_tokens, desc=f"eval {name}", batch_sharding=bsh)
-    summaries[name] = summary
-    if jax.process_index() == 0:
-      gsm8k.write_jsonl(os.path.join(workdir, "eval", f"{name}.jsonl"), results)
+  records = {name: gsm8k.read_jsonl(paths[name]) for name in splits.eval_split_names(config)}
+  summaries, per_problem = evaluation.evaluate_splits(
+      sampler, params, tokenizer, records, batch_size=config.eval.batch_size,
+      max_new_tokens=config.eval.max_new_tokens, batch_sharding=bsh)
   if jax.process_index() == 0:
+    for name, results in per_problem.items():
+      gsm8k.write_jsonl(os.path.join(workdir, "eval", f"{name}.jsonl"), results)
     with open(os.path.join(workdir, "eval", "summary.json"), "w") as f:
       json.dump(summaries, f, indent=2)
   return summaries
