@@ -19,9 +19,16 @@ setup(
         "scipy",
         "tqdm",
         "matplotlib",
+        # Pretrained checkpoints and their tokenizers (s2jax.models.convert, tokenizers).
+        "gguf>=0.10",
+        "safetensors>=0.4",
+        "tokenizers>=0.19",
+        "jinja2>=3.1",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100"],
+        # transformers on PyTorch is the independent reference the parity tests compare to.
+        "test": ["pytest>=8", "hypothesis>=6.100", "torch>=2.1", "transformers>=4.46",
+                 "accelerate>=0.26"],
         "tfds": ["tensorflow-datasets"],
     },
 )

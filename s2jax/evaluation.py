@@ -11,8 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
+from s2jax.data import gsm8k, prompts
 from s2jax.data.batches import encode_prompt
-from s2jax.data.gsm8k import reference_answer
 from s2jax.sampling import SamplingConfig
 from s2jax.tasks import arith
 
@@ -25,8 +25,9 @@ def judge(record: dict, output: str) -> dict:
     correct = verdict.answer_correct
   else:
     verdict = arith.check_annotations(output)
-    gold = reference_answer(record)
-    correct = verdict.answer is not None and gold is not None and abs(verdict.answer - gold) < 1e-6
+    # Real model output: the answer may be "#### N", "The answer is N", \boxed{N}, ...
+    verdict.answer = gsm8k.extract_answer(output)
+    correct = gsm8k.answers_match(verdict.answer, gsm8k.reference_answer(record))
     checker = "annotation"
     num_steps = len(arith.split_steps(record["answer"])[0])
   return {"question": record["question"], "reference": record["answer"], "output": output,
@@ -53,10 +54,17 @@ def generate_solutions(sampler, params, tokenizer, questions: Sequence[str], *,
                        batch_size: int, max_new_tokens: int,
                        sampling: SamplingConfig = SamplingConfig(), rng=None,
                        desc: str = "generate", batch_sharding=None) -> list[str]:
-  outs = sampler.generate_all(params, [encode_prompt(tokenizer, q) for q in questions],
-                              batch_size=batch_size, max_new_tokens=max_new_tokens, rng=rng,
-                              sampling=sampling, batch_sharding=batch_sharding, desc=desc)
-  return [tokenizer.decode(ids) for ids, _ in outs]
+  fmt = prompts.prompt_format(tokenizer)
+  prefix = fmt.shared_prefix(tokenizer)
+  ids = [encode_prompt(tokenizer, q) for q in questions]
+  if prefix and all(i[:len(prefix)] == prefix for i in ids):
+    ids = [i[len(prefix):] for i in ids]  # the exemplars are computed once per batch
+  else:
+    prefix = []
+  outs = sampler.generate_all(params, ids, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                              rng=rng, sampling=sampling, batch_sharding=batch_sharding,
+                              desc=desc, stop_ids=fmt.stop_ids(tokenizer), prefix=prefix)
+  return [fmt.cut(tokenizer.decode(ids)) for ids, _ in outs]
 
 
 def evaluate_records(sampler, params, tokenizer, records: Sequence[dict], *, batch_size: int,

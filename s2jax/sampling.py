@@ -20,10 +20,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from s2jax.metrics import progress
-from s2jax.models.transformer import KVCache, ModelConfig, Transformer
+from s2jax.models.transformer import KVCache, ModelConfig, Transformer, unstack_layers
 from s2jax.sharding import to_global, to_host
 
-DEFAULT_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+# Powers of two, with midpoints above 128 (a prompt pads by at most a third).
+DEFAULT_BUCKETS = (16, 32, 64, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,16 +100,31 @@ def left_pad(prompts: Sequence[Sequence[int]], length: int, pad_id: int):
                                              "stop_ids", "pad_id"))
 def generate_padded(model: Transformer, params: Any, tokens: jax.Array, mask: jax.Array,
                     rng: jax.Array, *, max_new_tokens: int, sampling: SamplingConfig,
-                    stop_ids: tuple, pad_id: int):
-  """The jitted kernel: left-padded prompts [B, P] → generated tokens [B, max_new_tokens]."""
+                    stop_ids: tuple, pad_id: int, prefix: Optional[jax.Array] = None):
+  """The jitted kernel: left-padded prompts [B, P] → generated tokens [B, max_new_tokens].
+
+  `prefix` [P0]: tokens every prompt starts with (few-shot exemplars), prefilled once and
+  copied to every row; `tokens` are then the left-padded rest of each prompt."""
+  # Decode with per-layer weights and caches (see ModelConfig.scan_layers): unstacked once
+  # here, outside the loop, instead of sliced out of the stack at every token.
+  if model.cfg.scan_layers:
+    params = unstack_layers(params, model.cfg.n_layers)
+    model = Transformer(dataclasses.replace(model.cfg, scan_layers=False))
   cfg: ModelConfig = model.cfg
   b, p = tokens.shape
-  cache_len = p + max_new_tokens
-  kv_mask = jnp.concatenate([mask, jnp.zeros((b, max_new_tokens), bool)], axis=1)
-  positions = jnp.maximum(jnp.cumsum(mask.astype(jnp.int32), axis=1) - 1, 0)
-  out = model.apply({"params": params}, tokens, positions, kv_mask,
-                    KVCache.zeros(cfg, b, cache_len), 0)
-  next_pos = jnp.sum(mask, axis=1).astype(jnp.int32)
+  p0 = 0 if prefix is None else prefix.shape[0]
+  cache_len = p0 + p + max_new_tokens
+  kv_mask = jnp.concatenate([jnp.ones((b, p0), bool), mask,
+                             jnp.zeros((b, max_new_tokens), bool)], axis=1)
+  cache = KVCache.zeros(cfg, 1 if p0 else b, cache_len)
+  if p0:
+    shared = model.apply({"params": params}, prefix[None], jnp.arange(p0)[None],
+                         kv_mask[:1], cache, 0, last_only=True).cache
+    cache = jax.tree.map(lambda c: jnp.broadcast_to(c, (b,) + c.shape[1:]), shared)
+  positions = p0 + jnp.maximum(jnp.cumsum(mask.astype(jnp.int32), axis=1) - 1, 0)
+  out = model.apply({"params": params}, tokens, positions, kv_mask, cache, p0, last_only=True)
+  next_pos = p0 + jnp.sum(mask, axis=1).astype(jnp.int32)
+  p = p0 + p
   stop_ids_arr = jnp.asarray(stop_ids, jnp.int32)
 
   def pick(logits, key):
@@ -159,37 +175,42 @@ class Sampler:
     self.max_cache_len = max_cache_len
     self.buckets = tuple(sorted(b for b in buckets if b <= max_cache_len)) or (max_cache_len,)
 
-  def prompt_length(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> int:
+  def prompt_length(self, prompts: Sequence[Sequence[int]], max_new_tokens: int,
+                    prefix_len: int = 0) -> int:
     """The left-padded prompt width P these prompts are generated at (their bucket)."""
     longest = max(len(p) for p in prompts)
     if longest == 0:
       raise ValueError("sampler: every prompt is empty; a prompt needs at least one token")
-    if longest + max_new_tokens > self.max_cache_len:
-      raise ValueError(f"sampler: prompt of {longest} tokens plus max_new_tokens="
+    room = self.max_cache_len - max_new_tokens - prefix_len
+    if longest > room:
+      raise ValueError(f"sampler: prompt of {longest + prefix_len} tokens plus max_new_tokens="
                        f"{max_new_tokens} exceeds the cache length {self.max_cache_len}")
-    return min(bucket_for(longest, self.buckets), self.max_cache_len - max_new_tokens)
+    return min(bucket_for(longest, self.buckets), room)
 
   def __call__(self, params, prompts: Sequence[Sequence[int]], *, max_new_tokens: int,
                rng: Optional[jax.Array] = None, sampling: SamplingConfig = SamplingConfig(),
-               stop_ids: Sequence[int] = (), batch_sharding=None) -> Generation:
+               stop_ids: Sequence[int] = (), batch_sharding=None,
+               prefix: Sequence[int] = ()) -> Generation:
+    """`prefix`: tokens that precede every prompt, computed once (see generate_padded)."""
     if not len(prompts):
       raise ValueError("sampler: no prompts given")
     if max_new_tokens <= 0:
       raise ValueError(f"sampler: max_new_tokens={max_new_tokens} must be positive")
-    p = self.prompt_length(prompts, max_new_tokens)
+    p = self.prompt_length(prompts, max_new_tokens, len(prefix))
     tokens, mask = left_pad(prompts, p, self.pad_id)
     if batch_sharding is not None:
       tokens, mask = (to_global(tokens, batch_sharding), to_global(mask, batch_sharding))
     rng = jax.random.key(0) if rng is None else rng
     stops = tuple(sorted({self.eos_id, *map(int, stop_ids)}))
     out = generate_padded(self.model, params, tokens, mask, rng, max_new_tokens=max_new_tokens,
-                          sampling=sampling, stop_ids=stops, pad_id=self.pad_id)
+                          sampling=sampling, stop_ids=stops, pad_id=self.pad_id,
+                          prefix=jnp.asarray(prefix, jnp.int32) if len(prefix) else None)
     return Generation(*(to_host(x) for x in out))
 
   def generate_all(self, params, prompts: Sequence[Sequence[int]], *, batch_size: int,
                    max_new_tokens: int, rng: Optional[jax.Array] = None,
                    sampling: SamplingConfig = SamplingConfig(), stop_ids: Sequence[int] = (),
-                   batch_sharding=None, desc: str = "") -> list:
+                   batch_sharding=None, desc: str = "", prefix: Sequence[int] = ()) -> list:
     """Any number of prompts in fixed-size batches → one `(ids, stopped)` per prompt.
 
     Prompts are sorted by length first (less left padding, fewer buckets); the last batch
@@ -206,7 +227,7 @@ class Sampler:
       chunk += [chunk[-1]] * (batch_size - len(chunk))
       rng, key = jax.random.split(rng)
       gen = self(params, chunk, max_new_tokens=max_new_tokens, rng=key, sampling=sampling,
-                 stop_ids=stop_ids, batch_sharding=batch_sharding)
+                 stop_ids=stop_ids, batch_sharding=batch_sharding, prefix=prefix)
       for j, i in enumerate(idx):
         out[i] = (gen.tokens[j, :gen.lengths[j]].tolist(), bool(gen.stopped[j]))
       if bar is not None:

@@ -52,6 +52,30 @@ def test_greedy_same_with_and_without_cache_for_ragged_batch():
       assert n == 12
 
 
+def test_shared_prefix_generates_what_the_full_prompts_do():
+  model, params, _ = tiny_model()
+  sampler = Sampler(model, pad_id=PAD, eos_id=63, max_cache_len=96)
+  prefix = [7, 8, 9, 10, 11, 12, 13]
+  rests = [[5, 6], [20, 21, 22, 23, 24], [30]]
+  full = sampler(params, [prefix + r for r in rests], max_new_tokens=10)
+  shared = sampler(params, rests, max_new_tokens=10, prefix=prefix)
+  np.testing.assert_array_equal(shared.tokens, full.tokens)
+  np.testing.assert_allclose(shared.logprobs, full.logprobs, atol=1e-5)
+  outs = sampler.generate_all(params, rests, batch_size=2, max_new_tokens=10, prefix=prefix)
+  assert [o[0] for o in outs] == [list(full.tokens[i, :full.lengths[i]]) for i in range(3)]
+
+
+def test_scanned_and_per_layer_models_agree():
+  import dataclasses
+  from s2jax.models.transformer import Transformer, unstack_layers
+  model, params, _ = tiny_model()
+  flat = Transformer(dataclasses.replace(model.cfg, scan_layers=False))
+  toks = np.asarray([[0, 5, 6, 7, 8]], np.int32)
+  a = forward(model, params, toks, toks != 0).logits
+  b = forward(flat, unstack_layers(params, model.cfg.n_layers), toks, toks != 0).logits
+  np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
 def test_logprobs_are_model_logprobs():
   model, params, _ = tiny_model()
   sampler = Sampler(model, pad_id=PAD, eos_id=63, max_cache_len=32)

@@ -6,10 +6,12 @@ from typing import Sequence
 
 import numpy as np
 
+from s2jax.data import prompts
+
 
 @dataclasses.dataclass
 class Example:
-  prompt: list      # [bos] question <nl>
+  prompt: list      # the prompt format's ids ([bos] question <nl> by default)
   completion: list  # solution tokens ... eos (the tokens the loss is on)
 
   def __len__(self):
@@ -17,12 +19,13 @@ class Example:
 
 
 def encode_example(tokenizer, question: str, solution: str) -> Example:
-  return Example([tokenizer.bos_id] + tokenizer.encode(question) + [tokenizer.newline_id],
+  return Example(encode_prompt(tokenizer, question),
                  tokenizer.encode(solution) + [tokenizer.eos_id])
 
 
 def encode_prompt(tokenizer, question: str) -> list:
-  return [tokenizer.bos_id] + tokenizer.encode(question) + [tokenizer.newline_id]
+  """The prompt in the tokenizer's prompt format (plain [bos] question <nl> by default)."""
+  return prompts.prompt_format(tokenizer).ids(tokenizer, question)
 
 
 def check_lengths(examples: Sequence[Example], seq_len: int, what: str) -> None:

@@ -55,6 +55,11 @@ class ModelConfig:
   param_dtype: str = "float32"  # storage dtype of parameters
   remat: str = "none"           # none | full | dots
   init_std: float = 0.02
+  # True: one `nn.scan` over stacked layer weights (params["layers"], flat compile time;
+  # training). False: a Python loop over per-layer weights (params["layer_<i>"]); the
+  # sampler decodes this way, because inside a decode loop a scan copies every layer's
+  # weights and cache slice out of the stack at every token.
+  scan_layers: bool = True
 
   def __post_init__(self):
     def bad(key, why):
@@ -108,14 +113,20 @@ class ModelConfig:
 
 
 class KVCache(NamedTuple):
-  """Keys and values of every layer, stacked: [layers, B, S, kv_heads, head_dim]."""
-  k: Array
-  v: Array
+  """Keys and values of every layer: stacked [layers, B, S, kv_heads, head_dim] for a
+  scanned model, a tuple of per-layer [B, S, kv_heads, head_dim] arrays otherwise (each
+  then updated in place by the decode loop)."""
+  k: Any
+  v: Any
 
   @classmethod
   def zeros(cls, cfg: ModelConfig, batch: int, length: int) -> "KVCache":
-    shape = (cfg.n_layers, batch, length, cfg.n_kv_heads, cfg.dim_per_head)
-    return cls(jnp.zeros(shape, cfg.compute_dtype), jnp.zeros(shape, cfg.compute_dtype))
+    shape = (batch, length, cfg.n_kv_heads, cfg.dim_per_head)
+    if cfg.scan_layers:
+      shape = (cfg.n_layers,) + shape
+      return cls(jnp.zeros(shape, cfg.compute_dtype), jnp.zeros(shape, cfg.compute_dtype))
+    return cls(tuple(jnp.zeros(shape, cfg.compute_dtype) for _ in range(cfg.n_layers)),
+               tuple(jnp.zeros(shape, cfg.compute_dtype) for _ in range(cfg.n_layers)))
 
 
 class Output(NamedTuple):
@@ -205,11 +216,22 @@ class Attention(nn.Module):
 
     b = x.shape[0]
     qg = q.reshape(b, t, k, h // k, dh)
-    scores = jnp.einsum("btkgd,bskd->bkgts", qg, keys.astype(dt)).astype(jnp.float32)
-    scores = scores / jnp.sqrt(jnp.float32(dh))
-    scores = jnp.where(mask[:, None, None, :, :], scores, jnp.finfo(jnp.float32).min)
-    probs = jax.nn.softmax(scores, axis=-1).astype(dt)
-    out = jnp.einsum("bkgts,bskd->btkgd", probs, values.astype(dt)).reshape(b, t, h, dh)
+    if t == 1:
+      # One query a row (decoding): a multiply-and-reduce streams the cache once, where
+      # XLA:CPU lowers the batched einsum to many tiny matmuls.
+      scores = jnp.sum(qg[:, 0, None].astype(jnp.float32) * keys[:, :, :, None, :].astype(
+          jnp.float32), axis=-1)                                          # [B, S, K, G]
+      scores = scores / jnp.sqrt(jnp.float32(dh))
+      scores = jnp.where(mask[:, 0, :, None, None], scores, jnp.finfo(jnp.float32).min)
+      probs = jax.nn.softmax(scores, axis=1)
+      out = jnp.sum(probs[..., None] * values[:, :, :, None, :].astype(jnp.float32), axis=1)
+      out = out.astype(dt).reshape(b, 1, h, dh)
+    else:
+      scores = jnp.einsum("btkgd,bskd->bkgts", qg, keys.astype(dt)).astype(jnp.float32)
+      scores = scores / jnp.sqrt(jnp.float32(dh))
+      scores = jnp.where(mask[:, None, None, :, :], scores, jnp.finfo(jnp.float32).min)
+      probs = jax.nn.softmax(scores, axis=-1).astype(dt)
+      out = jnp.einsum("bkgts,bskd->btkgd", probs, values.astype(dt)).reshape(b, t, h, dh)
     return _matmul(out.reshape(b, t, h * dh), wo.astype(dt).reshape(h * dh, d)), new_cache
 
 
@@ -247,7 +269,8 @@ class Transformer(nn.Module):
 
   @nn.compact
   def __call__(self, tokens, positions, kv_mask, cache: Optional[KVCache] = None,
-               cache_index=0) -> Output:
+               cache_index=0, last_only: bool = False) -> Output:
+    """`last_only`: heads on the last position only (a prefill needs no other logits)."""
     cfg = self.cfg
     dt, pdt = cfg.compute_dtype, cfg.storage_dtype
     embedding = _param(self, "embedding", ("vocab", "embed"), (cfg.vocab_size, cfg.d_model), pdt)
@@ -257,25 +280,41 @@ class Transformer(nn.Module):
     block = Block
     if cfg.remat != "none":
       block = nn.remat(Block, policy=_REMAT_POLICIES[cfg.remat], prevent_cse=False)
-    stack = nn.scan(
-        block,
-        variable_axes={"params": 0},
-        split_rngs={"params": True},
-        in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast),
-        length=cfg.n_layers,
-        metadata_params={nn.PARTITION_NAME: "layers"},
-    )(cfg, name="layers")
-    layer_caches = None if cache is None else (cache.k, cache.v)
-    x, new_caches = stack(x, layer_caches, positions, kv_mask, cache_index)
+    if cfg.scan_layers:
+      stack = nn.scan(
+          block,
+          variable_axes={"params": 0},
+          split_rngs={"params": True},
+          in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast),
+          length=cfg.n_layers,
+          metadata_params={nn.PARTITION_NAME: "layers"},
+      )(cfg, name="layers")
+      layer_caches = None if cache is None else (cache.k, cache.v)
+      x, new_caches = stack(x, layer_caches, positions, kv_mask, cache_index)
+    else:
+      ks, vs = [], []
+      for i in range(cfg.n_layers):
+        layer_cache = None if cache is None else (cache.k[i], cache.v[i])
+        x, c = block(cfg, name=f"layer_{i}")(x, layer_cache, positions, kv_mask, cache_index)
+        if c is not None:
+          ks.append(c[0])
+          vs.append(c[1])
+      new_caches = (tuple(ks), tuple(vs))
+    if last_only:
+      x = x[:, -1:]
     x = RMSNorm(cfg, name="final_norm")(x)
 
     logits = scalars = None
     if cfg.lm_head:
       if cfg.tie_embeddings:
-        w = embedding.T
+        # x @ E^T as a contraction on E's own layout: no transposed copy of the table.
+        b, t, d = x.shape
+        logits = jax.lax.dot_general(x.reshape(b * t, d), embedding.astype(dt),
+                                     (((1,), (1,)), ((), ()))).reshape(b, t, -1)
+        logits = logits.astype(jnp.float32)
       else:
         w = _param(self, "lm_head", ("embed", "vocab"), (cfg.d_model, cfg.vocab_size), pdt)
-      logits = _matmul(x, w.astype(dt)).astype(jnp.float32)
+        logits = _matmul(x, w.astype(dt)).astype(jnp.float32)
     if cfg.scalar_head:
       w = _param(self, "scalar_head", ("embed",), (cfg.d_model,), pdt)
       bias = _param(self, "scalar_bias", (), (), pdt, nn.initializers.zeros)
@@ -283,6 +322,15 @@ class Transformer(nn.Module):
                  + bias.astype(jnp.float32))
     new_cache = None if cache is None else KVCache(*new_caches)
     return Output(logits, scalars, new_cache)
+
+
+def unstack_layers(params: Any, n_layers: int) -> Any:
+  """Scanned params (stacked under "layers") → per-layer params ("layer_<i>"), the layout
+  of the same model with scan_layers=False."""
+  out = {k: v for k, v in params.items() if k != "layers"}
+  for i in range(n_layers):
+    out[f"layer_{i}"] = jax.tree.map(lambda x: x[i], params["layers"])
+  return out
 
 
 def default_positions(mask: Array) -> Array:

@@ -1,0 +1,137 @@
+"""GSM8K data: both sources, answer extraction on real-looking output, prompt formats."""
+import os
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from s2jax.data import gsm8k, prompts
+from s2jax.evaluation import judge
+
+GSM8K_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "gsm8k")
+
+# (model output, the answer a grader must read from it)
+REAL_LOOKING = [
+    ("She makes 9 * 2 = $<<9*2=18>>18 every day.\n#### 18", 18),
+    ("#### 1,234", 1234),
+    ("#### $70,000", 70000),
+    ("#### -5", -5),
+    ("#### 0.75\n\nQuestion: next problem with 12 apples", 0.75),
+    ("The answer is 42.", 42),
+    ("So the answer is $1,500.00 in total.", 1500),
+    ("Therefore, the final answer is: 3/4 of a cup", 0.75),
+    ("The answer is: **17** apples", 17),
+    ("We get $\\boxed{128}$.", 128),
+    ("\\boxed{\\text{36}} dollars", 36),
+    ("So he spends 5 + 7 = 12 dollars.\nHe has 20 - 12 = 8 dollars left.", 8),
+    ("The temperature dropped to -12 degrees.", -12),
+    ("It costs 3.5 dollars per pound, so 7 pounds cost 24.5 dollars", 24.5),
+    ("That is 25% of the class", 25),
+    ("Answer: 1,000,000 people", 1000000),
+    ("the answer is 5 and not 6", 5),
+    ("no number here", None),
+    ("", None),
+]
+
+
+@pytest.mark.parametrize("output,expected", REAL_LOOKING)
+def test_extract_answer_real_looking_cases(output, expected):
+  got = gsm8k.extract_answer(output)
+  if expected is None:
+    assert got is None
+  else:
+    assert got == pytest.approx(expected)
+
+
+@given(value=st.one_of(st.integers(-10**7, 10**7),
+                       st.decimals(-10**5, 10**5, places=2, allow_nan=False,
+                                   allow_infinity=False).map(float)),
+       template=st.sampled_from([
+           "#### {}", "The answer is {}.", "So the answer is {} dollars", "\\boxed{{{}}}",
+           "Step one gives 3.\nIn total she pays {} for everything",
+           "Final answer: {} units\n\nQuestion: 99 cats"]),
+       commas=st.booleans(), currency=st.booleans())
+def test_extract_answer_property(value, template, commas, currency):
+  text = f"{value:,}" if commas else f"{value}"
+  if currency:
+    text = "-$" + text[1:] if text.startswith("-") else "$" + text
+  assert gsm8k.extract_answer(template.format(text)) == pytest.approx(value)
+
+
+def test_to_number_rejects_garbage():
+  assert gsm8k.to_number("3/0") is None
+  assert gsm8k.to_number("1-2") is None
+  assert gsm8k.to_number("-$3") == -3
+
+
+def test_jsonl_source_reads_the_official_release():
+  test = gsm8k.load("test", data_dir=GSM8K_DIR)
+  assert len(test) == 1319
+  assert test[0]["question"].startswith("Janet")
+  assert gsm8k.reference_answer(test[0]) == 18
+  assert len(gsm8k.load("train", data_dir=GSM8K_DIR, limit=5)) == 5
+  # Every gold answer in the release parses.
+  assert all(gsm8k.reference_answer(r) is not None for r in test)
+
+
+def test_load_errors_name_the_problem(tmp_path):
+  with pytest.raises(ValueError, match="split 'dev' does not exist"):
+    gsm8k.load("dev", data_dir=GSM8K_DIR)
+  with pytest.raises(ValueError, match="source 'csv' is unknown"):
+    gsm8k.load("test", source="csv", data_dir=GSM8K_DIR)
+  with pytest.raises(FileNotFoundError, match="not found"):
+    gsm8k.load("test", data_dir=str(tmp_path))
+  (tmp_path / "test.jsonl").write_text('{"question": "q"}\n')
+  with pytest.raises(ValueError, match=r"test.jsonl:1: missing key\(s\) \['answer'\]"):
+    gsm8k.load("test", data_dir=str(tmp_path))
+
+
+def test_tfds_source_without_tfds_or_without_prepared_data(tmp_path):
+  try:
+    import tensorflow_datasets  # noqa: F401
+  except ImportError:
+    with pytest.raises(ImportError, match="tensorflow-datasets"):
+      gsm8k.load("test", source="tfds", data_dir=str(tmp_path))
+    return
+  with pytest.raises(FileNotFoundError, match="no prepared gsm8k"):
+    gsm8k.load("test", source="tfds", data_dir=str(tmp_path))
+
+
+def test_judge_grades_real_model_output():
+  rec = gsm8k.load("test", data_dir=GSM8K_DIR, limit=1)[0]
+  good = judge(rec, "Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 eggs.\nThe answer is $18.")
+  assert good["correct"] and good["steps"][0]["valid"]
+  bad = judge(rec, "Janet sells 16 - 3 = <<16-3=12>>12 eggs.\n#### 24")
+  assert not bad["correct"] and not bad["steps"][0]["valid"]
+
+
+class _CharTokenizer:
+  """Enough of the tokenizer interface for prompt formats: one id per character."""
+  bos_id, eos_id, pad_id, newline_id = 1, 2, 0, ord("\n")
+
+  def encode(self, text):
+    return [ord(c) for c in text]
+
+  def apply_chat_template(self, messages, add_generation_prompt=True):
+    body = "".join(f"<{m['role']}>{m['content']}</s>\n" for m in messages)
+    return body + ("<assistant>\n" if add_generation_prompt else "")
+
+
+def test_prompt_formats():
+  tok = _CharTokenizer()
+  train = gsm8k.load("train", data_dir=GSM8K_DIR, limit=8)
+  plain = prompts.PLAIN.ids(tok, "2+2?")
+  assert plain == [1] + tok.encode("2+2?") + [tok.newline_id]
+  few = prompts.from_config({"kind": "fewshot", "num_shots": 2}, train)
+  text = few.text("How many?")
+  assert text.count("Question: ") == 3 and text.endswith("Question: How many?\nAnswer:\n")
+  assert text.startswith("Question: " + train[0]["question"] + "\nAnswer:\n" + train[0]["answer"])
+  assert few.cut("He has 3.\n#### 3\n\nQuestion: more") == "He has 3.\n#### 3"
+  chat = prompts.from_config({"kind": "chat", "system": "Be brief."})
+  ids = chat.ids(tok, "How many?")
+  assert "".join(map(chr, ids)).startswith("<system>Be brief.</s>\n<user>Solve")
+  assert chat.stop_ids(tok) == ()
+  with pytest.raises(ValueError, match="kind='essay' must be one of"):
+    prompts.from_config({"kind": "essay"})
+  with pytest.raises(ValueError, match="asked for 9 few-shot exemplars"):
+    prompts.from_config({"kind": "fewshot", "num_shots": 9}, train)
