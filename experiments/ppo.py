@@ -43,7 +43,7 @@ from s2jax.metrics import MetricWriter, progress, read_metrics
 from s2jax.models.transformer import Transformer
 from s2jax.policy import Policy
 from s2jax.sampling import Sampler, SamplingConfig
-from s2jax.tasks import arith, splits
+from s2jax.tasks import arith, problems, splits
 
 OUTCOMES = ("exact", "orm", "none")
 RECOVERY_SOURCES = ("corrupted", "sampled")
@@ -127,7 +127,7 @@ class Trainer:
     self.sampling = SamplingConfig(ro.temperature, ro.top_k, ro.top_p)
     self.rows = ro.prompts * self.cfg.group_size
     self.batch_sh = sharding.batch_sharding(mesh, 2, self.rows)
-    self.train_problems = [arith.Problem.from_json(r) for r in gsm8k.read_jsonl(
+    self.train_problems = [problems.from_json(r) for r in gsm8k.read_jsonl(
         self.base.split_path("train"))[:ro.train_problems]]
     if not self.train_problems:
       raise ValueError(f"{self.base.split_path('train')} has no problems")
@@ -180,7 +180,7 @@ class Trainer:
         if rc.source == "sampled" and self.mistakes:
           problem, prefix = self.mistakes[int(rng.integers(len(self.mistakes)))]
         else:
-          prefix = arith.corrupt(problem, rng)[0]
+          prefix = problems.corrupt(problem, rng)[0]
       out += [(problem, prefix)] * self.cfg.group_size
     return out
 
@@ -195,7 +195,7 @@ class Trainer:
       steps, ends = rl.response_steps(self.tok, ids, arith.is_final_line)
       text = self.tok.decode(ids)
       full = "\n".join(prefix + [text]) if prefix else text
-      out.append({"text": full, "verdict": arith.check_solution(p, full), "steps": steps,
+      out.append({"text": full, "verdict": problems.check(p, full), "steps": steps,
                   "ends": ends, "prefix": prefix})
     return out
 
@@ -309,7 +309,7 @@ def recovery_problems(policy: Policy, config) -> list:
     return []
   rng = np.random.default_rng([config.seed, 99])
   recs = gsm8k.read_jsonl(policy.split_path("test"))[:n]
-  return [(p, arith.corrupt(p, rng)[0]) for p in map(arith.Problem.from_json, recs)]
+  return [(p, problems.corrupt(p, rng)[0]) for p in map(problems.from_json, recs)]
 
 
 def run(config, workdir: str) -> dict:

@@ -33,8 +33,7 @@ from s2jax.data import batches, jsonl
 from s2jax.metrics import MetricWriter
 from s2jax.policy import Policy
 from s2jax.sampling import SamplingConfig
-from s2jax.tasks import arith
-from s2jax.tokenizers import SentencePieceTokenizer
+from s2jax.tasks import arith, problems
 
 INITS = ("base", "continue")
 
@@ -92,14 +91,14 @@ def select_samples(policy: Policy, config, round_seed: int) -> tuple[list, dict]
   recs = policy.samples("train", s.problems, s.per_problem, seed=round_seed,
                         sampling=SamplingConfig(s.temperature), batch_size=s.batch_size,
                         max_new_tokens=s.max_new_tokens, max_cache_len=s.max_cache_len)
-  problems = [arith.Problem.from_json(r) for r in recs]
+  probs = [problems.from_json(r) for r in recs]
   texts = [r["samples"] for r in recs]
-  verdicts = [[arith.check_solution(p, t) for t in ts] for p, ts in zip(problems, texts)]
+  verdicts = [[problems.check(p, t) for t in ts] for p, ts in zip(probs, texts)]
   correct = np.asarray([[v.answer_correct for v in vs] for vs in verdicts], bool)
   scores = None
   if needs_scores(f):
     flat = solution_scores(policy, config.prm_workdir, [t for ts in texts for t in ts],
-                           [p.question for p, ts in zip(problems, texts) for _ in ts], config)
+                           [p.question for p, ts in zip(probs, texts) for _ in ts], config)
     scores = flat.reshape(correct.shape)
   mask = distill.select(f.kind, scores=scores, correct=correct,
                         rng=np.random.default_rng([config.seed, round_seed]),
@@ -110,9 +109,9 @@ def select_samples(policy: Policy, config, round_seed: int) -> tuple[list, dict]
   if not mask.any():
     raise ValueError(f"round with filter {f.kind!r} kept no samples (sample accuracy "
                      f"{correct.mean():.3f}); loosen the filter")
-  tok = SentencePieceTokenizer(policy.tokenizer_path)
+  tok = policy.tokenizer()
   examples = [batches.encode_example(tok, p.question, t)
-              for p, ts, ks in zip(problems, texts, mask) for t, k in zip(ts, ks) if k]
+              for p, ts, ks in zip(probs, texts, mask) for t, k in zip(ts, ks) if k]
   return examples, stats
 
 

@@ -1,6 +1,11 @@
-"""Chain-of-thought SFT on the synthetic task, then evaluation on every split.
+"""Chain-of-thought SFT, then evaluation on every split.
 
   python experiments/sft.py --config=configs/arith.py --workdir=workdirs/sft
+  python experiments/sft.py --config=configs/gsm8k_smollm2.py --workdir=workdirs/gsm8k_sft
+
+The synthetic task trains a model from scratch with its own tokenizer; a config with
+`data.source` "jsonl"/"tfds" trains on GSM8K, starting from `pretrained.path` (its weights,
+vocabulary and the config's prompt format).
 
 Re-running with the same workdir resumes from the latest checkpoint. The workdir holds
 the tokenizer, the generated splits (GSM8K-format JSONL), checkpoints, metrics.jsonl and
@@ -18,7 +23,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from s2jax import checkpoints, evaluation, report, sharding
+from s2jax import checkpoints, evaluation, pretrained, report, sharding
 from s2jax import train as train_lib
 from s2jax.config import check_override_keys, model_config, validate_train_config
 from s2jax.data import batches, gsm8k
@@ -29,8 +34,24 @@ from s2jax.tasks import splits
 from s2jax.tokenizers import SentencePieceTokenizer, train_sentencepiece
 
 
+def prepare_gsm8k(config, workdir: str):
+  """Copy the GSM8K slice into the workdir (later stages read their splits there) and load
+  the pretrained checkpoint's tokenizer with the config's prompt format."""
+  paths = {}
+  for name in ("train", "test"):
+    paths[name] = os.path.join(workdir, "data", f"{name}.jsonl")
+    if not os.path.exists(paths[name]) and jax.process_index() == 0:
+      gsm8k.write_jsonl(paths[name], pretrained.gsm8k_records(config, name))
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices("s2jax_prepare_gsm8k")
+  return paths, pretrained.tokenizer_for(config, gsm8k.read_jsonl(paths["train"]))
+
+
 def prepare_data(config, workdir: str):
   """Generate (or reuse) the splits and the tokenizer, stored in the workdir."""
+  if pretrained.is_gsm8k(config):
+    return prepare_gsm8k(config, workdir)
   data_dir = os.path.join(workdir, "data")
   paths = {}
   for name, n in [("train", config.data.num_train)] + [
@@ -59,6 +80,14 @@ def train_and_evaluate(config, workdir: str) -> dict:
   validate_train_config(config)
   sharding.initialize_distributed(config.distributed)
   os.makedirs(workdir, exist_ok=True)
+  host_params = None
+  if "pretrained" in config:
+    # The checkpoint defines the model; the config's overrides (dtype, remat) apply on top.
+    # Written into config.json, so later stages rebuild the same model from the workdir.
+    model_cfg, host_params = pretrained.load_host(config)
+    config.model = pretrained.model_dict(model_cfg)
+    config.tokenizer.path = os.path.abspath(config.tokenizer.get("path", "")
+                                            or pretrained.checkpoint_path(config))
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json_best_effort(indent=2))
@@ -82,6 +111,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
   optimizer = train_lib.make_optimizer(config.optim)
   state, state_sh = train_lib.create_state(model, optimizer, jax.random.key(config.seed), mesh)
+  if host_params is not None:
+    state = state.replace(params=train_lib.transplant_params(state.params, host_params)[0])
   step_fn = train_lib.jit_train_step(
       train_lib.make_train_step(lambda p, b: train_lib.next_token_loss(model, p, b), optimizer,
                                 t.grad_accum), state_sh, mesh)

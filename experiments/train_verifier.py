@@ -33,8 +33,7 @@ from s2jax.data import batches, jsonl, stepwise
 from s2jax.metrics import MetricWriter
 from s2jax.models.transformer import Transformer
 from s2jax.sampling import SamplingConfig
-from s2jax.tasks import arith, splits
-from s2jax.tokenizers import SentencePieceTokenizer
+from s2jax.tasks import arith, problems, splits
 
 
 def policy_samples(policy: Policy, config, split: str, num_problems: int, per_problem: int,
@@ -48,7 +47,7 @@ def policy_samples(policy: Policy, config, split: str, num_problems: int, per_pr
 
 def solutions_of(records: list, max_solutions: int) -> list:
   """(problem, solution text) pairs, in a fixed order, optionally the first N."""
-  pairs = [(arith.Problem.from_json(r), s) for r in records for s in r["samples"]]
+  pairs = [(problems.from_json(r), s) for r in records for s in r["samples"]]
   return pairs[:max_solutions] if max_solutions > 0 else pairs
 
 
@@ -82,7 +81,7 @@ def training_records(policy: Policy, config, sample_records: list) -> tuple[list
   stats = {"solutions": len(pairs)}
   if config.kind == "orm":
     recs = [{"prompt": p.question, "solution": t,
-             "label": bool(arith.check_solution(p, t).answer_correct)} for p, t in pairs]
+             "label": bool(problems.check(p, t).answer_correct)} for p, t in pairs]
     stats["positive_fraction"] = float(np.mean([r["label"] for r in recs]))
     return recs, stats
   exact = [labels.exact_record(p, t) for p, t in pairs]
@@ -102,8 +101,8 @@ def training_records(policy: Policy, config, sample_records: list) -> tuple[list
   got = [l for r in recs for l in r["labels"]]
   stats["label_agreement"] = vm.label_agreement(got, ref)
   if lc.corrupted_per_problem > 0:
-    problems = [arith.Problem.from_json(r) for r in sample_records]
-    recs += labels.corrupted_records(problems, rng, lc.corrupted_per_problem)
+    recs += labels.corrupted_records([problems.from_json(r) for r in sample_records], rng,
+                                     lc.corrupted_per_problem)
   if lc.balance:
     recs = labels.balance(recs, rng)
   stats["valid_steps"], stats["invalid_steps"] = labels.label_counts(recs)
@@ -131,14 +130,16 @@ def train_and_evaluate(config, workdir: str) -> dict:
   validate(config)
   sharding.initialize_distributed(config.distributed)
   policy = Policy(config.policy_workdir, config.policy_step)
-  tok = SentencePieceTokenizer(policy.tokenizer_path)
+  tok = policy.tokenizer()
   model_dict = {**policy.config.model.to_dict(), **config.model.to_dict()}
   model = Transformer(model_config(ml_collections.ConfigDict(model_dict), vocab_size=tok.vocab_size))
   os.makedirs(workdir, exist_ok=True)
   if jax.process_index() == 0:
     saved = config.to_dict()
     saved.update(model=dict(model_dict, vocab_size=tok.vocab_size),
-                 tokenizer={"path": policy.tokenizer_path}, policy_step=policy.step)
+                 tokenizer={"path": policy.tokenizer_path}, policy_step=policy.step,
+                 prompt=(policy.config.prompt.to_dict() if "prompt" in policy.config
+                         else {"kind": "plain"}))
     with open(os.path.join(workdir, "config.json"), "w") as f:
       json.dump(saved, f, indent=2, default=list)
     info = os.path.join(workdir, "run_info.json")
@@ -215,7 +216,7 @@ def evaluate_verifier(config, workdir, policy, model, params, tok, mesh) -> dict
     recs = policy_samples(policy, config, split, s.heldout_problems, s.heldout_per_problem,
                           config.seed + 1000)
     pairs = solutions_of(recs, 0)
-    verdicts = [arith.check_solution(p, t) for p, t in pairs]
+    verdicts = [problems.check(p, t) for p, t in pairs]
     correct = np.asarray([v.answer_correct for v in verdicts], bool)
     res = {"solutions": len(pairs), "answer_correct_fraction": float(correct.mean())}
     if config.kind == "prm":

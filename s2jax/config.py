@@ -30,9 +30,16 @@ def require(cond: bool, key: str, value: Any, why: str) -> None:
 def validate_train_config(config) -> None:
   """Checks the values no dataclass owns; the model and task dataclasses check their own."""
   d = config.data
-  for key, v in (("data.seq_len", d.seq_len), ("data.num_train", d.num_train),
-                 ("data.pad_multiple", d.pad_multiple),
-                 ("tokenizer.vocab_size", config.tokenizer.vocab_size)):
+  checks = [("data.seq_len", d.seq_len), ("data.pad_multiple", d.pad_multiple)]
+  if d.get("source", "synthetic") == "synthetic":
+    checks += [("data.num_train", d.num_train),
+               ("tokenizer.vocab_size", config.tokenizer.vocab_size)]
+  else:  # GSM8K: 0 means the whole split
+    require(d.source in ("jsonl", "tfds"), "data.source", d.source,
+            "must be 'synthetic', 'jsonl' or 'tfds'")
+    require(isinstance(d.num_train, int) and d.num_train >= 0, "data.num_train", d.num_train,
+            "must be >= 0 (0: the whole split)")
+  for key, v in checks:
     require(isinstance(v, int) and v > 0, key, v, "must be a positive integer")
   validate_optim_config(config)
 

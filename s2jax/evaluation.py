@@ -2,7 +2,7 @@
 
 Records from the synthetic generator (with `meta`) are judged by the exact step checker;
 any other GSM8K-format record by its reference final answer and the arithmetic check of
-calculator annotations.
+calculator annotations (see tasks/problems.py).
 """
 from __future__ import annotations
 
@@ -11,30 +11,22 @@ from typing import Sequence
 
 import numpy as np
 
-from s2jax.data import gsm8k, prompts
+from s2jax.data import prompts
 from s2jax.data.batches import encode_prompt
 from s2jax.sampling import SamplingConfig
-from s2jax.tasks import arith
+from s2jax.tasks import problems
 
 
 def judge(record: dict, output: str) -> dict:
-  if "meta" in record:
-    problem = arith.Problem.from_json(record)
-    verdict = arith.check_solution(problem, output)
-    checker, num_steps = "exact", problem.num_steps
-    correct = verdict.answer_correct
-  else:
-    verdict = arith.check_annotations(output)
-    # Real model output: the answer may be "#### N", "The answer is N", \boxed{N}, ...
-    verdict.answer = gsm8k.extract_answer(output)
-    correct = gsm8k.answers_match(verdict.answer, gsm8k.reference_answer(record))
-    checker = "annotation"
-    num_steps = len(arith.split_steps(record["answer"])[0])
+  problem = problems.from_json(record)
+  verdict = problems.check(problem, output)
+  correct = verdict.answer_correct
   return {"question": record["question"], "reference": record["answer"], "output": output,
           "answer": verdict.answer, "correct": bool(correct),
           "fully_valid": bool(verdict.steps) and verdict.all_steps_valid and bool(correct),
           "steps": [{"text": s.text, "valid": s.valid, "reason": s.reason} for s in verdict.steps],
-          "num_steps": num_steps, "checker": checker}
+          "num_steps": problem.num_steps,
+          "checker": "exact" if "meta" in record else "annotation"}
 
 
 def summarize(results: Sequence[dict]) -> dict:

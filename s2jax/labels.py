@@ -16,18 +16,19 @@ import numpy as np
 
 from s2jax.data.steps import encode_with_steps
 from s2jax.sampling import SamplingConfig
-from s2jax.tasks import arith
+from s2jax.tasks import arith, problems as task_problems
 
 SOURCES = ("exact", "annotation", "mc")
 MC_MODES = ("hard", "soft")
 
 
-def exact_record(problem: arith.Problem, solution: str) -> dict | None:
-  """Stepwise record labelled by the exact checker; None for a solution without steps."""
+def exact_record(problem, solution: str) -> dict | None:
+  """Stepwise record labelled by the task's checker (exact for the synthetic task, the
+  annotations for GSM8K); None for a solution without steps."""
   steps, _ = arith.split_steps(solution)
   if not steps:
     return None
-  verdict = arith.check_solution(problem, solution)
+  verdict = task_problems.check(problem, solution)
   return {"prompt": problem.question, "completions": steps,
           "labels": [s.valid for s in verdict.steps]}
 
@@ -44,7 +45,8 @@ def annotation_record(question: str, solution: str) -> dict | None:
 def rollout_outcomes(sampler, params, tokenizer, questions: Sequence[str],
                      step_lists: Sequence[Sequence[str]], answers: Sequence[float], *, k: int,
                      batch_size: int, max_new_tokens: int, sampling: SamplingConfig, rng,
-                     batch_sharding=None, desc: str = "mc rollouts") -> list:
+                     batch_sharding=None, desc: str = "mc rollouts",
+                     extract_answer=arith.parse_final_answer) -> list:
   """For every solution, a [num_steps, k] bool array: did rollout j from the prefix that
   ends with step i reach the reference answer? All prefixes go through the sampler in
   fixed-size batches, so the cost is (total steps * k) completions."""
@@ -62,7 +64,7 @@ def rollout_outcomes(sampler, params, tokenizer, questions: Sequence[str],
   result = [np.zeros((len(steps), k), bool) for steps in step_lists]
   filled = [np.zeros(len(steps), int) for steps in step_lists]
   for (n, i), (ids, _) in zip(owner, outs):
-    got = arith.parse_final_answer(tokenizer.decode(ids))
+    got = extract_answer(tokenizer.decode(ids))
     result[n][i, filled[n][i]] = got is not None and got == answers[n]
     filled[n][i] += 1
   return result
@@ -88,7 +90,7 @@ def corrupted_records(problems: Sequence[arith.Problem], rng: np.random.Generato
   out = []
   for p in problems:
     for _ in range(per_problem):
-      steps, i, _ = arith.corrupt(p, rng)
+      steps, i, _ = task_problems.corrupt(p, rng)
       out.append({"prompt": p.question, "completions": steps,
                   "labels": [True] * i + [False]})
   return out

@@ -37,6 +37,12 @@ class Policy:
       self._loaded = workdirs.load_model(self.workdir, self.step)
     return self._loaded
 
+  def tokenizer(self):
+    """The tokenizer with the policy's prompt format, without loading the model."""
+    if self._loaded is not None:
+      return self._loaded[2]
+    return workdirs.tokenizer(self.workdir, self.config)
+
   def sampler(self, max_cache_len: int) -> Sampler:
     model, _, tok, _, _ = self.load()
     return Sampler(model, pad_id=tok.pad_id, eos_id=tok.eos_id, max_cache_len=max_cache_len)

@@ -46,10 +46,15 @@ def tokenizer_for(config, train_records=None):
 OVERRIDABLE = ("dtype", "param_dtype", "remat", "lm_head", "scalar_head", "init_std")
 
 
+def load_host(config):
+  """(ModelConfig, host params) of the pretrained checkpoint, with the config's overrides."""
+  overrides = {k: v for k, v in config.model.to_dict().items() if k in OVERRIDABLE}
+  return convert.load_pretrained(checkpoint_path(config), **overrides)
+
+
 def load_model(config, mesh):
   """(model, params placed on `mesh`) from the pretrained checkpoint."""
-  overrides = {k: v for k, v in config.model.to_dict().items() if k in OVERRIDABLE}
-  cfg, params = convert.load_pretrained(checkpoint_path(config), **overrides)
+  cfg, params = load_host(config)
   model = Transformer(cfg)
   return model, place(params, model, mesh)
 

@@ -10,7 +10,8 @@ import ml_collections
 from s2jax import checkpoints, sharding
 from s2jax.config import model_config
 from s2jax.models.transformer import Transformer
-from s2jax.tokenizers import SentencePieceTokenizer
+from s2jax.data import gsm8k, prompts
+from s2jax.tokenizers import load_tokenizer
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
@@ -25,11 +26,23 @@ def tokenizer_path(workdir: str, config) -> str:
   return config.tokenizer.path or os.path.join(workdir, "tokenizer.model")
 
 
+def tokenizer(workdir: str, config):
+  """The workdir's tokenizer (SentencePiece, tokenizer.json or a GGUF vocabulary) with
+  the prompt format its model was trained with (config `prompt`; plain without one)."""
+  tok = load_tokenizer(tokenizer_path(workdir, config))
+  cfg = config.get("prompt")
+  train = None
+  if cfg is not None and cfg.get("kind") == "fewshot":
+    train = gsm8k.read_jsonl(os.path.join(workdir, "data", "train.jsonl"))
+  tok.prompt_format = prompts.from_config(cfg, train)
+  return tok
+
+
 def load_model(workdir: str, step=None):
   """(model, params, tokenizer, config, mesh) from a training workdir (policy or verifier)."""
   config = read_config(workdir)
-  tokenizer = SentencePieceTokenizer(tokenizer_path(workdir, config))
-  model = Transformer(model_config(config.model, vocab_size=tokenizer.vocab_size))
+  tok = tokenizer(workdir, config)
+  model = Transformer(model_config(config.model, vocab_size=tok.vocab_size))
   mesh = sharding.make_mesh(config.mesh.shape)
   params = sharding.abstract_params(model, mesh)  # shapes to restore into; nothing computed
   ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"))
@@ -38,7 +51,7 @@ def load_model(workdir: str, step=None):
     raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints")
   params = ckpt.restore({"params": params}, step)["params"]  # no optimizer state needed
   ckpt.close()
-  return model, params, tokenizer, config, mesh
+  return model, params, tok, config, mesh
 
 
 def derive_policy_workdir(source: str, workdir: str, *, model: dict | None = None,

@@ -1,0 +1,102 @@
+"""Every pipeline stage on GSM8K from a pretrained checkpoint, through config alone.
+
+The fast test starts from a tiny random Llama written as a Hugging Face directory (with
+SmolLM2's real tokenizer.json and chat template); the slow one from the real
+SmolLM2-135M-Instruct GGUF (`pytest -m slow`). Both run the same configs:
+configs/gsm8k_smollm2_tiny.py with its stage argument.
+"""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from s2jax.config import load_config_file
+from s2jax.models import convert
+from s2jax.models.transformer import ModelConfig
+from s2jax.tokenizers import HFTokenizer
+
+GSM8K_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "gsm8k")
+
+
+def stage_config(root, stage, checkpoint):
+  c = load_config_file(os.path.join(root, "configs", f"gsm8k_smollm2_tiny.py:{stage}")
+                       if stage else os.path.join(root, "configs", "gsm8k_smollm2_tiny.py"))
+  if not stage:
+    c.pretrained.path = checkpoint
+    c.data.dir = GSM8K_DIR
+  return c
+
+
+def run_stages(root, tmp_path, checkpoint):
+  from experiments import ppo, self_distill, sft, train_verifier
+  out = {"sft": str(tmp_path / "sft"), "prm": str(tmp_path / "prm"),
+         "distill": str(tmp_path / "distill"), "ppo": str(tmp_path / "ppo")}
+  out["sft_result"] = sft.train_and_evaluate(stage_config(root, "", checkpoint), out["sft"])
+  c = stage_config(root, "verifier", checkpoint)
+  c.policy_workdir = out["sft"]
+  out["prm_summary"] = train_verifier.train_and_evaluate(c, out["prm"])
+  c = stage_config(root, "distill", checkpoint)
+  c.policy_workdir, c.prm_workdir = out["sft"], out["prm"]
+  out["distill_log"] = self_distill.run(c, out["distill"])
+  c = stage_config(root, "ppo", checkpoint)
+  c.policy_workdir, c.prm_workdir = out["sft"], out["prm"]
+  out["ppo_result"] = ppo.run(c, out["ppo"])
+  return out
+
+
+def check_stages(out):
+  with open(os.path.join(out["sft"], "config.json")) as f:
+    saved = json.load(f)
+  # The workdir is self-contained: the checkpoint's model and vocabulary, the prompt.
+  assert saved["model"]["vocab_size"] == 49152 and saved["prompt"]["kind"] == "chat"
+  assert os.path.isabs(saved["tokenizer"]["path"])
+  assert len(open(os.path.join(out["sft"], "data", "train.jsonl")).readlines()) == 16
+  assert out["sft_result"]["eval"]["test"]["n"] == 4
+  with open(os.path.join(out["sft"], "eval", "test.jsonl")) as f:
+    first = json.loads(f.readline())
+  assert first["checker"] == "annotation" and first["question"].startswith("Janet")
+  assert out["prm_summary"]["data"]["solutions"] > 0
+  rounds = out["distill_log"]["rounds"]
+  assert [r["round"] for r in rounds] == [0, 1] and set(rounds[1]["eval"]) == {"test"}
+  assert "test" in out["ppo_result"]["evals"][-1]["accuracy"]
+
+
+@pytest.fixture(scope="module")
+def tiny_pretrained(tmp_path_factory):
+  """A 2-layer random Llama with SmolLM2's vocabulary, as a Hugging Face directory."""
+  from s2jax import sharding
+  from s2jax.models.transformer import Transformer
+  import jax
+  directory = str(tmp_path_factory.mktemp("tiny_llama"))
+  cfg = ModelConfig(vocab_size=49152, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2,
+                    mlp_dim=64, tie_embeddings=True)
+  params, _ = sharding.init_params(Transformer(cfg), jax.random.key(0),
+                                   sharding.make_mesh((1, 1, 1), jax.devices()[:1]))
+  tok = HFTokenizer.from_gguf(convert.smollm2_gguf_path())
+  convert.save_hf_dir(directory, jax.tree.map(np.asarray, params), cfg, tok)
+  return directory
+
+
+def test_every_stage_runs_on_gsm8k_from_a_hf_checkpoint(root, tmp_path, tiny_pretrained):
+  check_stages(run_stages(root, tmp_path, tiny_pretrained))
+
+
+@pytest.mark.slow
+def test_every_stage_runs_on_gsm8k_from_smollm2_gguf(root, tmp_path):
+  check_stages(run_stages(root, tmp_path, ""))
+
+
+def test_gsm8k_config_errors_are_named(root, tmp_path):
+  from experiments import ppo, sft
+  with pytest.raises(ValueError, match="unknown stage 'rl'"):
+    load_config_file(os.path.join(root, "configs", "gsm8k_smollm2.py:rl"))
+  c = stage_config(root, "", "")
+  c.data.source = "csv"
+  with pytest.raises(ValueError, match="data.source='csv' must be"):
+    sft.train_and_evaluate(c, str(tmp_path / "a"))
+  c = stage_config(root, "", str(tmp_path / "nowhere.gguf"))
+  c.data.dir = GSM8K_DIR
+  with pytest.raises(FileNotFoundError, match="GGUF file not found"):
+    sft.train_and_evaluate(c, str(tmp_path / "b"))
+  del ppo
