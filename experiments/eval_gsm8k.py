@@ -25,7 +25,7 @@ from ml_collections import config_flags
 
 from s2jax import evaluation, pretrained, report, sharding
 from s2jax.config import check_override_keys
-from s2jax.data import gsm8k, jsonl
+from s2jax.data import jsonl
 from s2jax.metrics import wilson_interval
 
 
