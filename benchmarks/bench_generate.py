@@ -31,9 +31,13 @@ from s2jax.tokenizers import HFTokenizer
 
 
 def memory_bandwidth(gib: float = 1.0, repeats: int = 5) -> float:
-  """Bytes/s of reading a large fp32 array once (a sum streams it from memory)."""
+  """Bytes/s of reading a large fp32 array once, one slice per core in parallel (a sum
+  streams its slice from memory; numpy releases the GIL)."""
+  from concurrent.futures import ThreadPoolExecutor
   x = np.ones(int(gib * 2 ** 30 / 4), np.float32)
-  dt = median_time(lambda: x.sum(), repeats=repeats, warmup=1)
+  parts = np.array_split(x, os.cpu_count() or 1)
+  with ThreadPoolExecutor(len(parts)) as pool:
+    dt = median_time(lambda: list(pool.map(np.sum, parts)), repeats=repeats, warmup=1)
   return x.nbytes / dt
 
 

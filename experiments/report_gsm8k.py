@@ -1,0 +1,87 @@
+"""results/gsm8k_smollm2.{md,json}: GSM8K accuracy of SmolLM2-135M-Instruct (from the
+eval_gsm8k workdirs), next to the published figure, and the generation benchmark.
+
+  python experiments/report_gsm8k.py --evals=runs/gsm8k/zeroshot_chat,runs/gsm8k/fewshot5 \
+      --bench=results/bench_generate.json --out=results/gsm8k_smollm2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from s2jax import report
+
+# The model card's own table (lighteval, 5-shot), the figure to compare with.
+PUBLISHED = {"accuracy": 0.014, "setting": "GSM8K (5-shot), lighteval",
+             "source": "https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct "
+                       "(model card, 'Instruction model' table)"}
+
+
+def describe(prompt: dict) -> str:
+  if prompt["kind"] == "fewshot":
+    return f"{prompt['num_shots']}-shot (first train problems)"
+  return "zero-shot, chat template" if prompt["kind"] == "chat" else prompt["kind"]
+
+
+def main():
+  ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  ap.add_argument("--evals", required=True, help="comma-separated eval_gsm8k workdirs")
+  ap.add_argument("--bench", default="")
+  ap.add_argument("--out", required=True)
+  args = ap.parse_args()
+  rows, data = [], {"published": PUBLISHED, "evals": {}}
+  for wd in args.evals.split(","):
+    with open(os.path.join(wd, "summary.json")) as f:
+      s = json.load(f)
+    data["evals"][os.path.basename(wd.rstrip("/"))] = s
+    lo, hi = s["wilson95"]
+    rows.append([describe(s["prompt"]), f"{s['correct']}/{s['n']}", f"{100 * s['accuracy']:.2f}%",
+                 f"[{100 * lo:.2f}%, {100 * hi:.2f}%]", f"{100 * s['answered']:.0f}%",
+                 s["max_new_tokens"], f"`{s['run_info']['command']}` @ {s['run_info']['commit'][:12]}"])
+  md = ["# SmolLM2-135M-Instruct on GSM8K (s2jax)", "",
+        "Greedy decoding with s2jax's sampler on the GGUF checkpoint (dequantized to fp32), "
+        "answers graded by `gsm8k.extract_answer`. Machine-written by "
+        f"`python {' '.join(sys.argv)}`.", "",
+        report.markdown_table(["prompt", "correct", "accuracy", "95% Wilson", "answered",
+                               "max new tokens", "command"], rows), "",
+        f"Published: {100 * PUBLISHED['accuracy']:.1f}% ({PUBLISHED['setting']}; "
+        f"{PUBLISHED['source']}).", ""]
+  if args.bench:
+    with open(args.bench) as f:
+      b = json.load(f)
+    data["bench_generate"] = b
+    r = b["result"]
+    md += ["## Generation speed against transformers", "",
+           f"`{b['run_info']['command']}` @ {b['run_info']['commit'][:12]}, {r['device']}, "
+           f"{r['new_tokens']} new tokens, greedy, GSM8K questions in the chat template.", "",
+           f"Machine limits measured in the same run: memory bandwidth "
+           f"{r['memory_bandwidth_gb_s']:.1f} GB/s (batch-1 fp32 limit "
+           f"{r['batch1_bandwidth_limit_tok_s']:.1f} tokens/s), matmul "
+           f"{r['matmul_gflop_s']:.0f} GFLOP/s (compute limit {r['compute_limit_tok_s']:.0f} "
+           f"tokens/s).", ""]
+    hdr = ["batch", "transformers tok/s", "s2jax fp32 tok/s", "ratio", "identical rows"]
+    has_bf16 = any("s2jax_bf16" in v for v in r["batches"].values())
+    if has_bf16:
+      hdr += ["s2jax bf16 tok/s", "ratio bf16"]
+    brows = []
+    for k, v in r["batches"].items():
+      row = [k, f"{v['transformers']:.1f}", f"{v['s2jax_fp32']:.1f}", f"{v['ratio_fp32']:.2f}",
+             f"{v['identical_rows']}/{k}"]
+      if has_bf16:
+        row += [f"{v.get('s2jax_bf16', float('nan')):.1f}", f"{v.get('ratio_bf16', float('nan')):.2f}"]
+      brows.append(row)
+    md += [report.markdown_table(hdr, brows), ""]
+  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+  with open(args.out + ".md", "w") as f:
+    f.write("\n".join(md))
+  with open(args.out + ".json", "w") as f:
+    json.dump(data, f, indent=2)
+  print("\n".join(md))
+
+
+if __name__ == "__main__":
+  main()
