@@ -112,19 +112,20 @@ def generate_padded(model: Transformer, params: Any, tokens: jax.Array, mask: ja
     model = Transformer(dataclasses.replace(model.cfg, scan_layers=False))
   cfg: ModelConfig = model.cfg
   b, p = tokens.shape
-  p0 = 0 if prefix is None else prefix.shape[0]
-  cache_len = p0 + p + max_new_tokens
-  kv_mask = jnp.concatenate([jnp.ones((b, p0), bool), mask,
-                             jnp.zeros((b, max_new_tokens), bool)], axis=1)
-  cache = KVCache.zeros(cfg, 1 if p0 else b, cache_len)
-  if p0:
+  cache_len = p + max_new_tokens
+  kv_mask = jnp.concatenate([mask, jnp.zeros((b, max_new_tokens), bool)], axis=1)
+  p0, shared = 0, None
+  if prefix is not None:
+    # The shared prefix is prefilled once and kept once ([1, P0]); every row attends to it
+    # before its own cache slots, so decoding never reads B copies of it.
+    p0 = prefix.shape[0]
     shared = model.apply({"params": params}, prefix[None], jnp.arange(p0)[None],
-                         kv_mask[:1], cache, 0, last_only=True).cache
-    cache = jax.tree.map(lambda c: jnp.broadcast_to(c, (b,) + c.shape[1:]), shared)
+                         jnp.ones((1, p0), bool), KVCache.zeros(cfg, 1, p0), 0,
+                         last_only=True).cache
+  apply = functools.partial(model.apply, {"params": params}, prefix=shared)
   positions = p0 + jnp.maximum(jnp.cumsum(mask.astype(jnp.int32), axis=1) - 1, 0)
-  out = model.apply({"params": params}, tokens, positions, kv_mask, cache, p0, last_only=True)
+  out = apply(tokens, positions, kv_mask, KVCache.zeros(cfg, b, cache_len), 0, last_only=True)
   next_pos = p0 + jnp.sum(mask, axis=1).astype(jnp.int32)
-  p = p0 + p
   stop_ids_arr = jnp.asarray(stop_ids, jnp.int32)
 
   def pick(logits, key):
@@ -153,8 +154,7 @@ def generate_padded(model: Transformer, params: Any, tokens: jax.Array, mask: ja
     # Feed it to the model at slot p + step.
     slot = p + step
     kv_mask = jax.lax.dynamic_update_slice(s["kv_mask"], (~s["done"])[:, None], (0, slot))
-    out = model.apply({"params": params}, tok[:, None], s["pos"][:, None], kv_mask,
-                      s["cache"], slot)
+    out = apply(tok[:, None], s["pos"][:, None], kv_mask, s["cache"], slot)
     rng, key = jax.random.split(s["rng"])
     new_tok, new_lp = pick(out.logits[:, -1], key)
     return dict(step=step + 1, cache=out.cache, kv_mask=kv_mask, pos=s["pos"] + 1,

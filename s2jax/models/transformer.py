@@ -180,7 +180,7 @@ class Attention(nn.Module):
   cfg: ModelConfig
 
   @nn.compact
-  def __call__(self, x, positions, kv_mask, layer_cache, cache_index):
+  def __call__(self, x, positions, kv_mask, layer_cache, cache_index, prefix_kv=None):
     cfg = self.cfg
     dt, pdt = cfg.compute_dtype, cfg.storage_dtype
     h, k, dh, d = cfg.n_heads, cfg.n_kv_heads, cfg.dim_per_head, cfg.d_model
@@ -216,20 +216,42 @@ class Attention(nn.Module):
 
     b = x.shape[0]
     qg = q.reshape(b, t, k, h // k, dh)
+    scale = 1.0 / jnp.sqrt(jnp.float32(dh))
+    neg = jnp.finfo(jnp.float32).min
     if t == 1:
       # One query a row (decoding): a multiply-and-reduce streams the cache once, where
       # XLA:CPU lowers the batched einsum to many tiny matmuls.
       scores = jnp.sum(qg[:, 0, None].astype(jnp.float32) * keys[:, :, :, None, :].astype(
-          jnp.float32), axis=-1)                                          # [B, S, K, G]
-      scores = scores / jnp.sqrt(jnp.float32(dh))
-      scores = jnp.where(mask[:, 0, :, None, None], scores, jnp.finfo(jnp.float32).min)
+          jnp.float32), axis=-1) * scale                                 # [B, S, K, G]
+      scores = jnp.where(mask[:, 0, :, None, None], scores, neg)
+    else:
+      scores = jnp.einsum("btkgd,bskd->bkgts", qg, keys.astype(dt)).astype(jnp.float32)
+      scores = jnp.where(mask[:, None, None, :, :], scores * scale, neg)
+    if prefix_kv is not None:
+      # A prefix every row shares (few-shot exemplars), stored once: [1, P, K, D]. Its
+      # scores are one matmul against all rows' queries instead of B copies of the cache.
+      pk, pv = (c[0].astype(jnp.float32) for c in prefix_kv)
+      pscores = jnp.einsum("btkgd,pkd->btkgp", qg.astype(jnp.float32), pk) * scale
+      if t == 1:
+        pscores = pscores[:, 0].transpose(0, 3, 1, 2)                    # [B, P, K, G]
+        probs = jax.nn.softmax(jnp.concatenate([pscores, scores], axis=1), axis=1)
+        pprobs, probs = probs[:, :pk.shape[0]], probs[:, pk.shape[0]:]
+        out = jnp.einsum("bpkg,pkd->bkgd", pprobs, pv)
+        out = out + jnp.sum(probs[..., None] * values[:, :, :, None, :].astype(jnp.float32),
+                            axis=1)
+        out = out.astype(dt).reshape(b, 1, h, dh)
+      else:
+        pscores = pscores.transpose(0, 2, 3, 1, 4)                       # [B, K, G, T, P]
+        probs = jax.nn.softmax(jnp.concatenate([pscores, scores], axis=-1), axis=-1)
+        pprobs, probs = probs[..., :pk.shape[0]], probs[..., pk.shape[0]:]
+        out = (jnp.einsum("bkgtp,pkd->btkgd", pprobs, pv)
+               + jnp.einsum("bkgts,bskd->btkgd", probs, values.astype(jnp.float32)))
+        out = out.astype(dt).reshape(b, t, h, dh)
+    elif t == 1:
       probs = jax.nn.softmax(scores, axis=1)
       out = jnp.sum(probs[..., None] * values[:, :, :, None, :].astype(jnp.float32), axis=1)
       out = out.astype(dt).reshape(b, 1, h, dh)
     else:
-      scores = jnp.einsum("btkgd,bskd->bkgts", qg, keys.astype(dt)).astype(jnp.float32)
-      scores = scores / jnp.sqrt(jnp.float32(dh))
-      scores = jnp.where(mask[:, None, None, :, :], scores, jnp.finfo(jnp.float32).min)
       probs = jax.nn.softmax(scores, axis=-1).astype(dt)
       out = jnp.einsum("bkgts,bskd->btkgd", probs, values.astype(dt)).reshape(b, t, h, dh)
     return _matmul(out.reshape(b, t, h * dh), wo.astype(dt).reshape(h * dh, d)), new_cache
@@ -255,9 +277,10 @@ class Block(nn.Module):
   cfg: ModelConfig
 
   @nn.compact
-  def __call__(self, x, layer_cache, positions, kv_mask, cache_index):
+  def __call__(self, x, layer_cache, positions, kv_mask, cache_index, prefix_kv=None):
     h, new_cache = Attention(self.cfg, name="attn")(
-        RMSNorm(self.cfg, name="attn_norm")(x), positions, kv_mask, layer_cache, cache_index)
+        RMSNorm(self.cfg, name="attn_norm")(x), positions, kv_mask, layer_cache, cache_index,
+        prefix_kv)
     x = x + h
     x = x + MLP(self.cfg, name="mlp")(RMSNorm(self.cfg, name="mlp_norm")(x))
     x = nn.with_logical_constraint(x, ("batch", "length", "embed_act"))
@@ -269,8 +292,11 @@ class Transformer(nn.Module):
 
   @nn.compact
   def __call__(self, tokens, positions, kv_mask, cache: Optional[KVCache] = None,
-               cache_index=0, last_only: bool = False) -> Output:
-    """`last_only`: heads on the last position only (a prefill needs no other logits)."""
+               cache_index=0, last_only: bool = False,
+               prefix: Optional[KVCache] = None) -> Output:
+    """`last_only`: heads on the last position only (a prefill needs no other logits).
+    `prefix`: a [1, P] cache every row attends to before its own slots (per-layer
+    models only; see sampling.generate_padded)."""
     cfg = self.cfg
     dt, pdt = cfg.compute_dtype, cfg.storage_dtype
     embedding = _param(self, "embedding", ("vocab", "embed"), (cfg.vocab_size, cfg.d_model), pdt)
@@ -280,6 +306,8 @@ class Transformer(nn.Module):
     block = Block
     if cfg.remat != "none":
       block = nn.remat(Block, policy=_REMAT_POLICIES[cfg.remat], prevent_cse=False)
+    if prefix is not None and cfg.scan_layers:
+      raise ValueError("a shared prefix cache needs scan_layers=False")
     if cfg.scan_layers:
       stack = nn.scan(
           block,
@@ -295,7 +323,9 @@ class Transformer(nn.Module):
       ks, vs = [], []
       for i in range(cfg.n_layers):
         layer_cache = None if cache is None else (cache.k[i], cache.v[i])
-        x, c = block(cfg, name=f"layer_{i}")(x, layer_cache, positions, kv_mask, cache_index)
+        layer_prefix = None if prefix is None else (prefix.k[i], prefix.v[i])
+        x, c = block(cfg, name=f"layer_{i}")(x, layer_cache, positions, kv_mask, cache_index,
+                                             layer_prefix)
         if c is not None:
           ks.append(c[0])
           vs.append(c[1])
