@@ -31,6 +31,10 @@ from s2jax.metrics import wilson_interval
 
 def evaluate(config, workdir: str, policy_workdir: str = "", limit: int = 0) -> dict:
   os.makedirs(workdir, exist_ok=True)
+  info_path = os.path.join(workdir, "run_info.json")
+  if not os.path.exists(info_path) and jax.process_index() == 0:
+    with open(info_path, "w") as f:  # the first launch defines the run; re-runs resume it
+      json.dump(report.run_info(), f, indent=2)
   records = pretrained.gsm8k_records(config, "test")
   if limit:
     records = records[:limit]
@@ -59,7 +63,9 @@ def evaluate(config, workdir: str, policy_workdir: str = "", limit: int = 0) -> 
              "accuracy": k / n, "wilson95": [lo, hi],
              "answered": sum(r["answer"] is not None for r in done) / n,
              "max_new_tokens": e.max_new_tokens, "seconds_this_run": time.time() - t0,
-             "run_info": report.run_info()}
+             "run_info": json.load(open(info_path)) if os.path.exists(info_path)
+             else report.run_info(),
+             "last_run": report.run_info()}
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "summary.json"), "w") as f:
       json.dump(summary, f, indent=2)

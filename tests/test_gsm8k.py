@@ -135,3 +135,15 @@ def test_prompt_formats():
     prompts.from_config({"kind": "essay"})
   with pytest.raises(ValueError, match="asked for 9 few-shot exemplars"):
     prompts.from_config({"kind": "fewshot", "num_shots": 9}, train)
+
+
+def test_wilson_interval():
+  from s2jax.metrics import wilson_interval
+  from scipy.stats import binomtest
+  for k, n in ((20, 1319), (3, 50), (49, 50)):
+    ref = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    assert wilson_interval(k, n, z=1.959964) == pytest.approx((ref.low, ref.high), abs=1e-6)
+  assert wilson_interval(0, 10)[0] == pytest.approx(0.0)
+  assert wilson_interval(10, 10)[1] == pytest.approx(1.0)
+  with pytest.raises(ValueError):
+    wilson_interval(0, 0)

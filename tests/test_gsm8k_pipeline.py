@@ -82,6 +82,23 @@ def test_every_stage_runs_on_gsm8k_from_a_hf_checkpoint(root, tmp_path, tiny_pre
   check_stages(run_stages(root, tmp_path, tiny_pretrained))
 
 
+def test_eval_gsm8k_resumes_and_reports_a_wilson_interval(root, tmp_path, tiny_pretrained):
+  from experiments import eval_gsm8k
+  c = stage_config(root, "", tiny_pretrained)
+  c.eval.chunk = 2
+  s = eval_gsm8k.evaluate(c, str(tmp_path), limit=2)
+  assert s["n"] == 2 and s["correct"] == 0  # a random model
+  assert s["wilson95"] == pytest.approx([0.0, 1.96 ** 2 / (2 + 1.96 ** 2)])
+  s = eval_gsm8k.evaluate(c, str(tmp_path), limit=4)  # keeps the first 2, adds 2
+  lines = open(tmp_path / "outputs.jsonl").readlines()
+  assert s["n"] == 4 and len(lines) == 4 and s["prompt"]["kind"] == "chat"
+  assert s["run_info"]["started"] <= s["last_run"]["started"]
+  c.prompt.kind = "fewshot"
+  with pytest.raises(ValueError, match="outputs of other problems"):
+    (tmp_path / "outputs.jsonl").write_text(lines[1] + lines[0])
+    eval_gsm8k.evaluate(c, str(tmp_path), limit=4)
+
+
 @pytest.mark.slow
 def test_every_stage_runs_on_gsm8k_from_smollm2_gguf(root, tmp_path):
   check_stages(run_stages(root, tmp_path, ""))
