@@ -35,10 +35,12 @@ class PromptFormat:
     if self.kind == "fewshot" and not self.exemplars:
       raise ValueError("prompt: kind='fewshot' needs at least one exemplar")
 
+  def _shots(self) -> str:
+    return "".join(f"Question: {q}\nAnswer:\n{a}\n\n" for q, a in self.exemplars)
+
   def text(self, question: str) -> str:
     if self.kind == "fewshot":
-      shots = "".join(f"Question: {q}\nAnswer:\n{a}\n\n" for q, a in self.exemplars)
-      return f"{shots}Question: {question}\nAnswer:\n"
+      return f"{self._shots()}Question: {question}\nAnswer:\n"
     raise ValueError(f"prompt kind {self.kind!r} has no plain-text form")
 
   def shared_prefix(self, tokenizer) -> list:
@@ -47,7 +49,7 @@ class PromptFormat:
     The exemplars end in a blank line, which tokenizers here encode on its own."""
     if self.kind != "fewshot":
       return []
-    return tokenizer.encode(self.text("")[:-len("Question: \nAnswer:\n")])
+    return tokenizer.encode(self._shots())
 
   def ids(self, tokenizer, question: str) -> list:
     if self.kind == "plain":
