@@ -19,8 +19,10 @@ def get_config(arg: str = ""):
   c.prm_workdir = ""      # needed by the prm_* filters and by random matching a prm filter
   c.rounds = 2
   # kind: prm_threshold | prm_topk | correct | random | all (s2jax.distill). Solution score =
-  # the PRM step scores aggregated by `aggregation` (min | prod | last).
-  c.filter = dict(kind="prm_topk", threshold=0.5, top_k=1, match="prm_topk", aggregation="min")
+  # the PRM step scores aggregated by `aggregation` (min | prod | last). size_of: a filter
+  # whose count caps this one's (comparisons at matched data size), "" for none.
+  c.filter = dict(kind="prm_topk", threshold=0.5, top_k=1, match="prm_topk", aggregation="min",
+                  size_of="")
   c.samples = dict(problems=300, per_problem=4, temperature=0.8, batch_size=128,
                    max_new_tokens=192, max_cache_len=576)
   c.finetune = dict(init="base")  # base: every round starts from the SFT weights (ReST-EM)

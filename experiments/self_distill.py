@@ -39,7 +39,8 @@ INITS = ("base", "continue")
 
 
 def needs_scores(f) -> bool:
-  return f.kind.startswith("prm") or (f.kind == "random" and f.match.startswith("prm"))
+  return (f.kind.startswith("prm") or (f.kind == "random" and f.match.startswith("prm"))
+          or f.get("size_of", "").startswith("prm"))
 
 
 def validate(config) -> None:
@@ -49,6 +50,9 @@ def validate(config) -> None:
   require(f.kind in distill.FILTERS, "filter.kind", f.kind, f"must be one of {distill.FILTERS}")
   require(f.kind != "random" or f.match in distill.FILTERS and f.match != "random",
           "filter.match", f.match, "must name the (non-random) filter whose count to match")
+  require(f.get("size_of", "") in ("",) + distill.FILTERS and f.get("size_of") != "random",
+          "filter.size_of", f.get("size_of"),
+          f"must be '' or the (non-random) filter whose count caps this one's")
   require(not needs_scores(f) or bool(config.prm_workdir), "prm_workdir", config.prm_workdir,
           f"is needed by filter.kind={f.kind!r} (filter.match={f.match!r})")
   require(f.aggregation in search.AGGREGATIONS, "filter.aggregation", f.aggregation,
@@ -102,7 +106,8 @@ def select_samples(policy: Policy, config, round_seed: int) -> tuple[list, dict]
     scores = flat.reshape(correct.shape)
   mask = distill.select(f.kind, scores=scores, correct=correct,
                         rng=np.random.default_rng([config.seed, round_seed]),
-                        threshold=f.threshold, top_k=f.top_k, match=f.match)
+                        threshold=f.threshold, top_k=f.top_k, match=f.match,
+                        size_of=f.get("size_of", ""))
   stats = distill.kept_stats(mask, texts, correct,
                              [[[x.valid for x in v.steps] for v in vs] for vs in verdicts])
   stats["sample_accuracy"] = float(correct.mean())

@@ -26,7 +26,7 @@ from ml_collections import config_flags
 from s2jax import checkpoints, evaluation, pretrained, report, sharding
 from s2jax import train as train_lib
 from s2jax.config import check_override_keys, model_config, validate_train_config
-from s2jax.data import batches, gsm8k
+from s2jax.data import batches, formats, gsm8k
 from s2jax.metrics import MetricWriter
 from s2jax.models.transformer import Transformer
 from s2jax.sampling import Sampler
@@ -105,7 +105,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
                      f"data*fsdp*grad_accum = {shards}*{t.grad_accum}")
 
   train_records = gsm8k.read_jsonl(paths["train"])
-  examples = [batches.encode_example(tokenizer, r["question"], r["answer"])
+  fmt = config.data.get("format", "cot")  # cot | direct | filler (s2jax/data/formats.py)
+  examples = [batches.encode_example(tokenizer, r["question"],
+                                     formats.solution_text(r["answer"], fmt, tokenizer))
               for r in train_records]
   batches.check_lengths(examples, config.data.seq_len, paths["train"])
 

@@ -30,6 +30,9 @@ def require(cond: bool, key: str, value: Any, why: str) -> None:
 def validate_train_config(config) -> None:
   """Checks the values no dataclass owns; the model and task dataclasses check their own."""
   d = config.data
+  from s2jax.data.formats import FORMATS
+  require(d.get("format", "cot") in FORMATS, "data.format", d.get("format"),
+          f"must be one of {FORMATS}")
   checks = [("data.seq_len", d.seq_len), ("data.pad_multiple", d.pad_multiple)]
   if d.get("source", "synthetic") == "synthetic":
     checks += [("data.num_train", d.num_train),

@@ -43,9 +43,31 @@ def keep_random(shape: tuple, count: int, rng: np.random.Generator) -> np.ndarra
 
 def select(kind: str, *, scores: np.ndarray | None, correct: np.ndarray,
            rng: np.random.Generator, threshold: float = 0.5, top_k: int = 1,
-           match: str = "prm_topk") -> np.ndarray:
+           match: str = "prm_topk", size_of: str = "") -> np.ndarray:
   """The keep mask of filter `kind` over a [problems, samples] grid. `random` keeps as
-  many samples as filter `match` would on the same grid."""
+  many samples as filter `match` would on the same grid. `size_of` names a filter whose
+  count caps this one's (a uniform subset of the kept cells), so that filters compare at
+  matched data size; a filter that keeps fewer stays as it is."""
+  mask = _select(kind, scores=scores, correct=correct, rng=rng, threshold=threshold,
+                 top_k=top_k, match=match)
+  if size_of:
+    count = int(_select(size_of, scores=scores, correct=correct, rng=rng, threshold=threshold,
+                        top_k=top_k, match=match).sum())
+    mask = cap(mask, count, rng)
+  return mask
+
+
+def cap(mask: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+  """At most `count` of the kept cells, chosen uniformly."""
+  kept = np.flatnonzero(mask)
+  if len(kept) <= count:
+    return mask.copy()
+  out = np.zeros(mask.size, bool)
+  out[rng.choice(kept, size=count, replace=False)] = True
+  return out.reshape(mask.shape)
+
+
+def _select(kind: str, *, scores, correct, rng, threshold, top_k, match) -> np.ndarray:
   if kind not in FILTERS:
     raise ValueError(f"distill: filter {kind!r} must be one of {FILTERS}")
   correct = np.asarray(correct, bool)
@@ -61,8 +83,8 @@ def select(kind: str, *, scores: np.ndarray | None, correct: np.ndarray,
     return np.ones(correct.shape, bool)
   if match == "random":
     raise ValueError("distill: the random filter cannot match its own count")
-  count = int(select(match, scores=scores, correct=correct, rng=rng, threshold=threshold,
-                     top_k=top_k).sum())
+  count = int(_select(match, scores=scores, correct=correct, rng=rng, threshold=threshold,
+                      top_k=top_k, match=match).sum())
   return keep_random(correct.shape, count, rng)
 
 

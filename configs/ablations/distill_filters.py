@@ -1,0 +1,35 @@
+"""Ablation 2: verifier-filtered self-distillation against random sampling and answer-only
+filtering (STaR), at matched data size.
+
+  python experiments/ablations/distill_filters.py \
+      --config=configs/ablations/distill_filters.py --workdir=workdirs/ablations \
+      --out=results/ablations/distill_filters
+
+Arms, per seed, all from the seed's SFT policy and PRM, on the same policy samples:
+  prm_topk  the pipeline's distillation: the PRM's best sample of every problem
+  correct   samples with the right final answer (STaR), capped at prm_topk's count
+  random    a uniform subset of prm_topk's count
+"""
+import os
+
+import ml_collections
+
+from s2jax.config import load_config_file
+
+_CONFIGS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ARMS = ("prm_topk", "correct", "random")
+
+
+def get_config(arg: str = ""):
+  c = ml_collections.ConfigDict()
+  c.seeds = (0, 1, 2)
+  c.pipeline = load_config_file(os.path.join(_CONFIGS, "pipeline.py"))
+  c.arms = ARMS
+  # Overrides of the pipeline's distill block per arm (prm_topk is the pipeline's run).
+  c.filters = dict(correct={"kind": "correct", "size_of": "prm_topk"},
+                   random={"kind": "random", "match": "prm_topk"})
+  return c
+
+
+def points(c):
+  return [f"seed{s}/{arm}" for s in c.seeds for arm in c.arms]

@@ -1,0 +1,34 @@
+"""Ablation 3: domain shift. Accuracy against the number of reasoning steps (1 to 12) and
+against the number of distractor entities, for the SFT, self-distilled and PPO policies,
+greedy and with PRM best-of-N search.
+
+  python experiments/ablations/domain_shift.py --config=configs/ablations/domain_shift.py \
+      --workdir=workdirs/ablations --out=results/ablations/domain_shift
+"""
+import os
+
+import ml_collections
+
+from s2jax.config import load_config_file
+
+_CONFIGS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def get_config(arg: str = ""):
+  c = ml_collections.ConfigDict()
+  c.seeds = (0, 1, 2)
+  c.pipeline = load_config_file(os.path.join(_CONFIGS, "pipeline.py"))
+  c.policies = ("sft", "distill", "ppo")  # pipeline stages
+  # Each axis varies one task key from the training distribution (pipeline.sft.task).
+  c.axes = dict(steps=(1, 2, 3, 4, 6, 8, 10, 12), distractors=(0, 2, 4, 6, 8))
+  c.num_problems = 40          # per grid point, the same problems for every policy
+  c.search = dict(n=4, temperature=0.8, aggregation="min")  # PRM best-of-n (0: greedy only)
+  c.batch_size = 128
+  c.score_batch_size = 64
+  c.max_new_tokens = 320       # 12 steps of ~25 tokens
+  c.max_cache_len = 704
+  return c
+
+
+def points(c):
+  return [f"seed{s}/{p}" for s in c.seeds for p in c.policies]

@@ -1,0 +1,32 @@
+"""Ablation 4: filler tokens (Pfau et al. 2024, "Let's think dot by dot"). Policies trained
+to answer directly, with chain-of-thought, and with as many meaningless filler tokens as
+the chain of thought has before the answer (s2jax/data/formats.py); accuracy by depth.
+
+  python experiments/ablations/filler_tokens.py --config=configs/ablations/filler_tokens.py \
+      --workdir=workdirs/ablations --out=results/ablations/filler_tokens
+"""
+import os
+
+import ml_collections
+
+from s2jax.config import load_config_file
+
+_CONFIGS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ARMS = ("cot", "direct", "filler")
+
+
+def get_config(arg: str = ""):
+  c = ml_collections.ConfigDict()
+  c.seeds = (0, 1, 2)
+  c.pipeline = load_config_file(os.path.join(_CONFIGS, "pipeline.py"))
+  c.arms = ARMS  # cot is the seed's pipeline SFT; the others train the same SFT config
+  c.depths = (1, 2, 3, 4, 5, 6, 8)
+  c.num_problems = 50  # per depth
+  c.batch_size = 128
+  c.max_new_tokens = 224
+  c.max_cache_len = 576
+  return c
+
+
+def points(c):
+  return [f"seed{s}/{arm}" for s in c.seeds for arm in c.arms]

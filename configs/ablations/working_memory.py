@@ -1,0 +1,34 @@
+"""Ablation 6: working-memory scaling (the paper's open question 3). Accuracy as the number
+of entities in the problem grows, all of them on the reasoning chain or all but three of
+them distractors, for policies of several widths.
+
+  python experiments/ablations/working_memory.py \
+      --config=configs/ablations/working_memory.py --workdir=workdirs/ablations \
+      --out=results/ablations/working_memory
+"""
+import os
+
+import ml_collections
+
+from s2jax.config import load_config_file
+
+_CONFIGS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def get_config(arg: str = ""):
+  c = ml_collections.ConfigDict()
+  c.seeds = (0, 1, 2)
+  c.pipeline = load_config_file(os.path.join(_CONFIGS, "pipeline.py"))
+  # SFT policies of these widths (model.d_model; mlp_dim = 3x). The pipeline's width is
+  # its SFT policy; the others train the pipeline's SFT config with the width changed.
+  c.widths = (64, 128)
+  c.entities = (3, 5, 7, 9, 11, 13)
+  c.num_problems = 40
+  c.batch_size = 128
+  c.max_new_tokens = 320
+  c.max_cache_len = 704
+  return c
+
+
+def points(c):
+  return [f"seed{s}/d{w}" for s in c.seeds for w in c.widths]

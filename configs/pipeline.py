@@ -1,0 +1,94 @@
+"""The main job: every stage of the recipe in order on the synthetic task.
+
+  python experiments/pipeline.py --config=configs/pipeline.py --workdir=workdirs/pipeline
+
+Each block is the full config of one stage's script (configs/arith.py, verifier_arith.py,
+distill_arith.py, ppo_arith.py, search_arith.py), sized so that the whole pipeline
+finishes in well under 30 minutes on two CPU cores; override any key as usual, e.g.
+`--config.sft.train.steps=2000 --config.ppo.train.iterations=40`. The pipeline fills in
+the stage-to-stage paths (policy_workdir, prm_workdir) and gives every stage `seed`.
+
+`seeds()` is the sweep over seeds (one pipeline job per point) that the ablations use.
+"""
+import os
+
+import ml_collections
+
+from s2jax.config import load_config_file
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Sized for ~5 minutes of SFT on 2 cores (three seeds of every ablation must fit in a
+# session); the policy is weak (see results/pipeline), the default configs/arith.py less so.
+TASK = dict(min_steps=1, max_steps=4, min_distractors=0, max_distractors=2,
+            ops=("add", "sub", "mul"), max_value=40, families=(0, 1))
+MODEL = dict(d_model=128, n_layers=4, n_heads=4, n_kv_heads=2, mlp_dim=384)
+EVAL_PROBLEMS = 150   # per split, the same problems for every stage's greedy accuracy
+MAX_NEW = 128         # 4 steps of ~25 tokens + the answer line
+CACHE = 384
+
+
+def _load(name):
+  return load_config_file(os.path.join(_HERE, name))
+
+
+def sft_config():
+  c = _load("arith.py")
+  c.task.update(TASK)
+  c.splits = dict(shift_steps=dict(min_steps=5, max_steps=8),
+                  shift_templates=dict(families=(2,)),
+                  shift_distractors=dict(min_distractors=4, max_distractors=6))
+  c.data.update(num_train=8000, num_eval=EVAL_PROBLEMS, seq_len=256)
+  c.model.update(MODEL)
+  c.optim.update(lr=3e-3, warmup_steps=30, decay_steps=500)
+  c.train.update(steps=500, batch_size=32, log_every=25, checkpoint_every=100)
+  c.eval.update(batch_size=100, max_new_tokens=MAX_NEW, max_cache_len=CACHE)
+  return c
+
+
+def get_config(arg: str = ""):
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  # Which stages run, in this order; a stage needs the ones before it that it names:
+  # verifier <- sft; distill <- sft, verifier; ppo <- sft, verifier; search <- ppo
+  # (or the last policy stage run), verifier.
+  c.stages = ("sft", "verifier", "distill", "ppo", "search")
+
+  c.sft = sft_config()
+
+  c.verifier = _load("verifier_arith.py")
+  c.verifier.samples.update(train_problems=400, per_problem=4, heldout_problems=100,
+                            heldout_per_problem=2, batch_size=128, max_new_tokens=MAX_NEW,
+                            max_cache_len=CACHE)
+  c.verifier.data.update(seq_len=256)
+  c.verifier.train.update(steps=200, batch_size=32, checkpoint_every=100)
+  c.verifier.optim.update(decay_steps=200)
+
+  c.distill = _load("distill_arith.py")
+  c.distill.rounds = 1
+  c.distill.samples.update(problems=400, per_problem=4, batch_size=128,
+                           max_new_tokens=MAX_NEW, max_cache_len=CACHE)
+  c.distill.data.update(seq_len=256)
+  c.distill.train.update(steps=100, batch_size=32)
+  c.distill.eval.update(num_problems=EVAL_PROBLEMS, batch_size=100, max_new_tokens=MAX_NEW,
+                        max_cache_len=CACHE)
+
+  c.ppo = _load("ppo_arith.py")
+  c.ppo.rollout.update(prompts=32, max_new_tokens=MAX_NEW, max_cache_len=CACHE)
+  c.ppo.train.update(iterations=20, checkpoint_every=10)
+  c.ppo.eval.update(every=0, num_problems=EVAL_PROBLEMS, batch_size=100,
+                    max_new_tokens=MAX_NEW)
+
+  c.search = _load("search_arith.py")
+  c.search.num_problems = 50
+  c.search.ns = (1, 4, 16)
+  c.search.sampling.update(batch_size=128, max_new_tokens=MAX_NEW, max_cache_len=CACHE)
+  c.search.beam.update(budgets=(4,), max_depth=8, batch_size=128)
+  # Which policy search runs on: the last of these stages that is in `stages`.
+  c.search_policy = ("ppo", "distill", "sft")
+  return c
+
+
+def seeds(n: int = 3):
+  """One pipeline per seed (the ablations' shared runs); launch one job per point."""
+  return [(f"seed{s}", {"seed": s}) for s in range(n)]

@@ -1,0 +1,316 @@
+"""What every ablation shares: the per-seed pipeline runs, one job per point, grids of
+task variants, mean and spread over seeds, and the machine-written result section.
+
+An ablation is a config file (configs/ablations/<name>.py: `get_config()` with `seeds` and
+a `pipeline` block, and `points(config)`, the sweep) plus a script
+(experiments/ablations/<name>.py) that runs one point (`--point=<name>`), every point in
+turn (the default; finished points are skipped, so a re-run resumes), or only the report
+(`--report_only`). Every point of every ablation with seed s starts from the same pipeline
+run, <workdir>/pipeline/seed<s>, so the SFT policy, the PRM, the distilled and the PPO
+policy of a seed are trained once for all six ablations.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from typing import Callable, Sequence
+
+import numpy as np
+
+from s2jax import report
+from s2jax.tasks import splits
+
+
+def pipeline_dir(workdir: str, seed: int) -> str:
+  return os.path.join(workdir, "pipeline", f"seed{seed}")
+
+
+def pipeline_config(config, seed: int):
+  import ml_collections
+  c = ml_collections.ConfigDict(config.pipeline.to_dict())
+  c.seed = seed
+  return c
+
+
+def run_pipeline(config, workdir: str, seed: int) -> str:
+  """The shared pipeline of one seed (stages that finished before are skipped)."""
+  from experiments import pipeline
+  d = pipeline_dir(workdir, seed)
+  if not os.path.exists(os.path.join(d, "metrics.json")):
+    pipeline.run(pipeline_config(config, seed), d)
+  return d
+
+
+def stage_policy(config, workdir: str, seed: int, stage: str) -> str:
+  from experiments import pipeline
+  return pipeline.policy_dir(pipeline_dir(workdir, seed), stage, config.pipeline)
+
+
+def parse_point(name: str) -> tuple[int, str]:
+  """'seed1/sft_more' -> (1, 'sft_more')."""
+  head, _, arm = name.partition("/")
+  if not head.startswith("seed") or not head[4:].isdigit() or not arm:
+    raise ValueError(f"point {name!r} is not of the form seed<k>/<arm>")
+  return int(head[4:]), arm
+
+
+def cli(run_point: Callable, write: Callable, default_out: str) -> None:
+  """Flags and main of an ablation script: run_point(config, workdir, seed, arm) runs one
+  point, write(config, workdir, out) writes the result section from saved outputs."""
+  import importlib.util
+  from absl import app, flags, logging
+  from ml_collections import config_flags
+  from s2jax.config import check_override_keys
+  config_flag = config_flags.DEFINE_config_file("config", None, "The ablation's config file.")
+  workdir = flags.DEFINE_string("workdir", "workdirs/ablations",
+                                "Root of every ablation's runs (the seeds' pipelines are shared).")
+  out = flags.DEFINE_string("out", default_out, "Result path prefix (.md, .json, .png).")
+  point = flags.DEFINE_string("point", "", "Run only this point (seed<k>/<arm>), no report.")
+  dry_run = flags.DEFINE_bool("dry_run", False, "Print one command per point and exit.")
+  report_only = flags.DEFINE_bool("report_only", False, "Only rewrite the result section.")
+  check_override_keys(sys.argv)
+  flags.mark_flags_as_required(["config"])
+
+  def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)
+    config = config_flag.value
+    path = config_flags.get_config_filename(flags.FLAGS["config"])
+    spec = importlib.util.spec_from_file_location("_ablation_config", path.partition(":")[0])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    main_loop(sys.argv, config=config, points=module.points(config),
+              run_point=lambda seed, arm: run_point(config, workdir.value, seed, arm),
+              write=lambda: write(config, workdir.value, out.value), point=point.value,
+              dry_run=dry_run.value, report_only=report_only.value)
+
+  app.run(main)
+
+
+def main_loop(argv: Sequence[str], *, config, points: list,
+              run_point: Callable[[int, str], None], write: Callable[[], None],
+              point: str = "", dry_run: bool = False, report_only: bool = False) -> None:
+  """The three ways to launch an ablation script (see the module docstring)."""
+  names = [p for p in points]
+  if point and point not in names:
+    raise ValueError(f"unknown point {point!r}; this config's points: {', '.join(names)}")
+  if dry_run:
+    base = [a for a in argv if not a.startswith(("--point", "--dry_run", "--report_only"))]
+    for p in names:
+      print(" ".join(shlex.quote(a) for a in [sys.executable] + base + [f"--point={p}"]))
+    print(" ".join(shlex.quote(a) for a in [sys.executable] + base + ["--report_only"]))
+    return
+  if not report_only:
+    for p in ([point] if point else names):
+      seed, arm = parse_point(p)
+      print(f"== ablation point {p}", flush=True)
+      run_point(seed, arm)
+  if not point:
+    write()
+
+
+# ------------------------------------------------------------------------- task grids
+
+def grid_records(task: dict, overrides: dict, n: int, seed: int, name: str) -> list[dict]:
+  """n problems of the task with `overrides` (e.g. min_steps=max_steps=8), GSM8K-format
+  records; the same problems for every policy (seeded by the point's name)."""
+  from s2jax.tasks.arith import generate_split
+  cfg = splits.task_config(task, overrides)
+  return [p.to_json() for p in generate_split(cfg, n, splits.split_seed(seed, name))]
+
+
+AXES = ("steps", "distractors", "entities_chain", "entities_distractors")
+
+
+def axis_overrides(axis: str, value: int) -> dict:
+  """One point of a grid axis: `steps` (chain length) or `distractors` (the other keys as
+  in training), or a number of entities in the question (the given one, the derived ones
+  and the distractors), either all on the chain (`entities_chain`: value-1 steps, no
+  distractors) or two steps and the rest distractors (`entities_distractors`)."""
+  if axis == "steps":
+    return {"min_steps": value, "max_steps": value}
+  if axis == "distractors":
+    return {"min_distractors": value, "max_distractors": value}
+  if axis == "entities_chain" and value >= 2:
+    return {"min_steps": value - 1, "max_steps": value - 1, "min_distractors": 0,
+            "max_distractors": 0}
+  if axis == "entities_distractors" and value >= 3:
+    return {"min_steps": 2, "max_steps": 2, "min_distractors": value - 3,
+            "max_distractors": value - 3}
+  if axis in AXES:
+    raise ValueError(f"grid axis {axis!r}: value {value} is too small")
+  raise ValueError(f"unknown grid axis {axis!r}; known: {', '.join(AXES)}")
+
+
+def cached_json(path: str, compute: Callable[[], dict]) -> dict:
+  """compute() once; its result is kept at path (a re-run reads it)."""
+  if os.path.exists(path):
+    with open(path) as f:
+      return json.load(f)
+  value = compute()
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path + ".tmp", "w") as f:
+    json.dump(value, f, indent=2)
+  os.replace(path + ".tmp", path)
+  return value
+
+
+# ------------------------------------------------------------------- seeds and reports
+
+def mean_std(xs: Sequence[float]) -> tuple[float, float]:
+  xs = np.asarray([x for x in xs if x is not None], float)
+  if not len(xs):
+    return float("nan"), float("nan")
+  return float(xs.mean()), float(xs.std(ddof=1)) if len(xs) > 1 else 0.0
+
+
+def fmt(xs: Sequence[float], digits: int = 3) -> str:
+  """'mean ± sd (n)' over seeds."""
+  m, s = mean_std(xs)
+  n = len([x for x in xs if x is not None])
+  return f"{m:.{digits}f} ± {s:.{digits}f}" + ("" if n == 3 else f" (n={n})")
+
+
+def header(title: str, script: str, config, info: dict) -> list:
+  return [f"# {title}", "",
+          f"Machine-written by `{script}` from the ablation's workdirs; regenerate with "
+          "`--report_only`. Mean ± standard deviation over seeds "
+          f"{tuple(config.seeds)} (sample sd, ddof=1).", "",
+          f"- command: `{info['command']}`", f"- git commit: `{info['commit']}`",
+          f"- written: {info['started']}", ""]
+
+
+def write_result(out: str, md: list, data: dict, config) -> None:
+  """<out>.md and <out>.json (the numbers plus the config that produced them)."""
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  with open(out + ".json", "w") as f:
+    json.dump({"run_info": report.run_info(), "config": config.to_dict(), **data}, f, indent=2,
+              default=list)
+  with open(out + ".md", "w") as f:
+    f.write("\n".join(md) + "\n")
+
+
+def errorbar_bars(ax, groups: Sequence[str], series: dict) -> None:
+  """Grouped bars (one group per split, one bar per arm) with seed-sd error bars;
+  series = {arm: {group: [values over seeds]}}."""
+  width = 0.8 / max(len(series), 1)
+  for i, (arm, by_group) in enumerate(series.items()):
+    stats = [mean_std(by_group.get(g, [])) for g in groups]
+    ax.bar(np.arange(len(groups)) + i * width, [m for m, _ in stats], width,
+           yerr=[s for _, s in stats], capsize=3, label=arm)
+  ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups, fontsize=8)
+  ax.legend(fontsize=7)
+
+
+def band(ax, xs: Sequence, runs: Sequence[Sequence[float]], label: str, style: str = "-",
+         color=None):
+  """Mean line with a ±sd band over seeds; runs = [[y over xs] per seed]."""
+  arr = np.asarray(runs, float)
+  m = arr.mean(axis=0)
+  s = arr.std(axis=0, ddof=1) if len(arr) > 1 else np.zeros_like(m)
+  line, = ax.plot(xs, m, style, marker="o", markersize=3, label=label, color=color)
+  ax.fill_between(xs, m - s, m + s, alpha=0.15, color=line.get_color())
+  return line.get_color()
+
+
+# ------------------------------------------------------------------ policy evaluations
+
+def greedy_results(policy, records: list, *, batch_size: int, max_new_tokens: int,
+                   max_cache_len: int) -> list[dict]:
+  """Per-problem greedy verdicts of a `Policy` on records (s2jax.evaluation.judge)."""
+  from s2jax import evaluation, sharding
+  _, params, tok, _, mesh = policy.load()
+  results, _ = evaluation.evaluate_records(
+      policy.sampler(max_cache_len), params, tok, records, batch_size=batch_size,
+      max_new_tokens=max_new_tokens,
+      batch_sharding=sharding.batch_sharding(mesh, 2, batch_size))
+  return results
+
+
+def sample_answers(policy, records: list, n: int, *, seed: int, temperature: float,
+                   batch_size: int, max_new_tokens: int, max_cache_len: int) -> list[list[str]]:
+  """n sampled solutions per record."""
+  import jax
+  from s2jax import evaluation, sharding
+  from s2jax.sampling import SamplingConfig
+  _, params, tok, _, mesh = policy.load()
+  questions = [r["question"] for r in records for _ in range(n)]
+  texts = evaluation.generate_solutions(
+      policy.sampler(max_cache_len), params, tok, questions, batch_size=batch_size,
+      max_new_tokens=max_new_tokens, sampling=SamplingConfig(temperature),
+      rng=jax.random.key(seed), desc=f"sample x{n}",
+      batch_sharding=sharding.batch_sharding(mesh, 2, batch_size))
+  return [texts[i * n:(i + 1) * n] for i in range(len(records))]
+
+
+def search_accuracies(records: list, samples: list[list[str]], scorer, ns: Sequence[int],
+                      aggregation: str = "min") -> dict:
+  """Majority vote and PRM best-of-N accuracy at each N (averaged over the disjoint
+  N-subsets of the drawn samples), with the mean generated characters per sample."""
+  from s2jax import search
+  from s2jax.tasks import arith, problems
+  probs = [problems.from_json(r) for r in records]
+  truth = [p.answer for p in probs]
+  n_max = len(samples[0])
+  answers = [[arith.parse_final_answer(t) for t in ts] for ts in samples]
+  flat_q = [p.question for p, ts in zip(probs, samples) for _ in ts]
+  flat_t = [t for ts in samples for t in ts]
+  steps = scorer.step_scores(flat_q, [arith.split_steps(t)[0] for t in flat_t])
+  scores = np.asarray([search.aggregate(s, aggregation) for s in steps]).reshape(-1, n_max)
+  out = {"majority": {}, "prm_best": {}, "pass": {}}
+  for n in ns:
+    out["majority"][str(n)] = float(np.mean([search.subset_accuracy(
+        search.majority_vote, n, n_max, truth[i], answers[i]) for i in range(len(probs))]))
+    out["prm_best"][str(n)] = float(np.mean([search.subset_accuracy(
+        search.best_of_n, n, n_max, truth[i], answers[i], scores[i])
+        for i in range(len(probs))]))
+    out["pass"][str(n)] = float(np.mean([search.subset_accuracy(
+        lambda a, t=truth[i]: t if t in a else None, n, n_max, truth[i], answers[i])
+        for i in range(len(probs))]))
+  return out
+
+
+def load_scorer(prm_workdir: str, batch_size: int):
+  from s2jax import sharding, verifier, workdirs
+  model, params, tok, _, mesh = workdirs.load_model(prm_workdir)
+  return verifier.Scorer(model, params, tok, batch_size=batch_size,
+                         batch_sharding=sharding.batch_sharding(mesh, 2, batch_size))
+
+
+def evaluate_grid(policy_workdir: str, task: dict, axes: dict, *, seed: int, cache_dir: str,
+                  num_problems: int, batch_size: int, max_new_tokens: int, max_cache_len: int,
+                  prm_workdir: str = "", search: dict | None = None,
+                  score_batch_size: int = 64) -> dict:
+  """{axis: {value: {"greedy": acc, "majority"/"prm_best"/"pass": {n: acc}}}} of one policy
+  on every point of every axis (e.g. steps=(1, ..., 12)); each point is cached under
+  cache_dir, so an interrupted grid resumes. With search (n > 0) and a PRM, n samples per
+  problem are also drawn and picked by majority vote and by PRM best-of-n."""
+  from s2jax.policy import Policy
+  policy = Policy(policy_workdir)
+  scorer = None
+  out = {}
+  for axis, values in axes.items():
+    out[axis] = {}
+    for v in values:
+      name = f"grid_{axis}_{v}"
+      records = grid_records(task, axis_overrides(axis, int(v)), num_problems, seed, name)
+
+      def point():
+        nonlocal scorer
+        results = greedy_results(policy, records, batch_size=batch_size,
+                                 max_new_tokens=max_new_tokens, max_cache_len=max_cache_len)
+        r = {"greedy": float(np.mean([x["correct"] for x in results])),
+             "fully_valid": float(np.mean([x["fully_valid"] for x in results])),
+             "n": len(records)}
+        if search and search.get("n", 0) and prm_workdir:
+          scorer = scorer or load_scorer(prm_workdir, score_batch_size)
+          samples = sample_answers(policy, records, search["n"], seed=seed + 7,
+                                   temperature=search["temperature"], batch_size=batch_size,
+                                   max_new_tokens=max_new_tokens, max_cache_len=max_cache_len)
+          r.update(search_accuracies(records, samples, scorer, [search["n"]],
+                                     search.get("aggregation", "min")))
+        return r
+      out[axis][str(v)] = cached_json(os.path.join(cache_dir, f"{name}.json"), point)
+  return out

@@ -1,0 +1,45 @@
+"""What the policy is trained to write before its answer (the filler-token ablation).
+
+  cot     the reference chain of thought, one step per line, then "#### N"
+  direct  only "#### N"
+  filler  as many meaningless filler tokens as the chain of thought has, then "#### N"
+          (Pfau et al. 2024, "Let's think dot by dot"): the same extra positions to
+          compute in, with none of the intermediate results written down
+
+Only the training targets change; prompts, evaluation and answer grading stay the same.
+"""
+from __future__ import annotations
+
+FORMATS = ("cot", "direct", "filler")
+FILLER = "."  # one token per character: the synthetic tokenizer has no ".." piece
+
+
+def _final_line(solution: str) -> tuple[str, str]:
+  lines = solution.rstrip("\n").split("\n")
+  if not lines[-1].lstrip().startswith("####"):
+    raise ValueError(f"solution has no '#### answer' final line: {solution!r}")
+  return "\n".join(lines[:-1]), lines[-1]
+
+
+def solution_text(solution: str, fmt: str, tokenizer=None) -> str:
+  """The training target for a reference `solution` in format `fmt`. `filler` needs the
+  tokenizer: it matches the chain of thought's token count exactly where the tokenizer
+  allows (checked in tests/test_formats.py)."""
+  if fmt not in FORMATS:
+    raise ValueError(f"data.format={fmt!r} must be one of {FORMATS}")
+  if fmt == "cot":
+    return solution
+  steps, final = _final_line(solution)
+  if fmt == "direct" or not steps:
+    return final
+  if tokenizer is None:
+    raise ValueError("data.format='filler' needs the tokenizer to count the chain's tokens")
+  target = len(tokenizer.encode(solution))
+  n = max(1, target - len(tokenizer.encode(final)) - 1)
+  for _ in range(4):  # a couple of corrections for how the line boundary tokenizes
+    text = FILLER * n + "\n" + final
+    diff = target - len(tokenizer.encode(text))
+    if diff == 0 or n + diff < 1:
+      break
+    n += diff
+  return FILLER * n + "\n" + final
