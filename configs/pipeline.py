@@ -38,7 +38,7 @@ def sft_config():
   c.splits = dict(shift_steps=dict(min_steps=5, max_steps=8),
                   shift_templates=dict(families=(2,)),
                   shift_distractors=dict(min_distractors=4, max_distractors=6))
-  c.data.update(num_train=8000, num_eval=EVAL_PROBLEMS, seq_len=256)
+  c.data.update(num_train=8000, num_eval=EVAL_PROBLEMS, seq_len=320)
   c.model.update(MODEL)
   c.optim.update(lr=3e-3, warmup_steps=30, decay_steps=500)
   c.train.update(steps=500, batch_size=32, log_every=25, checkpoint_every=100)
@@ -60,7 +60,7 @@ def get_config(arg: str = ""):
   c.verifier.samples.update(train_problems=400, per_problem=4, heldout_problems=100,
                             heldout_per_problem=2, batch_size=128, max_new_tokens=MAX_NEW,
                             max_cache_len=CACHE)
-  c.verifier.data.update(seq_len=256)
+  c.verifier.data.update(seq_len=320)
   c.verifier.train.update(steps=200, batch_size=32, checkpoint_every=100)
   c.verifier.optim.update(decay_steps=200)
 
@@ -68,7 +68,7 @@ def get_config(arg: str = ""):
   c.distill.rounds = 1
   c.distill.samples.update(problems=400, per_problem=4, batch_size=128,
                            max_new_tokens=MAX_NEW, max_cache_len=CACHE)
-  c.distill.data.update(seq_len=256)
+  c.distill.data.update(seq_len=320)
   c.distill.train.update(steps=100, batch_size=32)
   c.distill.eval.update(num_problems=EVAL_PROBLEMS, batch_size=100, max_new_tokens=MAX_NEW,
                         max_cache_len=CACHE)

@@ -23,6 +23,14 @@ from s2jax import report
 from s2jax.tasks import splits
 
 
+def tiny(config) -> None:
+  """An ablation config's `:tiny` variant: the tiny pipeline, one seed (tests)."""
+  from s2jax.config import load_config_file
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  config.pipeline = load_config_file(os.path.join(root, "configs", "pipeline_tiny.py"))
+  config.seeds = (0,)
+
+
 def pipeline_dir(workdir: str, seed: int) -> str:
   return os.path.join(workdir, "pipeline", f"seed{seed}")
 
@@ -83,7 +91,8 @@ def cli(run_point: Callable, write: Callable, default_out: str) -> None:
     spec.loader.exec_module(module)
     main_loop(sys.argv, config=config, points=module.points(config),
               run_point=lambda seed, arm: run_point(config, workdir.value, seed, arm),
-              write=lambda: write(config, workdir.value, out.value), point=point.value,
+              write=lambda: write(config, workdir.value, prepare_out(out.value)),
+              point=point.value,
               dry_run=dry_run.value, report_only=report_only.value)
 
   app.run(main)
@@ -109,6 +118,11 @@ def main_loop(argv: Sequence[str], *, config, points: list,
       run_point(seed, arm)
   if not point:
     write()
+
+
+def prepare_out(out: str) -> str:
+  os.makedirs(os.path.dirname(os.path.abspath(out)) or ".", exist_ok=True)
+  return out
 
 
 # ------------------------------------------------------------------------- task grids

@@ -14,6 +14,7 @@ import os
 
 import ml_collections
 
+from s2jax.ablation import tiny
 from s2jax.config import load_config_file
 
 _CONFIGS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,6 +29,9 @@ def get_config(arg: str = ""):
   # Overrides of the pipeline's distill block per arm (prm_topk is the pipeline's run).
   c.filters = dict(correct={"kind": "correct", "size_of": "prm_topk"},
                    random={"kind": "random", "match": "prm_topk"})
+  if arg == "tiny":  # seconds-long, for tests: the tiny pipeline, one seed
+    tiny(c)
+    c.arms = ("prm_topk", "random")  # an untrained policy answers nothing right
   return c
 
 

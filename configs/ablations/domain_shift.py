@@ -9,6 +9,7 @@ import os
 
 import ml_collections
 
+from s2jax.ablation import tiny
 from s2jax.config import load_config_file
 
 _CONFIGS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,6 +28,14 @@ def get_config(arg: str = ""):
   c.score_batch_size = 64
   c.max_new_tokens = 320       # 12 steps of ~25 tokens
   c.max_cache_len = 704
+  if arg == "tiny":  # seconds-long, for tests: the tiny pipeline, one seed
+    tiny(c)
+    c.axes = dict(steps=(1, 5), distractors=(0, 3))
+    c.num_problems = 3
+    c.search.n = 2
+    c.batch_size = 8
+    c.max_new_tokens = 32
+    c.max_cache_len = 448
   return c
 
 

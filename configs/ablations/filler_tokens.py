@@ -9,6 +9,7 @@ import os
 
 import ml_collections
 
+from s2jax.ablation import tiny
 from s2jax.config import load_config_file
 
 _CONFIGS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,6 +26,13 @@ def get_config(arg: str = ""):
   c.batch_size = 128
   c.max_new_tokens = 224
   c.max_cache_len = 576
+  if arg == "tiny":  # seconds-long, for tests: the tiny pipeline, one seed
+    tiny(c)
+    c.depths = (1, 3)
+    c.num_problems = 3
+    c.batch_size = 8
+    c.max_new_tokens = 32
+    c.max_cache_len = 448
   return c
 
 

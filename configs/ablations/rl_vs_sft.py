@@ -13,6 +13,7 @@ import os
 
 import ml_collections
 
+from s2jax.ablation import tiny
 from s2jax.config import load_config_file
 
 _CONFIGS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,6 +28,8 @@ def get_config(arg: str = ""):
   # sft_more: fine-tuning from the SFT weights on the policy's own training split; the
   # step count is set from the compute of the seed's verifier + PPO (s2jax.compute).
   c.finetune = dict(lr=2e-4, warmup_steps=10, batch_size=32)
+  if arg == "tiny":  # seconds-long, for tests: the tiny pipeline, one seed
+    tiny(c)
   return c
 
 

@@ -11,6 +11,7 @@ import os
 
 import ml_collections
 
+from s2jax.ablation import tiny
 from s2jax.config import load_config_file
 
 _CONFIGS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,6 +33,15 @@ def get_config(arg: str = ""):
   c.aggregation = "min"
   c.batch_size = 128
   c.score_batch_size = 64
+  if arg == "tiny":  # seconds-long, for tests: the tiny pipeline, one seed
+    tiny(c)
+    c.prm_problems = (4, 8)
+    c.steps_per_problem = 0.5
+    c.min_steps = 2
+    c.ns = (1, 2)
+    c.test_problems = 3
+    c.batch_size = 8
+    c.score_batch_size = 8
   return c
 
 

@@ -10,6 +10,7 @@ import os
 
 import ml_collections
 
+from s2jax.ablation import tiny
 from s2jax.config import load_config_file
 
 _CONFIGS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,6 +28,14 @@ def get_config(arg: str = ""):
   c.batch_size = 128
   c.max_new_tokens = 320
   c.max_cache_len = 704
+  if arg == "tiny":  # seconds-long, for tests: the tiny pipeline, one seed
+    tiny(c)
+    c.widths = (16, 32)
+    c.entities = (3, 5)
+    c.num_problems = 3
+    c.batch_size = 8
+    c.max_new_tokens = 32
+    c.max_cache_len = 448
   return c
 
 
