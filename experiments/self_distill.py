@@ -52,7 +52,7 @@ def validate(config) -> None:
           "filter.match", f.match, "must name the (non-random) filter whose count to match")
   require(f.get("size_of", "") in ("",) + distill.FILTERS and f.get("size_of") != "random",
           "filter.size_of", f.get("size_of"),
-          f"must be '' or the (non-random) filter whose count caps this one's")
+          "must be '' or the (non-random) filter whose count caps this one's")
   require(not needs_scores(f) or bool(config.prm_workdir), "prm_workdir", config.prm_workdir,
           f"is needed by filter.kind={f.kind!r} (filter.match={f.match!r})")
   require(f.aggregation in search.AGGREGATIONS, "filter.aggregation", f.aggregation,

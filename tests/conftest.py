@@ -28,3 +28,32 @@ def root():
 def tiny_config():
   from s2jax.config import load_config_file
   return lambda: load_config_file(os.path.join(ROOT, "configs", "arith_tiny.py"))
+
+
+def script_env(devices: int = 1) -> dict:
+  """Environment for running a script in a subprocess on `devices` fake CPU devices."""
+  e = dict(os.environ)
+  e["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+  e["JAX_PLATFORMS"] = "cpu"
+  e["PYTHONPATH"] = ROOT
+  return e
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory):
+  """The tiny pipeline (configs/pipeline_tiny.py, seed 0), run in two launches: first SFT
+  and the verifier only, then every stage (the first two are skipped). Laid out as an
+  ablation workdir (<root>/pipeline/seed0), so the ablation tests build on it."""
+  import subprocess
+  root = str(tmp_path_factory.mktemp("ablations"))
+  workdir = os.path.join(root, "pipeline", "seed0")
+  out = os.path.join(root, "report")
+  cmd = [sys.executable, os.path.join(ROOT, "experiments", "pipeline.py"),
+         f"--config={os.path.join(ROOT, 'configs', 'pipeline_tiny.py')}", f"--workdir={workdir}",
+         f"--out={out}"]
+  logs = []
+  for extra in (["--config.stages=('sft', 'verifier')"], []):
+    p = subprocess.run(cmd + extra, env=script_env(), capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 0, p.stderr[-3000:]
+    logs.append(p.stdout + p.stderr)
+  return {"root": root, "workdir": workdir, "out": out, "logs": logs, "cmd": cmd}

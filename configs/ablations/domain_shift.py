@@ -21,8 +21,8 @@ def get_config(arg: str = ""):
   c.pipeline = load_config_file(os.path.join(_CONFIGS, "pipeline.py"))
   c.policies = ("sft", "distill", "ppo")  # pipeline stages
   # Each axis varies one task key from the training distribution (pipeline.sft.task).
-  c.axes = dict(steps=(1, 2, 3, 4, 6, 8, 10, 12), distractors=(0, 2, 4, 6, 8))
-  c.num_problems = 40          # per grid point, the same problems for every policy
+  c.axes = dict(steps=(1, 2, 3, 4, 6, 8, 12), distractors=(0, 2, 4, 8))
+  c.num_problems = 30          # per grid point, the same problems for every policy
   c.search = dict(n=4, temperature=0.8, aggregation="min")  # PRM best-of-n (0: greedy only)
   c.batch_size = 128
   c.score_batch_size = 64

@@ -23,8 +23,8 @@ def get_config(arg: str = ""):
   # SFT policies of these widths (model.d_model; mlp_dim = 3x). The pipeline's width is
   # its SFT policy; the others train the pipeline's SFT config with the width changed.
   c.widths = (64, 128)
-  c.entities = (3, 5, 7, 9, 11, 13)
-  c.num_problems = 40
+  c.entities = (3, 5, 7, 9, 13)
+  c.num_problems = 30
   c.batch_size = 128
   c.max_new_tokens = 320
   c.max_cache_len = 704

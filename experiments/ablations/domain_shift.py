@@ -68,7 +68,8 @@ def write(config, workdir: str, out: str) -> None:
   fig, axes = plt.subplots(1, len(config.axes), figsize=(5 * len(config.axes), 3.8),
                            squeeze=False)
   data = {}
-  for ax, (axis, values) in zip(axes[0], config.axes.items()):
+  ordered = sorted(config.axes.items(), key=lambda kv: kv[0] != "steps")
+  for ax, (axis, values) in zip(axes[0], ordered):
     md += [f"## Accuracy against {axis}", ""]
     header = ["policy", "decoding"] + [str(v) for v in values]
     rows = []
@@ -84,7 +85,7 @@ def write(config, workdir: str, out: str) -> None:
                     + [ablation.fmt([s[i] for s in per_seed], 2) for i in range(len(values))])
         if kind.startswith("majority"):
           continue
-        color = ablation.band(ax, list(values), per_seed,
+        ablation.band(ax, list(values), per_seed,
                               f"{LABELS.get(policy, policy)} {kind}",
                               "-" if kind == "greedy" else "--",
                               color=f"C{list(runs).index(policy)}")

@@ -1,0 +1,205 @@
+"""The ablation suite: its pieces (training formats, matched-size filters, task grids,
+compute accounting, seed statistics, one job per point) and the scripts end to end on the
+tiny pipeline."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from s2jax import ablation, compute, distill
+from s2jax.data import formats, gsm8k
+from s2jax.tasks import problems
+from tests.conftest import ROOT, script_env
+
+ABLATIONS = ("rl_vs_sft", "distill_filters", "domain_shift", "filler_tokens",
+             "verifier_budget", "working_memory")
+
+
+def _script(name, root, *extra):
+  return subprocess.run(
+      [sys.executable, os.path.join(ROOT, "experiments", "ablations", f"{name}.py"),
+       f"--config={os.path.join(ROOT, 'configs', 'ablations', name + '.py')}:tiny",
+       f"--workdir={root}", f"--out={os.path.join(root, 'results', name)}", *extra],
+      env=script_env(), capture_output=True, text=True, cwd=ROOT)
+
+
+# ------------------------------------------------------------------------ formats
+
+@pytest.fixture(scope="module")
+def tok_and_records(tiny_pipeline):
+  from s2jax.tokenizers import SentencePieceTokenizer
+  sft = os.path.join(tiny_pipeline["workdir"], "sft")
+  return (SentencePieceTokenizer(os.path.join(sft, "tokenizer.model")),
+          gsm8k.read_jsonl(os.path.join(sft, "data", "train.jsonl"))[:200])
+
+
+def test_filler_has_the_chain_of_thoughts_token_count(tok_and_records):
+  tok, recs = tok_and_records
+  for r in recs:
+    cot = formats.solution_text(r["answer"], "cot", tok)
+    filler = formats.solution_text(r["answer"], "filler", tok)
+    direct = formats.solution_text(r["answer"], "direct", tok)
+    assert cot == r["answer"]
+    assert len(tok.encode(filler)) == len(tok.encode(cot))
+    assert set(filler.split("\n")[0]) == {formats.FILLER}
+    final = r["answer"].split("\n")[-1]
+    assert filler.split("\n")[-1] == final and direct == final
+    # Graded the same way: the answer line is all the grader reads.
+    p = problems.from_json(r)
+    assert problems.check(p, filler).answer_correct and problems.check(p, direct).answer_correct
+
+
+def test_format_errors_are_named():
+  with pytest.raises(ValueError, match="data.format='dots' must be one of"):
+    formats.solution_text("a\n#### 1", "dots")
+  with pytest.raises(ValueError, match="no '#### answer' final line"):
+    formats.solution_text("Ben has 3 apples.", "direct")
+  with pytest.raises(ValueError, match="needs the tokenizer"):
+    formats.solution_text("a\n#### 1", "filler")
+
+
+def test_sft_config_rejects_an_unknown_format(tiny_config):
+  from s2jax.config import validate_train_config
+  c = tiny_config()
+  c.data.format = "dots"
+  with pytest.raises(ValueError, match="data.format"):
+    validate_train_config(c)
+
+
+# --------------------------------------------------------------- matched-size filters
+
+def test_size_of_caps_a_filter_at_another_filters_count():
+  rng = np.random.default_rng(0)
+  correct = rng.random((50, 4)) < 0.6
+  scores = rng.random((50, 4))
+  star = distill.select("correct", scores=scores, correct=correct, rng=np.random.default_rng(1))
+  capped = distill.select("correct", scores=scores, correct=correct,
+                          rng=np.random.default_rng(1), size_of="prm_topk")
+  assert star.sum() > 50 and capped.sum() == 50  # prm_topk keeps one per problem
+  assert not (capped & ~star).any()               # a subset of what STaR keeps
+  assert correct[capped].all()
+  few = correct & (rng.random((50, 4)) < 0.1)
+  kept = distill.select("correct", scores=scores, correct=few, rng=np.random.default_rng(1),
+                        size_of="prm_topk")
+  assert (kept == few).all()  # fewer than the cap: unchanged
+
+
+# ------------------------------------------------------------------------ task grids
+
+@pytest.mark.parametrize("axis,value", [("steps", 7), ("distractors", 5), ("entities_chain", 9),
+                                        ("entities_distractors", 11)])
+def test_grid_points_have_what_they_say(axis, value):
+  task = dict(min_steps=1, max_steps=4, min_distractors=0, max_distractors=2,
+              ops=("add", "sub", "mul"), max_value=40, families=(0, 1))
+  recs = ablation.grid_records(task, ablation.axis_overrides(axis, value), 20, 0, "g")
+  again = ablation.grid_records(task, ablation.axis_overrides(axis, value), 20, 0, "g")
+  assert recs == again  # the same problems for every policy
+  for r in recs:
+    m = r["meta"]
+    entities = m["num_steps"] + 1 + m["num_distractors"]
+    got = {"steps": m["num_steps"], "distractors": m["num_distractors"],
+           "entities_chain": entities, "entities_distractors": entities}[axis]
+    assert got == value
+    assert len(m["values"]) == entities
+    if axis == "entities_chain":
+      assert m["num_distractors"] == 0
+    if axis == "entities_distractors":
+      assert m["num_steps"] == 2
+    if axis == "steps":
+      assert m["num_distractors"] <= 2  # the rest as in training
+
+
+def test_grid_axis_errors_are_named():
+  with pytest.raises(ValueError, match="unknown grid axis 'depth'"):
+    ablation.axis_overrides("depth", 3)
+  with pytest.raises(ValueError, match="too small"):
+    ablation.axis_overrides("entities_distractors", 2)
+
+
+# ------------------------------------------------------------------ compute, seeds, points
+
+def test_compute_accounting_matches_its_definition(tiny_pipeline):
+  wd = tiny_pipeline["workdir"]
+  sft = os.path.join(wd, "sft")
+  cfg = json.load(open(os.path.join(sft, "config.json")))
+  mean = compute.mean_example_tokens(sft)
+  assert 20 < mean < cfg["data"]["seq_len"]
+  assert compute.sft_passes(sft) == pytest.approx(
+      cfg["train"]["steps"] * cfg["train"]["batch_size"] * mean * 3)
+  passes = compute.sft_passes(sft, steps=40)
+  assert compute.sft_steps_for(sft, passes, cfg["train"]["batch_size"]) == 40
+  v = compute.verifier_passes(os.path.join(wd, "verifier"))
+  assert v["sampling"] > 0 and v["training"] > 0 and v["total"] == v["sampling"] + v["training"]
+  p = compute.ppo_passes(os.path.join(wd, "ppo"))
+  rl = json.load(open(os.path.join(wd, "ppo", "config.json")))["rl"]
+  assert p["iterations"] == rl["train"]["iterations"]
+  # Per token: the rollout's forward, then PRM + reference + old policy and the updates.
+  assert p["scoring_and_update"] == pytest.approx(p["rollout"] * (3 + 3 * rl["rl"]["epochs"]))
+
+
+def test_mean_and_spread_over_seeds():
+  assert ablation.mean_std([0.2, 0.4, 0.6]) == pytest.approx((0.4, 0.2))
+  assert ablation.fmt([0.2, 0.4, 0.6]) == "0.400 ± 0.200"
+  assert ablation.fmt([0.5, None]) == "0.500 ± 0.000 (n=1)"
+  assert np.isnan(ablation.mean_std([])[0])
+
+
+def test_points_and_dry_run_print_one_job_per_point(tmp_path):
+  p = _script("rl_vs_sft", str(tmp_path), "--dry_run")
+  assert p.returncode == 0, p.stderr[-2000:]
+  lines = p.stdout.strip().splitlines()
+  assert [l.rsplit("--point=", 1)[-1] for l in lines[:-1]] == [
+      "seed0/ppo_prm", "seed0/sft_more", "seed0/ppo_outcome"]
+  assert lines[-1].endswith("--report_only")
+  assert not os.path.exists(tmp_path / "pipeline")  # nothing ran
+  bad = _script("rl_vs_sft", str(tmp_path), "--point=seed0/magic")
+  assert bad.returncode != 0 and "unknown point 'seed0/magic'" in bad.stderr
+  with pytest.raises(ValueError, match="seed<k>/<arm>"):
+    ablation.parse_point("ppo")
+
+
+@pytest.mark.parametrize("name", ABLATIONS)
+def test_every_ablation_config_has_a_sweep_over_three_seeds(name):
+  from s2jax.config import load_config_file
+  import importlib.util
+  path = os.path.join(ROOT, "configs", "ablations", f"{name}.py")
+  c = load_config_file(path)
+  spec = importlib.util.spec_from_file_location("_c", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  points = module.points(c)
+  assert tuple(c.seeds) == (0, 1, 2)
+  assert {ablation.parse_point(p)[0] for p in points} == {0, 1, 2}
+  assert len(points) == len(set(points))
+
+
+# ---------------------------------------------------------------------- end to end
+
+def test_distill_filters_end_to_end(tiny_pipeline):
+  root = tiny_pipeline["root"]
+  p = _script("distill_filters", root)
+  assert p.returncode == 0, p.stderr[-3000:]
+  md = open(os.path.join(root, "results", "distill_filters.md")).read()
+  assert "| PRM top-1 |" in md and "| random |" in md and "| SFT (start) |" in md
+  data = json.load(open(os.path.join(root, "results", "distill_filters.json")))
+  assert data["run_info"]["commit"] and data["config"]["seeds"] == [0]
+  kept = {arm: r["0"]["selection"]["kept"] for arm, r in data["runs"].items() if arm != "SFT"}
+  assert kept["random"] == kept["prm_topk"]  # matched data size
+  assert os.path.getsize(os.path.join(root, "results", "distill_filters.png")) > 1000
+  # The report regenerates from the saved runs alone.
+  again = _script("distill_filters", root, "--report_only")
+  assert again.returncode == 0, again.stderr[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [a for a in ABLATIONS if a != "distill_filters"])
+def test_ablation_end_to_end(tiny_pipeline, name):
+  root = tiny_pipeline["root"]
+  p = _script(name, root)
+  assert p.returncode == 0, p.stderr[-3000:]
+  md = open(os.path.join(root, "results", f"{name}.md")).read()
+  assert "git commit" in md and f"{name}.png" in md
+  assert os.path.getsize(os.path.join(root, "results", f"{name}.png")) > 1000
