@@ -27,8 +27,10 @@ setup(
     ],
     extras_require={
         # transformers on PyTorch is the independent reference the parity tests compare to.
-        "test": ["pytest>=8", "hypothesis>=6.100", "torch>=2.1", "transformers>=4.46",
-                 "accelerate>=0.26"],
+        # pytest-xdist: the suite runs on two workers (pytest.ini); filelock lets them share
+        # the one tiny pipeline run.
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "filelock>=3.12", "hypothesis>=6.100",
+                 "torch>=2.1", "transformers>=4.46", "accelerate>=0.26"],
         "tfds": ["tensorflow-datasets"],
     },
 )

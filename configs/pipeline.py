@@ -25,7 +25,7 @@ TASK = dict(min_steps=1, max_steps=4, min_distractors=0, max_distractors=2,
 MODEL = dict(d_model=128, n_layers=4, n_heads=4, n_kv_heads=2, mlp_dim=384)
 EVAL_PROBLEMS = 150   # per split, the same problems for every stage's greedy accuracy
 MAX_NEW = 128         # 4 steps of ~25 tokens + the answer line
-CACHE = 384
+CACHE = 576         # prompt bucket (up to 384 for shifted splits) + MAX_NEW
 
 
 def _load(name):

@@ -307,17 +307,35 @@ def rollout(sampler: Sampler, params, prompts: Sequence[Sequence[int]], *, max_n
           "stopped": gen.stopped}
 
 
+_LINE_BREAKS: dict = {}
+
+
+def line_break_ids(tokenizer) -> frozenset:
+  """Every token id that ends a line: the end-of-step token, and any other token whose
+  text holds a newline (a sampled byte-fallback newline, a "\n\n" piece), since the text
+  the PRM scores is split into steps at newlines. Computed once per tokenizer."""
+  key = id(tokenizer)
+  if key not in _LINE_BREAKS:
+    ids = {tokenizer.step_end_id}
+    for t in range(tokenizer.vocab_size):
+      if t != tokenizer.eos_id and "\n" in tokenizer.decode([t]):
+        ids.add(t)
+    _LINE_BREAKS[key] = (tokenizer, frozenset(ids))  # the tokenizer kept: ids stay unique
+  return _LINE_BREAKS[key][1]
+
+
 def response_steps(tokenizer, ids: Sequence[int], is_final) -> tuple[list, list]:
   """The reasoning steps of generated ids, as texts, and the index of each step's
   end-of-step token; stops at the final-answer line (`is_final(text)`) or eos. Empty
   lines are not steps. The texts are what the PRM scores, the indices where the reward
   goes, so the two agree by construction."""
   steps, ends, cur = [], [], []
+  breaks = line_break_ids(tokenizer)
   for i, t in enumerate(ids):
     t = int(t)
     if t == tokenizer.eos_id:
       break
-    if t != tokenizer.step_end_id:
+    if t not in breaks:
       cur.append(t)
       continue
     text = tokenizer.decode(cur)

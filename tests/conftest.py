@@ -44,16 +44,31 @@ def tiny_pipeline(tmp_path_factory):
   """The tiny pipeline (configs/pipeline_tiny.py, seed 0), run in two launches: first SFT
   and the verifier only, then every stage (the first two are skipped). Laid out as an
   ablation workdir (<root>/pipeline/seed0), so the ablation tests build on it."""
+  import json
   import subprocess
-  root = str(tmp_path_factory.mktemp("ablations"))
+  from filelock import FileLock
+  # Under pytest-xdist every worker has this session fixture: the first one to get the
+  # lock runs the pipeline in the directory all workers share, the others read its logs.
+  shared = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):  # the run's directory, above the workers' own
+    shared = shared.parent
+  root = str(shared / "tiny_ablations")
   workdir = os.path.join(root, "pipeline", "seed0")
   out = os.path.join(root, "report")
   cmd = [sys.executable, os.path.join(ROOT, "experiments", "pipeline.py"),
          f"--config={os.path.join(ROOT, 'configs', 'pipeline_tiny.py')}", f"--workdir={workdir}",
          f"--out={out}"]
-  logs = []
-  for extra in (["--config.stages=('sft', 'verifier')"], []):
-    p = subprocess.run(cmd + extra, env=script_env(), capture_output=True, text=True, cwd=ROOT)
-    assert p.returncode == 0, p.stderr[-3000:]
-    logs.append(p.stdout + p.stderr)
+  logs_path = os.path.join(root, "launch_logs.json")
+  with FileLock(str(shared / "tiny_ablations.lock")):
+    if not os.path.exists(logs_path):
+      logs = []
+      for extra in (["--config.stages=('sft', 'verifier')"], []):
+        p = subprocess.run(cmd + extra, env=script_env(), capture_output=True, text=True,
+                           cwd=ROOT)
+        assert p.returncode == 0, p.stderr[-3000:]
+        logs.append(p.stdout + p.stderr)
+      with open(logs_path, "w") as f:
+        json.dump(logs, f)
+    with open(logs_path) as f:
+      logs = json.load(f)
   return {"root": root, "workdir": workdir, "out": out, "logs": logs, "cmd": cmd}

@@ -65,15 +65,15 @@ def _config(**overrides):
   return c
 
 
-@pytest.mark.parametrize("stages,needle", [
-    (("sft", "magic"), "unknown stage(s) ['magic']"),
-    (("sft", "distill"), "stage 'distill' needs ['verifier']"),
-    (("verifier",), "stage 'verifier' needs ['sft']"),
-    (("sft", "verifier", "search"), "search needs one of"),
+@pytest.mark.parametrize("stages,policies,needle", [
+    (("sft", "magic"), ("sft",), "unknown stage(s) ['magic']"),
+    (("sft", "distill"), ("sft",), "stage 'distill' needs ['verifier']"),
+    (("verifier",), ("sft",), "stage 'verifier' needs ['sft']"),
+    (("sft", "verifier", "search"), ("ppo",), "search needs one of"),
 ])
-def test_bad_stage_lists_are_named(stages, needle, tmp_path):
+def test_bad_stage_lists_are_named(stages, policies, needle, tmp_path):
   with pytest.raises(ValueError) as e:
-    pipeline.run(_config(stages=stages), str(tmp_path))
+    pipeline.run(_config(stages=stages, search_policy=policies), str(tmp_path))
   assert needle in str(e.value)
   assert not os.listdir(tmp_path)  # nothing ran
 

@@ -110,13 +110,19 @@ def test_group_advantages():
 
 def test_response_steps_and_reward_placement():
   class Tok:
-    eos_id, step_end_id = 2, 3
+    eos_id, step_end_id, vocab_size = 2, 3, 11
     def decode(self, ids):
-      return " ".join({7: "A", 8: "B", 9: "####"}[i] for i in ids)
+      return " ".join({7: "A", 8: "B", 9: "####", 10: "\n"}.get(i, "?") for i in ids)
   #            A  nl nl  B  nl ####  nl  A  eos
   ids = [7, 3, 3, 8, 3, 9, 3, 7, 2]
-  steps, ends = rl.response_steps(Tok(), ids, lambda text: text.startswith("####"))
+  tok = Tok()
+  steps, ends = rl.response_steps(tok, ids, lambda text: text.startswith("####"))
   assert steps == ["A", "B"] and ends == [1, 4]  # the empty line is not a step
+  # A sampled newline that is not the end-of-step token (a byte-fallback piece) still ends
+  # the step: the PRM's steps are lines.
+  lines, line_ends = rl.response_steps(tok, [7, 10, 8, 3, 9, 2],
+                                      lambda t: t.startswith("####"))
+  assert lines == ["A", "B"] and line_ends == [1, 3]
   out = rl.place_rewards(10, [9, 0], [ends, []], [np.array([0.5, -0.25]), np.zeros(0)],
                          np.array([1.0, 1.0]), step_weight=2.0, outcome_weight=3.0)
   want = np.zeros((2, 10), np.float32)
