@@ -25,7 +25,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from s2jax import compute, report
-from s2jax.metrics import read_metrics
+from s2jax.metrics import latest_per_step, read_metrics
 
 STAGES = ("sft", "verifier", "distill", "ppo", "search")
 POLICY_STAGES = ("sft", "distill", "ppo")
@@ -147,8 +147,8 @@ def gather(config, workdir: str) -> dict:
     out["fully_valid"]["SFT"] = {k: v["fully_valid"] for k, v in summary.items()}
     out["by_num_steps"] = {k: {n: s["accuracy"] for n, s in v["by_num_steps"].items()}
                            for k, v in summary.items()}
-    out["sft_loss"] = [(m["step"], m["loss"]) for m in
-                       read_metrics(os.path.join(sft_dir, "metrics.jsonl")) if "loss" in m]
+    out["sft_loss"] = [(m["step"], m["loss"]) for m in latest_per_step(
+        [m for m in read_metrics(os.path.join(sft_dir, "metrics.jsonl")) if "loss" in m])]
     out["compute"]["sft"] = compute.sft_passes(sft_dir)
   if "verifier" in stages:
     d = stage_dir(workdir, "verifier")
@@ -168,7 +168,8 @@ def gather(config, workdir: str) -> dict:
     evals = read_metrics(os.path.join(d, "eval.jsonl"))
     out["accuracy"]["PPO"] = evals[-1]["accuracy"]
     out["fully_valid"]["PPO"] = evals[-1]["fully_valid"]
-    its = [m for m in read_metrics(os.path.join(d, "metrics.jsonl")) if "verifier_reward" in m]
+    its = latest_per_step([m for m in read_metrics(os.path.join(d, "metrics.jsonl"))
+                           if "verifier_reward" in m])
     out["ppo_curve"] = [{"iteration": m["step"], "verifier_reward": m["verifier_reward"],
                          "true_accuracy": m.get("true_accuracy"), "kl": m.get("kl")}
                         for m in its]

@@ -15,7 +15,7 @@ import numpy as np
 
 from s2jax import workdirs
 from s2jax.data import batches, gsm8k, jsonl, stepwise
-from s2jax.metrics import read_metrics
+from s2jax.metrics import latest_per_step, read_metrics
 
 FORWARD, TRAIN = 1, 3
 
@@ -80,8 +80,8 @@ def ppo_passes(workdir: str) -> dict:
   PRM scoring the rollouts, the reference and old-policy/value forwards, and `epochs`
   training passes, all over prompt + response tokens; generated tokens from metrics."""
   c = _config(workdir)["rl"]  # an RL workdir is a policy workdir; its RL config sits here
-  metrics = [m for m in read_metrics(os.path.join(workdir, "metrics.jsonl"))
-             if "rollout_tokens_per_s" in m]
+  metrics = latest_per_step([m for m in read_metrics(os.path.join(workdir, "metrics.jsonl"))
+                             if "rollout_tokens_per_s" in m])
   if not metrics:
     raise ValueError(f"{workdir}: no RL iterations in metrics.jsonl")
   rows = c["rollout"]["prompts"] * c["rl"]["group_size"]

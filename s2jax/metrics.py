@@ -29,6 +29,15 @@ class MetricWriter:
       f.write(json.dumps(rec) + "\n")
 
 
+def latest_per_step(metrics: list[dict]) -> list[dict]:
+  """One record per step, the last one written: a resumed run logs again the steps after
+  its last checkpoint, and those repeats replace the first launch's records."""
+  by_step = {}
+  for m in metrics:
+    by_step[m["step"]] = m
+  return [by_step[s] for s in sorted(by_step)]
+
+
 def read_metrics(path: str) -> list[dict]:
   with open(path) as f:
     return [json.loads(line) for line in f if line.strip()]

@@ -203,3 +203,10 @@ def test_ablation_end_to_end(tiny_pipeline, name):
   md = open(os.path.join(root, "results", f"{name}.md")).read()
   assert "git commit" in md and f"{name}.png" in md
   assert os.path.getsize(os.path.join(root, "results", f"{name}.png")) > 1000
+
+
+def test_a_resumed_runs_repeated_steps_count_once():
+  from s2jax.metrics import latest_per_step
+  logged = [{"step": 1, "x": 1}, {"step": 2, "x": 2}, {"step": 3, "x": 3},
+            {"step": 2, "x": 20}, {"step": 3, "x": 30}, {"step": 4, "x": 40}]
+  assert [m["x"] for m in latest_per_step(logged)] == [1, 20, 30, 40]
