@@ -218,6 +218,28 @@ def errorbar_bars(ax, groups: Sequence[str], series: dict) -> None:
   ax.legend(fontsize=7)
 
 
+def split_names(runs: dict) -> list:
+  """Every split in {arm: {seed: {"accuracy": {split: ...}}}}, `test` first."""
+  return sorted({s for arm in runs.values() for r in arm.values() for s in r["accuracy"]},
+                key=lambda s: (s != "test", s))
+
+
+def save_bars(out: str, splits: Sequence[str], series: dict, title: str, alt: str) -> list:
+  """<out>.png: accuracy bars per split and arm with seed-sd error bars; returns the
+  markdown lines that show it."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(1.5 + 1.7 * len(splits), 3.6))
+  errorbar_bars(ax, splits, series)
+  ax.set_ylabel("greedy accuracy")
+  ax.set_title(title)
+  fig.tight_layout()
+  fig.savefig(out + ".png", dpi=120)
+  plt.close(fig)
+  return [f"![{alt}]({os.path.basename(out)}.png)", ""]
+
+
 def band(ax, xs: Sequence, runs: Sequence[Sequence[float]], label: str, style: str = "-",
          color=None):
   """Mean line with a ±sd band over seeds; runs = [[y over xs] per seed]."""

@@ -25,21 +25,25 @@ def _config(workdir: str) -> dict:
     return json.load(f)
 
 
-def mean_example_tokens(policy_workdir: str, limit: int = 2000) -> float:
-  """Mean tokens of (question, reference solution) over the policy's training split."""
-  config = workdirs.read_config(policy_workdir)
-  tok = workdirs.tokenizer(policy_workdir, config)
+def _train_records(policy_workdir: str, limit: int) -> tuple:
+  """The policy's tokenizer and the first `limit` records of its training split."""
+  tok = workdirs.tokenizer(policy_workdir, workdirs.read_config(policy_workdir))
   recs = gsm8k.read_jsonl(os.path.join(policy_workdir, "data", "train.jsonl"))[:limit]
   if not recs:
     raise ValueError(f"{policy_workdir}: empty training split")
+  return tok, recs
+
+
+def mean_example_tokens(policy_workdir: str, limit: int = 2000) -> float:
+  """Mean tokens of (question, reference solution) over the policy's training split."""
+  tok, recs = _train_records(policy_workdir, limit)
   return float(np.mean([len(batches.encode_example(tok, r["question"], r["answer"]))
                         for r in recs]))
 
 
 def mean_question_tokens(policy_workdir: str, limit: int = 2000) -> float:
-  config = workdirs.read_config(policy_workdir)
-  tok = workdirs.tokenizer(policy_workdir, config)
-  recs = gsm8k.read_jsonl(os.path.join(policy_workdir, "data", "train.jsonl"))[:limit]
+  """Mean prompt tokens (the prompt format's ids) over the policy's training split."""
+  tok, recs = _train_records(policy_workdir, limit)
   return float(np.mean([len(batches.encode_prompt(tok, r["question"])) for r in recs]))
 
 

@@ -62,12 +62,8 @@ def collect(config, workdir: str) -> dict:
 
 
 def write(config, workdir: str, out: str) -> None:
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
   runs = collect(config, workdir)
-  splits = sorted({s for arm in runs.values() for r in arm.values() for s in r["accuracy"]},
-                  key=lambda s: (s != "test", s))
+  splits = ablation.split_names(runs)
   d = config.pipeline.distill
   md = ablation.header("Ablation 2: verifier-filtered self-distillation against STaR and "
                        "random samples (matched data size)",
@@ -92,14 +88,7 @@ def write(config, workdir: str, out: str) -> None:
                 + [ablation.fmt(accs[s]) for s in splits])
   md += [report.markdown_table(["arm", "seeds", "kept", "kept correct", "kept steps valid"]
                                + splits, rows), ""]
-  fig, ax = plt.subplots(figsize=(1.5 + 1.7 * len(splits), 3.6))
-  ablation.errorbar_bars(ax, splits, series)
-  ax.set_ylabel("greedy accuracy")
-  ax.set_title("self-distillation filters at matched data size")
-  fig.tight_layout()
-  fig.savefig(out + ".png", dpi=120)
-  plt.close(fig)
-  md += [f"![accuracy by filter]({os.path.basename(out)}.png)", ""]
+  md += ablation.save_bars(out, splits, series, "self-distillation filters at matched data size", "accuracy by filter")
   ablation.write_result(out, md, {"runs": runs}, config)
 
 

@@ -120,12 +120,8 @@ LABELS = {"SFT": "SFT (start)", "ppo_prm": "verifier + PPO", "sft_more": "more S
 
 
 def write(config, workdir: str, out: str) -> None:
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
   runs = collect(config, workdir)
-  splits = sorted({s for arm in runs.values() for r in arm.values() for s in r["accuracy"]},
-                  key=lambda s: (s != "test", s))
+  splits = ablation.split_names(runs)
   md = ablation.header("Ablation 1: verifier + RL against plain fine-tuning at matched compute",
                        "experiments/ablations/rl_vs_sft.py", config, report.run_info())
   md += ["Every arm starts from the seed's SFT policy. `more SFT (matched)` trains on the "
@@ -146,14 +142,7 @@ def write(config, workdir: str, out: str) -> None:
     rows.append([LABELS[arm] + extra, f"{passes:.3g}", len(by_seed)]
                 + [ablation.fmt(accs[s]) for s in splits])
   md += [report.markdown_table(["arm", "extra token-passes", "seeds"] + splits, rows), ""]
-  fig, ax = plt.subplots(figsize=(1.5 + 1.7 * len(splits), 3.6))
-  ablation.errorbar_bars(ax, splits, series)
-  ax.set_ylabel("greedy accuracy")
-  ax.set_title("verifier + RL vs plain fine-tuning (matched compute)")
-  fig.tight_layout()
-  fig.savefig(out + ".png", dpi=120)
-  plt.close(fig)
-  md += [f"![accuracy by arm]({os.path.basename(out)}.png)", ""]
+  md += ablation.save_bars(out, splits, series, "verifier + RL vs plain fine-tuning (matched compute)", "accuracy by arm")
   ablation.write_result(out, md, {"runs": runs}, config)
 
 
