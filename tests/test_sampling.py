@@ -118,6 +118,18 @@ def test_prompt_buckets_reuse_compiled_program():
   assert generate_padded._cache_size() == before + 1
 
 
+def test_prompt_past_the_largest_bucket_uses_the_cache_room():
+  # Beam search grows prompts step by step; one past the top bucket still fits the cache.
+  model, params, _ = tiny_model()
+  sampler = Sampler(model, pad_id=PAD, eos_id=EOS, max_cache_len=64, buckets=(8, 16))
+  assert sampler.prompt_length([[5] * 20], max_new_tokens=4) == 60
+  gen = sampler(params, [[5] * 20, [5, 6]], max_new_tokens=4)
+  assert gen.tokens.shape == (2, 4)
+  short = sampler(params, [[5, 6]], max_new_tokens=4)
+  # left padding to the wider shape leaves the short prompt's greedy tokens unchanged
+  assert np.array_equal(gen.tokens[1], short.tokens[0])
+
+
 def test_prompt_longer_than_cache_is_a_clear_error():
   model, params, _ = tiny_model()
   sampler = Sampler(model, pad_id=PAD, eos_id=EOS, max_cache_len=16)
