@@ -215,9 +215,11 @@ def model_proposer(sampler, params, tokenizer, questions: Sequence[str], *, batc
   state = {"rng": rng}
 
   def propose(requests, n):
-    prompts = []
-    for i, steps in requests:
-      prompts.extend([encode_with_steps(tokenizer, questions[i], steps)[0]] * n)
+    encoded = [encode_with_steps(tokenizer, questions[i], steps)[0] for i, steps in requests]
+    # A chain that leaves no room in the cache for one more step gets no proposals: the
+    # search drops it and picks from what it has seen, instead of the sampler failing.
+    fits = [len(ids) + max_step_tokens <= sampler.max_cache_len for ids in encoded]
+    prompts = [ids for ids, ok in zip(encoded, fits) if ok for _ in range(n)]
     state["rng"], key = jax.random.split(state["rng"])
     outs = sampler.generate_all(params, prompts, batch_size=batch_size,
                                 max_new_tokens=max_step_tokens, rng=key, sampling=sampling,
@@ -230,7 +232,8 @@ def model_proposer(sampler, params, tokenizer, questions: Sequence[str], *, batc
       text = text.replace("\n", " ").strip()
       final = ended_eos or text.startswith("####")
       props.append(Proposal(text, final, len(ids)))
-    return [props[k * n:(k + 1) * n] for k in range(len(requests))]
+    groups = iter([props[k * n:(k + 1) * n] for k in range(sum(fits))])
+    return [next(groups) if ok else [] for ok in fits]
   return propose
 
 

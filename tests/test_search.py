@@ -77,3 +77,32 @@ def test_wide_beam_keeps_both_branches_and_ranks_by_aggregate():
 def test_beam_config_is_checked():
   with pytest.raises(ValueError, match="width"):
     search.BeamConfig(width=0)
+
+
+def test_a_chain_that_fills_the_cache_gets_no_next_step(monkeypatch):
+  # Beam search grows prompts a step at a time; a chain with no room left in the cache for
+  # one more step is dropped, and the search keeps what it found, rather than crashing.
+  import jax
+  monkeypatch.setattr(search, "encode_with_steps",
+                      lambda tok, q, steps: ([1] * (10 + 20 * len(steps)), []))
+
+  class Tok:
+    step_end_id, eos_id = 2, 3
+    decode = staticmethod(lambda ids: "step")
+
+  class FakeSampler:
+    max_cache_len = 64
+    def generate_all(self, params, prompts, **kw):
+      assert all(len(p) + kw["max_new_tokens"] <= self.max_cache_len for p in prompts)
+      return [([5, Tok.step_end_id], True) for _ in prompts]
+
+  propose = search.model_proposer(FakeSampler(), None, Tok(), ["q0", "q1"], batch_size=4,
+                                  max_step_tokens=8, sampling=None, rng=jax.random.key(0))
+  out = propose([(0, ()), (1, ("a", "b", "c"))], 2)   # 10 + 8 fits; 70 + 8 does not
+  assert [len(p) for p in out] == [2, 0] and out[0][0].text == "step"
+  # The whole search ends cleanly when every chain runs out of room.
+  results = search.beam_search(2, propose, lambda reqs: [np.full(len(s), 0.9) for _, s in reqs],
+                               search.BeamConfig(width=1, expansions=2, max_depth=12))
+  # Chains of 0, 1 and 2 steps got 2 proposals of 2 tokens each; the 3-step one (70 + 8 > 64)
+  # got none, which ended the search.
+  assert all(not r.finished and r.rounds == 4 and r.tokens == 3 * 2 * 2 for r in results)
