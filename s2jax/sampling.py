@@ -78,13 +78,12 @@ class Generation(NamedTuple):
   stopped: np.ndarray    # [B] whether the row ended on eos or a stop token
 
 
-def bucket_for(length: int, buckets: Sequence[int], overflow: int) -> int:
-  """The smallest bucket that holds `length`; past the largest bucket, `overflow` (the
-  room the cache leaves), so that a long prompt costs one more shape, not a failure."""
+def bucket_for(length: int, buckets: Sequence[int]) -> int:
   for b in buckets:
     if b >= length:
       return b
-  return overflow
+  raise ValueError(f"prompt of {length} tokens is longer than the largest prompt bucket "
+                   f"({max(buckets)})")
 
 
 def left_pad(prompts: Sequence[Sequence[int]], length: int, pad_id: int):
@@ -186,7 +185,9 @@ class Sampler:
     if longest > room:
       raise ValueError(f"sampler: prompt of {longest + prefix_len} tokens plus max_new_tokens="
                        f"{max_new_tokens} exceeds the cache length {self.max_cache_len}")
-    return min(bucket_for(longest, self.buckets, room), room)
+    # The room the cache leaves is the last bucket: a prompt past the largest bucket that
+    # still fits (beam search grows prompts step by step) costs one more shape, not a failure.
+    return min(bucket_for(longest, self.buckets + (room,)), room)
 
   def __call__(self, params, prompts: Sequence[Sequence[int]], *, max_new_tokens: int,
                rng: Optional[jax.Array] = None, sampling: SamplingConfig = SamplingConfig(),

@@ -88,7 +88,8 @@ def write(config, workdir: str, out: str) -> None:
                 + [ablation.fmt(accs[s]) for s in splits])
   md += [report.markdown_table(["arm", "seeds", "kept", "kept correct", "kept steps valid"]
                                + splits, rows), ""]
-  md += ablation.save_bars(out, splits, series, "self-distillation filters at matched data size", "accuracy by filter")
+  md += ablation.save_bars(out, splits, series, "self-distillation filters at matched data size",
+                           "accuracy by filter")
   ablation.write_result(out, md, {"runs": runs}, config)
 
 

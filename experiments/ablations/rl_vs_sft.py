@@ -142,7 +142,8 @@ def write(config, workdir: str, out: str) -> None:
     rows.append([LABELS[arm] + extra, f"{passes:.3g}", len(by_seed)]
                 + [ablation.fmt(accs[s]) for s in splits])
   md += [report.markdown_table(["arm", "extra token-passes", "seeds"] + splits, rows), ""]
-  md += ablation.save_bars(out, splits, series, "verifier + RL vs plain fine-tuning (matched compute)", "accuracy by arm")
+  md += ablation.save_bars(out, splits, series, "verifier + RL vs plain fine-tuning (matched compute)",
+                           "accuracy by arm")
   ablation.write_result(out, md, {"runs": runs}, config)
 
 
