@@ -6,6 +6,8 @@ family, more distractors). Sized to finish SFT in well under 15 minutes on 2 CPU
 """
 import ml_collections
 
+from s2jax import config_blocks
+
 
 def get_config(arg: str = ""):
   c = ml_collections.ConfigDict()
@@ -31,13 +33,28 @@ def get_config(arg: str = ""):
                  tie_embeddings=True, qkv_bias=False, lm_head=True, scalar_head=False,
                  dtype="float32", param_dtype="float32", remat="none", init_std=0.02)
 
-  c.optim = dict(lr=1e-3, warmup_steps=50, decay_steps=800, final_lr_fraction=0.1,
-                 schedule="cosine", weight_decay=0.1, b1=0.9, b2=0.99, clip_norm=1.0)
+  c.optim = config_blocks.optim(lr=1e-3, warmup_steps=50, decay_steps=800, weight_decay=0.1)
   c.train = dict(steps=800, batch_size=16, grad_accum=1, log_every=25, eval_every=0,
                  checkpoint_every=250, keep_checkpoints=3)
   c.eval = dict(enabled=True, batch_size=100, max_new_tokens=192, max_cache_len=576)
 
-  c.mesh = dict(shape=(-1, 1, 1))
-  c.distributed = dict(enabled=False, coordinator_address="", num_processes=1, process_id=0,
-                       cpu_collectives="gloo")
-  return ml_collections.ConfigDict(c)
+  config_blocks.runtime(c)
+  if "tiny" in config_blocks.words(arg, ("tiny",), __file__):
+    tiny(c)
+  return c
+
+
+def tiny(c) -> None:
+  """Seconds-long, for tests and smoke runs."""
+  c.task.max_steps = 3
+  c.task.max_distractors = 1
+  c.splits = dict(shift_steps=dict(min_steps=4, max_steps=5))
+  c.data.num_train = 256
+  c.data.num_eval = 16
+  c.data.seq_len = 384
+  c.tokenizer.corpus_size = 300
+  c.tokenizer.vocab_size = 512
+  c.model.update(d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, mlp_dim=64)
+  c.optim.update(warmup_steps=2, decay_steps=20)
+  c.train.update(steps=6, batch_size=8, log_every=2, checkpoint_every=2, keep_checkpoints=2)
+  c.eval.update(batch_size=16, max_new_tokens=48, max_cache_len=448)

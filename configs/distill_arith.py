@@ -11,6 +11,8 @@ One job per filter (the sweep below; `random` keeps as many samples as `prm_topk
 """
 import ml_collections
 
+from s2jax import config_blocks
+
 
 def get_config(arg: str = ""):
   c = ml_collections.ConfigDict()
@@ -27,15 +29,20 @@ def get_config(arg: str = ""):
                    max_new_tokens=192, max_cache_len=576)
   c.finetune = dict(init="base")  # base: every round starts from the SFT weights (ReST-EM)
   c.data = dict(seq_len=384, pad_multiple=32, bucket_window=8)
-  c.optim = dict(lr=2e-4, warmup_steps=10, decay_steps=100, final_lr_fraction=0.1,
-                 schedule="cosine", weight_decay=0.0, b1=0.9, b2=0.99, clip_norm=1.0)
+  c.optim = config_blocks.optim(lr=2e-4, warmup_steps=10, decay_steps=100)
   c.train = dict(steps=100, batch_size=16, grad_accum=1, log_every=25, checkpoint_every=100,
                  keep_checkpoints=1)
   c.eval = dict(num_problems=100, batch_size=100, max_new_tokens=192, max_cache_len=576)
   c.score_batch_size = 64
-  c.mesh = dict(shape=(-1, 1, 1))
-  c.distributed = dict(enabled=False, coordinator_address="", num_processes=1, process_id=0,
-                       cpu_collectives="gloo")
+  config_blocks.runtime(c)
+  if "tiny" in config_blocks.words(arg, ("tiny",), __file__):  # seconds-long, for tests
+    c.rounds = 2
+    c.samples.update(problems=4, per_problem=2, batch_size=8, max_new_tokens=32,
+                     max_cache_len=448)
+    c.optim.update(warmup_steps=1, decay_steps=3)
+    c.train.update(steps=3, batch_size=4, log_every=1, checkpoint_every=3)
+    c.eval.update(num_problems=4, batch_size=4, max_new_tokens=32, max_cache_len=448)
+    c.score_batch_size = 8
   return c
 
 

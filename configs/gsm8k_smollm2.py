@@ -24,26 +24,33 @@ data directory). The prompt is the chat template (instruct models) or, with `:fe
 the first `num_shots` train problems (base models; the published GSM8K figures are 5-shot).
 Sized for a GPU; the CPU end-to-end tests shrink it with `data.num_train/num_eval` etc.
 """
-import os
-
 import ml_collections
 
-STAGES = ("", "sft", "fewshot", "verifier", "distill", "ppo")
+from s2jax import config_blocks
+
+STAGES = ("sft", "fewshot", "verifier", "distill", "ppo")
 
 
 def _stage_config(name: str):
   """get_config() of configs/<name>.py (the synthetic task's config for that stage)."""
-  import importlib.util
-  spec = importlib.util.spec_from_file_location(
-      name, os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+  return config_blocks.sibling(__file__, f"{name}.py")
 
 
 def get_config(arg: str = ""):
-  if arg not in STAGES:
-    raise ValueError(f"configs/gsm8k_smollm2.py: unknown stage {arg!r}; one of {STAGES}")
+  """`arg`: a stage (default SFT and evaluation), and `tiny` for a CPU smoke run of it
+  (a slice of GSM8K, a few steps, short generations; still the real SmolLM2), e.g.
+  `verifier,tiny`."""
+  words = config_blocks.words(arg, STAGES + ("tiny",), __file__)
+  stages = words - {"tiny"}
+  if len(stages) > 1:
+    raise ValueError(f"gsm8k_smollm2.py: one stage at a time, got {sorted(stages)}")
+  c = _get_config(next(iter(stages), ""))
+  if "tiny" in words:
+    tiny(c, next(iter(stages), ""))
+  return c
+
+
+def _get_config(arg: str):
   if arg == "verifier":
     c = _stage_config("verifier_arith")
     c.samples.update(train_problems=500, per_problem=4, heldout_problems=100,
@@ -89,13 +96,39 @@ def get_config(arg: str = ""):
   # Filled from the checkpoint at run time; overrides (dtype, remat, heads) apply on top.
   c.model = dict(dtype="float32", param_dtype="float32", remat="none", lm_head=True,
                  scalar_head=False)
-  c.optim = dict(lr=2e-5, warmup_steps=20, decay_steps=500, final_lr_fraction=0.1,
-                 schedule="cosine", weight_decay=0.0, b1=0.9, b2=0.95, clip_norm=1.0)
+  c.optim = config_blocks.optim(lr=2e-5, warmup_steps=20, decay_steps=500, b2=0.95)
   c.train = dict(steps=500, batch_size=32, grad_accum=1, log_every=10, eval_every=0,
                  checkpoint_every=100, keep_checkpoints=2)
   c.eval = dict(enabled=True, batch_size=32, max_new_tokens=256, max_cache_len=1536,
                 chunk=128)
-  c.mesh = dict(shape=(-1, 1, 1))
-  c.distributed = dict(enabled=False, coordinator_address="", num_processes=1, process_id=0,
-                       cpu_collectives="gloo")
-  return ml_collections.ConfigDict(c)
+  return config_blocks.runtime(c)
+
+
+def tiny(c, stage: str) -> None:
+  if stage == "verifier":
+    c.samples.update(train_problems=2, per_problem=2, heldout_problems=2, heldout_per_problem=1,
+                     batch_size=4, max_new_tokens=16, max_cache_len=512)
+    c.labels.update(mc_k=1, mc_rollouts=1, mc_max_new_tokens=8, balance=False)
+    c.train.update(steps=1, batch_size=8, log_every=1, checkpoint_every=1)
+    c.optim.update(warmup_steps=1, decay_steps=2)
+    c.eval.update(score_batch_size=4)
+  elif stage == "distill":
+    c.rounds = 1
+    c.filter.update(kind="prm_topk")
+    c.samples.update(problems=2, per_problem=2, batch_size=4, max_new_tokens=16,
+                     max_cache_len=512)
+    c.train.update(steps=1, batch_size=8, log_every=1, checkpoint_every=1)
+    c.optim.update(warmup_steps=1, decay_steps=2)
+    c.eval.update(num_problems=2, batch_size=4, max_new_tokens=16, max_cache_len=512)
+    c.score_batch_size = 4
+  elif stage == "ppo":
+    c.rl.update(epochs=1, minibatches=1)
+    c.rollout.update(prompts=2, train_problems=16, max_new_tokens=16, max_cache_len=512)
+    c.train.update(iterations=1, checkpoint_every=1)
+    c.eval.update(every=1, num_problems=2, batch_size=2, max_new_tokens=16)
+    c.score_batch_size = 4
+  else:
+    c.data.update(num_train=16, num_eval=4, seq_len=512)
+    c.train.update(steps=2, batch_size=8, log_every=1, checkpoint_every=2, keep_checkpoints=1)
+    c.optim.update(warmup_steps=1, decay_steps=2)
+    c.eval.update(batch_size=4, max_new_tokens=16, max_cache_len=512, chunk=4)

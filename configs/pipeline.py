@@ -8,15 +8,11 @@ finishes in well under 30 minutes on two CPU cores; override any key as usual, e
 `--config.sft.train.steps=2000 --config.ppo.train.iterations=40`. The pipeline fills in
 the stage-to-stage paths (policy_workdir, prm_workdir) and gives every stage `seed`.
 
-`seeds()` is the sweep over seeds (one pipeline job per point) that the ablations use.
+`:tiny` is the seconds-long version for tests. `seeds()` is the sweep over seeds (one pipeline job per point) that the ablations use.
 """
-import os
-
 import ml_collections
 
-from s2jax.config import load_config_file
-
-_HERE = os.path.dirname(os.path.abspath(__file__))
+from s2jax import config_blocks
 
 # Sized for ~5 minutes of SFT on 2 cores (three seeds of every ablation must fit in a
 # session); the policy is weak (see results/pipeline), the default configs/arith.py less so.
@@ -28,8 +24,8 @@ MAX_NEW = 128         # 4 steps of ~25 tokens + the answer line
 CACHE = 576         # prompt bucket (up to 384 for shifted splits) + MAX_NEW
 
 
-def _load(name):
-  return load_config_file(os.path.join(_HERE, name))
+def _load(name, arg=""):
+  return config_blocks.sibling(__file__, name, arg)
 
 
 def sft_config():
@@ -47,6 +43,7 @@ def sft_config():
 
 
 def get_config(arg: str = ""):
+  tiny = "tiny" in config_blocks.words(arg, ("tiny",), __file__)
   c = ml_collections.ConfigDict()
   c.seed = 0
   # Which stages run, in this order; a stage needs the ones before it that it names:
@@ -86,6 +83,14 @@ def get_config(arg: str = ""):
   c.search.beam.update(budgets=(4,), max_depth=8, batch_size=128)
   # Which policy search runs on: the last of these stages that is in `stages`.
   c.search_policy = ("ppo", "distill", "sft")
+  if tiny:  # seconds-long, for tests: every stage's own tiny config
+    for stage, name in (("sft", "arith.py"), ("verifier", "verifier_arith.py"),
+                        ("distill", "distill_arith.py"), ("ppo", "ppo_arith.py"),
+                        ("search", "search_arith.py")):
+      c[stage] = _load(name, "tiny")
+    c.distill.rounds = 1
+    c.ppo.recovery.fraction = 0.0
+    c.search.beam.budgets = ()
   return c
 
 

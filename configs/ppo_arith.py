@@ -9,6 +9,8 @@ default), PPO with the outcome only, GRPO with the outcome only.
 """
 import ml_collections
 
+from s2jax import config_blocks
+
 
 def get_config(arg: str = ""):
   c = ml_collections.ConfigDict()
@@ -35,14 +37,20 @@ def get_config(arg: str = ""):
   # Error recovery: this fraction of each iteration's prompts start after a wrong step.
   c.recovery = dict(fraction=0.0, source="corrupted", eval_problems=100)
   c.hacking = dict(window=5, tolerance=0.02)
-  c.optim = dict(lr=5e-5, warmup_steps=5, decay_steps=400, final_lr_fraction=1.0,
-                 schedule="constant", weight_decay=0.0, b1=0.9, b2=0.99, clip_norm=1.0)
+  c.optim = config_blocks.optim(lr=5e-5, warmup_steps=5, decay_steps=400, final_lr_fraction=1.0,
+                                schedule="constant")
   c.train = dict(iterations=40, checkpoint_every=10, keep_checkpoints=2)
   c.eval = dict(every=20, num_problems=100, batch_size=100, max_new_tokens=192)
   c.score_batch_size = 64
-  c.mesh = dict(shape=(-1, 1, 1))
-  c.distributed = dict(enabled=False, coordinator_address="", num_processes=1, process_id=0,
-                       cpu_collectives="gloo")
+  config_blocks.runtime(c)
+  if "tiny" in config_blocks.words(arg, ("tiny",), __file__):  # seconds-long, for tests
+    c.rl.update(epochs=1, minibatches=2)
+    c.rollout.update(prompts=4, train_problems=16, max_new_tokens=32, max_cache_len=448)
+    c.recovery.update(fraction=0.5, eval_problems=2)
+    c.hacking.update(window=1)
+    c.train.update(iterations=2, checkpoint_every=1)
+    c.eval.update(every=2, num_problems=4, batch_size=4, max_new_tokens=32)
+    c.score_batch_size = 8
   return c
 
 

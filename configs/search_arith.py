@@ -7,6 +7,8 @@ and PRM beam search, at matched generated tokens, in-distribution and shifted.
 """
 import ml_collections
 
+from s2jax import config_blocks
+
 
 def get_config(arg: str = ""):
   c = ml_collections.ConfigDict()
@@ -23,4 +25,10 @@ def get_config(arg: str = ""):
   c.beam = dict(budgets=(4, 16), threshold=0.5, max_backtracks=2, max_depth=12,
                 max_step_tokens=48, aggregation="min", batch_size=128)
   c.score_batch_size = 64
+  if "tiny" in config_blocks.words(arg, ("tiny",), __file__):  # seconds-long, for tests
+    c.num_problems = 3
+    c.ns = (1, 2, 4)
+    c.sampling.update(batch_size=16, max_new_tokens=48, max_cache_len=448)
+    c.beam.update(budgets=(4,), max_depth=4, max_step_tokens=24, batch_size=16)
+    c.score_batch_size = 16
   return c

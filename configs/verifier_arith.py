@@ -10,6 +10,8 @@ Sweeps are lists of overrides (`label_sources()` below); launch one job per poin
 """
 import ml_collections
 
+from s2jax import config_blocks
+
 
 def get_config(arg: str = ""):
   c = ml_collections.ConfigDict()
@@ -34,15 +36,19 @@ def get_config(arg: str = ""):
 
   c.model = dict(scalar_head=True, lm_head=False)  # overrides on the policy's model
   c.data = dict(seq_len=384, pad_multiple=32, max_steps=16, bucket_window=16)
-  c.optim = dict(lr=1e-3, warmup_steps=20, decay_steps=400, final_lr_fraction=0.1,
-                 schedule="cosine", weight_decay=0.0, b1=0.9, b2=0.99, clip_norm=1.0)
+  c.optim = config_blocks.optim(lr=1e-3, warmup_steps=20, decay_steps=400)
   c.train = dict(steps=400, batch_size=16, grad_accum=1, log_every=25, checkpoint_every=100,
                  keep_checkpoints=2)
   c.eval = dict(score_batch_size=64, threshold=0.5)
 
-  c.mesh = dict(shape=(-1, 1, 1))
-  c.distributed = dict(enabled=False, coordinator_address="", num_processes=1, process_id=0,
-                       cpu_collectives="gloo")
+  config_blocks.runtime(c)
+  if "tiny" in config_blocks.words(arg, ("tiny",), __file__):  # seconds-long, for tests
+    c.samples.update(train_problems=8, per_problem=2, heldout_problems=4, heldout_per_problem=2,
+                     batch_size=16, max_new_tokens=48, max_cache_len=448)
+    c.labels.update(mc_k=2, mc_rollouts=2, mc_max_new_tokens=32)
+    c.optim.update(warmup_steps=1, decay_steps=4)
+    c.train.update(steps=4, batch_size=8, log_every=2, checkpoint_every=2)
+    c.eval.update(score_batch_size=16)
   return c
 
 

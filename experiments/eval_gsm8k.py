@@ -1,92 +1,30 @@
-"""GSM8K test accuracy of a pretrained checkpoint or an s2jax policy workdir.
+"""A pretrained checkpoint (or an s2jax policy workdir) on the GSM8K test split, resumable
+chunk by chunk, with a 95% Wilson interval (s2jax.stages.eval_gsm8k).
 
   python experiments/eval_gsm8k.py --config=configs/gsm8k_smollm2.py --workdir=runs/eval
   python experiments/eval_gsm8k.py --config=configs/gsm8k_smollm2.py:fewshot \
-      --workdir=runs/eval_fewshot --config.eval.limit=100
+      --workdir=runs/eval_5shot
   python experiments/eval_gsm8k.py --config=... --policy_workdir=runs/gsm8k_sft --workdir=...
-
-Greedy, batched, jitted sampling over the test split (`--config.data.num_eval`, or
-`--limit`, for a quick run); per-problem outputs are appended to <workdir>/outputs.jsonl
-chunk by chunk, so an interrupted run resumes where it stopped. summary.json holds the
-accuracy with its 95% Wilson interval, the prompt, the model and the command.
 """
-from __future__ import annotations
+from absl import flags
 
-import json
-import os
-import sys
-import time
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import jax
-from absl import app, flags, logging
-from ml_collections import config_flags
-
-from s2jax import evaluation, pretrained, report, sharding
-from s2jax.config import check_override_keys
-from s2jax.data import jsonl
-from s2jax.metrics import wilson_interval
+from s2jax import cli
+from s2jax.stages import eval_gsm8k
 
 
-def evaluate(config, workdir: str, policy_workdir: str = "", limit: int = 0) -> dict:
-  os.makedirs(workdir, exist_ok=True)
-  info_path = os.path.join(workdir, "run_info.json")
-  if not os.path.exists(info_path) and jax.process_index() == 0:
-    with open(info_path, "w") as f:  # the first launch defines the run; re-runs resume it
-      json.dump(report.run_info(), f, indent=2)
-  records = pretrained.gsm8k_records(config, "test")
-  if limit:
-    records = records[:limit]
-  model, params, tok, mesh, source = pretrained.load_for_eval(config, policy_workdir)
-  sampler = pretrained.sampler_for(model, tok, config)
-  out_path = os.path.join(workdir, "outputs.jsonl")
-  done = []
-  if os.path.exists(out_path):
-    done = jsonl.read_jsonl(out_path, lambda r, where: r, what="outputs")
-    if any(d["question"] != r["question"] for d, r in zip(done, records)):
-      raise ValueError(f"{out_path} holds outputs of other problems; use a fresh workdir")
-  e = config.eval
-  bsh = sharding.batch_sharding(mesh, 2, e.batch_size)
-  t0 = time.time()
-  for start in range(len(done), len(records), e.chunk):
-    chunk = records[start:start + e.chunk]
-    results, _ = evaluation.evaluate_records(
-        sampler, params, tok, chunk, batch_size=e.batch_size, max_new_tokens=e.max_new_tokens,
-        desc=f"gsm8k {start + len(chunk)}/{len(records)}", batch_sharding=bsh)
-    done += results
-    if jax.process_index() == 0:
-      jsonl.write_jsonl(out_path, done)
-  n, k = len(done), sum(r["correct"] for r in done)
-  lo, hi = wilson_interval(k, n)
-  summary = {"model": source, "prompt": config.prompt.to_dict(), "n": n, "correct": k,
-             "accuracy": k / n, "wilson95": [lo, hi],
-             "answered": sum(r["answer"] is not None for r in done) / n,
-             "max_new_tokens": e.max_new_tokens, "seconds_this_run": time.time() - t0,
-             "run_info": json.load(open(info_path)) if os.path.exists(info_path)
-             else report.run_info(),
-             "last_run": report.run_info()}
-  if jax.process_index() == 0:
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-      json.dump(summary, f, indent=2)
-  return summary
+def extra_flags():
+  return {"policy_workdir": flags.DEFINE_string(
+              "policy_workdir", "", "Evaluate this s2jax policy workdir instead of "
+              "config.pretrained."),
+          "limit": flags.DEFINE_integer("limit", 0, "Only the first N test problems (0: all).")}
 
 
-def main(argv):
-  del argv
-  logging.set_verbosity(logging.WARNING)
-  s = evaluate(_CONFIG.value, _WORKDIR.value, _POLICY.value, _LIMIT.value)
+def summarize(s):
   print(f"GSM8K test: {s['correct']}/{s['n']} = {s['accuracy']:.4f} "
         f"(95% Wilson [{s['wilson95'][0]:.4f}, {s['wilson95'][1]:.4f}]), prompt "
         f"{s['prompt']['kind']}, model {s['model']}")
 
 
 if __name__ == "__main__":
-  _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.")
-  _WORKDIR = flags.DEFINE_string("workdir", None, "Where outputs.jsonl and summary.json go.")
-  _POLICY = flags.DEFINE_string("policy_workdir", "", "Evaluate this s2jax policy workdir "
-                                "instead of config.pretrained.")
-  _LIMIT = flags.DEFINE_integer("limit", 0, "Only the first N test problems (0: all).")
-  check_override_keys(sys.argv)
-  flags.mark_flags_as_required(["config", "workdir"])
-  app.run(main)
+  cli.job(eval_gsm8k.run, summarize=summarize, extra_flags=extra_flags,
+          workdir_help="Where outputs.jsonl and summary.json go.")

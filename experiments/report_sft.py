@@ -7,9 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from s2jax.metrics import read_metrics
 from s2jax.report import markdown_table

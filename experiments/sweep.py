@@ -19,9 +19,8 @@ import os
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from s2jax.report import is_done  # noqa: E402
+from s2jax.report import is_done
 
 
 def sweep_points(config_path: str, fn: str) -> list:

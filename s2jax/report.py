@@ -2,6 +2,7 @@
 config and git commit."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -20,10 +21,30 @@ def git_commit(path: str = ".") -> str:
 
 
 def run_info() -> dict:
-  """What produced a run: written into the workdir when the run starts."""
+  """What produced a run: written into the workdir when the run starts. The commit is the
+  checkout the package lives in or, for an installed package, the working directory's."""
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  return {"command": " ".join(["python"] + sys.argv), "commit": git_commit(root),
+  commit = git_commit(root)
+  if commit == "unknown":
+    commit = git_commit(os.getcwd())
+  return {"command": " ".join(["python"] + sys.argv), "commit": commit,
           "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def write_run_info(workdir: str) -> dict:
+  """<workdir>/run_info.json, written by the first launch only (the launch that defines
+  the run; a re-run resumes it). Returns what the file holds."""
+  import jax
+  path = os.path.join(workdir, "run_info.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      return json.load(f)
+  info = run_info()
+  if jax.process_index() == 0:
+    os.makedirs(workdir, exist_ok=True)
+    with open(path, "w") as f:
+      json.dump(info, f, indent=2)
+  return info
 
 
 def mark_done(workdir: str) -> None:

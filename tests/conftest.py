@@ -6,7 +6,6 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 import jax  # noqa: E402
 
@@ -27,7 +26,7 @@ def root():
 @pytest.fixture(scope="session")
 def tiny_config():
   from s2jax.config import load_config_file
-  return lambda: load_config_file(os.path.join(ROOT, "configs", "arith_tiny.py"))
+  return lambda: load_config_file(os.path.join(ROOT, "configs", "arith.py:tiny"))
 
 
 def script_env(devices: int = 1) -> dict:
@@ -41,7 +40,7 @@ def script_env(devices: int = 1) -> dict:
 
 @pytest.fixture(scope="session")
 def tiny_pipeline(tmp_path_factory):
-  """The tiny pipeline (configs/pipeline_tiny.py, seed 0), run in two launches: first SFT
+  """The tiny pipeline (configs/pipeline.py:tiny, seed 0), run in two launches: first SFT
   and the verifier only, then every stage (the first two are skipped). Laid out as an
   ablation workdir (<root>/pipeline/seed0), so the ablation tests build on it."""
   import json
@@ -56,7 +55,7 @@ def tiny_pipeline(tmp_path_factory):
   workdir = os.path.join(root, "pipeline", "seed0")
   out = os.path.join(root, "report")
   cmd = [sys.executable, os.path.join(ROOT, "experiments", "pipeline.py"),
-         f"--config={os.path.join(ROOT, 'configs', 'pipeline_tiny.py')}", f"--workdir={workdir}",
+         f"--config={os.path.join(ROOT, 'configs', 'pipeline.py:tiny')}", f"--workdir={workdir}",
          f"--out={out}"]
   logs_path = os.path.join(root, "launch_logs.json")
   with FileLock(str(shared / "tiny_ablations.lock")):

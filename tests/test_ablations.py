@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from s2jax import ablation, compute, distill
+from s2jax.ablations import common as ablation
+from s2jax import compute, distill
 from s2jax.data import formats, gsm8k
 from s2jax.tasks import problems
 from tests.conftest import ROOT, script_env

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from experiments import sft
+from s2jax.stages import sft
 from s2jax import checkpoints
 from s2jax.data import gsm8k
 from s2jax.metrics import read_metrics
@@ -30,14 +30,14 @@ def env(devices=1):
 
 def sft_cmd(root, workdir, *overrides):
   return [sys.executable, os.path.join(root, "experiments", "sft.py"),
-          f"--config={os.path.join(root, 'configs', 'arith_tiny.py')}", f"--workdir={workdir}",
+          f"--config={os.path.join(root, 'configs', 'arith.py:tiny')}", f"--workdir={workdir}",
           *overrides]
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_config):
   workdir = str(tmp_path_factory.mktemp("sft"))
-  result = sft.train_and_evaluate(tiny_config(), workdir)
+  result = sft.run(tiny_config(), workdir)
   return workdir, result
 
 
@@ -92,7 +92,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_config, mo
   c = tiny_config()
   c.train.steps = 4
   c.eval.enabled = False
-  sft.train_and_evaluate(c, workdir)
+  sft.run(c, workdir)
 
   real = sft.train_lib.next_token_loss
   def nan_loss(model, params, batch):
@@ -101,7 +101,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_config, mo
   monkeypatch.setattr(sft.train_lib, "next_token_loss", nan_loss)
   c.train.steps = 8
   with pytest.raises(FloatingPointError, match=r"non-finite loss .* step 4 .*checkpoint \(step 4\)"):
-    sft.train_and_evaluate(c, workdir)
+    sft.run(c, workdir)
   ck = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"))
   assert ck.latest_step() == 4
   ck.close()
@@ -125,7 +125,7 @@ def test_malformed_config_values(tmp_path, tiny_config, key, value, match):
   section, name = key.split(".")
   c[section][name] = value
   with pytest.raises(ValueError, match=match):
-    sft.train_and_evaluate(c, str(tmp_path))
+    sft.run(c, str(tmp_path))
 
 
 def test_checkpoint_of_the_wrong_shape(trained, tmp_path, tiny_config):
@@ -137,7 +137,7 @@ def test_checkpoint_of_the_wrong_shape(trained, tmp_path, tiny_config):
   c.model.n_heads = 4
   with pytest.raises(ValueError, match=r"embedding: checkpoint has shape \(\d+, 32\), model "
                                        r"expects \(\d+, 48\)"):
-    sft.train_and_evaluate(c, workdir)
+    sft.run(c, workdir)
 
 
 def test_bad_data_files(tmp_path):

@@ -3,7 +3,7 @@
 The fast test starts from a tiny random Llama written as a Hugging Face directory (with
 SmolLM2's real tokenizer.json and chat template); the slow one from the real
 SmolLM2-135M-Instruct GGUF (`pytest -m slow`). Both run the same configs:
-configs/gsm8k_smollm2_tiny.py with its stage argument.
+configs/gsm8k_smollm2.py with `<stage>,tiny` with its stage argument.
 """
 import json
 import os
@@ -20,8 +20,8 @@ GSM8K_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"
 
 
 def stage_config(root, stage, checkpoint):
-  c = load_config_file(os.path.join(root, "configs", f"gsm8k_smollm2_tiny.py:{stage}")
-                       if stage else os.path.join(root, "configs", "gsm8k_smollm2_tiny.py"))
+  c = load_config_file(os.path.join(root, "configs", f"gsm8k_smollm2.py:{stage},tiny")
+                       if stage else os.path.join(root, "configs", "gsm8k_smollm2.py:tiny"))
   if not stage:
     c.pretrained.path = checkpoint
     c.data.dir = GSM8K_DIR
@@ -29,19 +29,19 @@ def stage_config(root, stage, checkpoint):
 
 
 def run_stages(root, tmp_path, checkpoint):
-  from experiments import ppo, self_distill, sft, train_verifier
+  from s2jax.stages import rl as rl_stage, self_distill, sft, train_verifier
   out = {"sft": str(tmp_path / "sft"), "prm": str(tmp_path / "prm"),
          "distill": str(tmp_path / "distill"), "ppo": str(tmp_path / "ppo")}
-  out["sft_result"] = sft.train_and_evaluate(stage_config(root, "", checkpoint), out["sft"])
+  out["sft_result"] = sft.run(stage_config(root, "", checkpoint), out["sft"])
   c = stage_config(root, "verifier", checkpoint)
   c.policy_workdir = out["sft"]
-  out["prm_summary"] = train_verifier.train_and_evaluate(c, out["prm"])
+  out["prm_summary"] = verifier_stage.run(c, out["prm"])
   c = stage_config(root, "distill", checkpoint)
   c.policy_workdir, c.prm_workdir = out["sft"], out["prm"]
-  out["distill_log"] = self_distill.run(c, out["distill"])
+  out["distill_log"] = distill_stage.run(c, out["distill"])
   c = stage_config(root, "ppo", checkpoint)
   c.policy_workdir, c.prm_workdir = out["sft"], out["prm"]
-  out["ppo_result"] = ppo.run(c, out["ppo"])
+  out["ppo_result"] = rl_stage.run(c, out["ppo"])
   return out
 
 
@@ -83,20 +83,20 @@ def test_every_stage_runs_on_gsm8k_from_a_hf_checkpoint(root, tmp_path, tiny_pre
 
 
 def test_eval_gsm8k_resumes_and_reports_a_wilson_interval(root, tmp_path, tiny_pretrained):
-  from experiments import eval_gsm8k
+  from s2jax.stages import eval_gsm8k
   c = stage_config(root, "", tiny_pretrained)
   c.eval.chunk = 2
-  s = eval_gsm8k.evaluate(c, str(tmp_path), limit=2)
+  s = eval_gsm8k.run(c, str(tmp_path), limit=2)
   assert s["n"] == 2 and s["correct"] == 0  # a random model
   assert s["wilson95"] == pytest.approx([0.0, 1.96 ** 2 / (2 + 1.96 ** 2)])
-  s = eval_gsm8k.evaluate(c, str(tmp_path), limit=4)  # keeps the first 2, adds 2
+  s = eval_gsm8k.run(c, str(tmp_path), limit=4)  # keeps the first 2, adds 2
   lines = open(tmp_path / "outputs.jsonl").readlines()
   assert s["n"] == 4 and len(lines) == 4 and s["prompt"]["kind"] == "chat"
   assert s["run_info"]["started"] <= s["last_run"]["started"]
   c.prompt.kind = "fewshot"
   with pytest.raises(ValueError, match="outputs of other problems"):
     (tmp_path / "outputs.jsonl").write_text(lines[1] + lines[0])
-    eval_gsm8k.evaluate(c, str(tmp_path), limit=4)
+    eval_gsm8k.run(c, str(tmp_path), limit=4)
 
 
 @pytest.mark.slow
@@ -105,15 +105,15 @@ def test_every_stage_runs_on_gsm8k_from_smollm2_gguf(root, tmp_path):
 
 
 def test_gsm8k_config_errors_are_named(root, tmp_path):
-  from experiments import ppo, sft
+  from s2jax.stages import rl as rl_stage, sft
   with pytest.raises(ValueError, match="unknown stage 'rl'"):
     load_config_file(os.path.join(root, "configs", "gsm8k_smollm2.py:rl"))
   c = stage_config(root, "", "")
   c.data.source = "csv"
   with pytest.raises(ValueError, match="data.source='csv' must be"):
-    sft.train_and_evaluate(c, str(tmp_path / "a"))
+    sft.run(c, str(tmp_path / "a"))
   c = stage_config(root, "", str(tmp_path / "nowhere.gguf"))
   c.data.dir = GSM8K_DIR
   with pytest.raises(FileNotFoundError, match="GGUF file not found"):
-    sft.train_and_evaluate(c, str(tmp_path / "b"))
+    sft.run(c, str(tmp_path / "b"))
   del ppo

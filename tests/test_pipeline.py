@@ -7,7 +7,7 @@ import sys
 import ml_collections
 import pytest
 
-from experiments import pipeline
+from s2jax import pipeline
 from s2jax.config import load_config_file
 from tests.conftest import ROOT, script_env
 
@@ -40,7 +40,7 @@ def test_metrics_cover_every_stage(tiny_pipeline):
   assert set(m["verifier"]) == splits
   assert m["compute"]["sft"] > 0 and m["compute"]["verifier"] > 0 and m["compute"]["ppo"] > 0
   assert len(m["ppo_curve"]) == load_config_file(
-      os.path.join(ROOT, "configs", "pipeline_tiny.py")).ppo.train.iterations
+      os.path.join(ROOT, "configs", "pipeline.py:tiny")).ppo.train.iterations
 
 
 def test_report_is_written_and_regenerates_from_the_saved_metrics(tiny_pipeline, tmp_path):
@@ -59,7 +59,7 @@ def test_report_is_written_and_regenerates_from_the_saved_metrics(tiny_pipeline,
 
 
 def _config(**overrides):
-  c = load_config_file(os.path.join(ROOT, "configs", "pipeline_tiny.py"))
+  c = load_config_file(os.path.join(ROOT, "configs", "pipeline.py:tiny"))
   for k, v in overrides.items():
     c[k] = v
   return c

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from experiments import search as search_exp
-from experiments import train_verifier
+from s2jax.stages import search as search_stage
+from s2jax.stages import verifier as verifier_stage
 from s2jax.config import load_config_file
 from s2jax.data import stepwise
 from s2jax.metrics import read_metrics
@@ -15,7 +15,7 @@ from tests.test_experiments import trained  # noqa: F401  (fixture)
 
 
 def verifier_config(root, policy_workdir, **labels):
-  c = load_config_file(os.path.join(root, "configs", "verifier_arith_tiny.py"))
+  c = load_config_file(os.path.join(root, "configs", "verifier_arith.py:tiny"))
   c.policy_workdir = policy_workdir
   c.labels.update(labels)
   return c
@@ -27,11 +27,11 @@ def verifiers(trained, root, tmp_path_factory):  # noqa: F811
   out = {}
   c = verifier_config(root, policy, source="mc", mc_k=2, mc_mode="soft")
   out["prm"] = str(tmp_path_factory.mktemp("prm"))
-  out["prm_summary"] = train_verifier.train_and_evaluate(c, out["prm"])
+  out["prm_summary"] = verifier_stage.run(c, out["prm"])
   c = verifier_config(root, policy)
   c.kind = "orm"
   out["orm"] = str(tmp_path_factory.mktemp("orm"))
-  out["orm_summary"] = train_verifier.train_and_evaluate(c, out["orm"])
+  out["orm_summary"] = verifier_stage.run(c, out["orm"])
   return policy, out
 
 
@@ -64,10 +64,10 @@ def test_orm_reuses_the_cached_samples(verifiers):
 
 def test_search_compares_every_method(verifiers, root, tmp_path):
   policy, v = verifiers
-  c = load_config_file(os.path.join(root, "configs", "search_arith_tiny.py"))
+  c = load_config_file(os.path.join(root, "configs", "search_arith.py:tiny"))
   c.update(policy_workdir=policy, prm_workdir=v["prm"], orm_workdir=v["orm"])
   c.splits = ("test",)
-  result = search_exp.run(c, str(tmp_path / "search"))
+  result = search_stage.run(c, str(tmp_path / "search"))
   r = result["splits"]["test"]
   assert set(r["methods"]) == {"majority vote", "best-of-N ORM", "best-of-N PRM-min",
                                "best-of-N PRM-prod", "best-of-N PRM-last",
@@ -76,7 +76,7 @@ def test_search_compares_every_method(verifiers, root, tmp_path):
   toks = [x["tokens"] for x in r["methods"]["majority vote"]]
   assert toks == sorted(toks) and toks[0] > 0
   assert r["methods"]["PRM beam search"][0]["tokens"] > 0
-  search_exp.write_report(result, str(tmp_path / "out" / "search"))
+  search_stage.write_report(result, str(tmp_path / "out" / "search"))
   for ext in (".md", ".json", ".png"):
     assert os.path.exists(str(tmp_path / "out" / "search") + ext)
 
@@ -89,7 +89,7 @@ def test_bad_verifier_configs_are_named(root, tmp_path, key, value, match):
   node, leaf = (c, key) if "." not in key else (c[key.split(".")[0]], key.split(".")[1])
   node[leaf] = value
   with pytest.raises(ValueError, match=match):
-    train_verifier.train_and_evaluate(c, str(tmp_path))
+    verifier_stage.run(c, str(tmp_path))
 
 
 def test_sweep_launches_one_job_per_point(root, tmp_path):
@@ -109,12 +109,12 @@ def test_sweep_launches_one_job_per_point(root, tmp_path):
 
 
 def test_self_distillation_rounds_with_prm_filter(verifiers, root, tmp_path):
-  from experiments import self_distill
+  from s2jax.stages import distill as distill_stage
   from s2jax.policy import Policy
   policy, v = verifiers
-  c = load_config_file(os.path.join(root, "configs", "distill_arith_tiny.py"))
+  c = load_config_file(os.path.join(root, "configs", "distill_arith.py:tiny"))
   c.update(policy_workdir=policy, prm_workdir=v["prm"])
-  log = self_distill.run(c, str(tmp_path / "d"))
+  log = distill_stage.run(c, str(tmp_path / "d"))
   assert [r["round"] for r in log["rounds"]] == [0, 1, 2]
   s = c.samples
   for r in log["rounds"][1:]:
@@ -126,9 +126,9 @@ def test_self_distillation_rounds_with_prm_filter(verifiers, root, tmp_path):
   # round 2 sampled from round 1's policy, not from the SFT one
   assert glob.glob(os.path.join(log["rounds"][1]["policy"], "samples", "samples_train_*"))
   assert os.path.exists(str(tmp_path / "d" / "DONE"))
-  again = self_distill.run(c, str(tmp_path / "d"))  # finished rounds are not redone
+  again = distill_stage.run(c, str(tmp_path / "d"))  # finished rounds are not redone
   assert again["rounds"] == json.load(open(tmp_path / "d" / "rounds.json"))["rounds"]
-  from experiments import report_rl
+  from s2jax.reports import rl as report_rl
   data = report_rl.write_report([report_rl.load_distill(str(tmp_path / "d"))], [],
                                 str(tmp_path / "out" / "rl"), "cmd")
   assert [s["stage"] for s in data["stages"]] == ["SFT", "distill d round 1", "distill d round 2"]
@@ -136,28 +136,28 @@ def test_self_distillation_rounds_with_prm_filter(verifiers, root, tmp_path):
 
 
 def test_random_filter_needs_a_verifier_to_match_a_prm_filter(root, tmp_path):
-  from experiments import self_distill
-  c = load_config_file(os.path.join(root, "configs", "distill_arith_tiny.py"))
+  from s2jax.stages import distill as distill_stage
+  c = load_config_file(os.path.join(root, "configs", "distill_arith.py:tiny"))
   c.update(policy_workdir="/nonexistent")
   c.filter.kind = "random"
   with pytest.raises(ValueError, match="prm_workdir"):
-    self_distill.run(c, str(tmp_path))
+    distill_stage.run(c, str(tmp_path))
 
 
 def ppo_config(root, policy, prm, **rl):
-  c = load_config_file(os.path.join(root, "configs", "ppo_arith_tiny.py"))
+  c = load_config_file(os.path.join(root, "configs", "ppo_arith.py:tiny"))
   c.update(policy_workdir=policy, prm_workdir=prm)
   c.rl.update(rl)
   return c
 
 
 def test_ppo_with_step_rewards_and_recovery_resumes(verifiers, root, tmp_path):
-  from experiments import ppo
+  from s2jax.stages import rl as rl_stage
   from s2jax.policy import Policy
   policy, v = verifiers
   c = ppo_config(root, policy, v["prm"])
   c.recovery.source = "sampled"
-  out = ppo.run(c, str(tmp_path / "ppo"))
+  out = rl_stage.run(c, str(tmp_path / "ppo"))
   assert [m["step"] for m in out["metrics"]] == [1, 2]
   for m in out["metrics"]:
     for key in ("time_rollout", "time_scoring", "time_update", "rollout_tokens_per_s",
@@ -168,10 +168,10 @@ def test_ppo_with_step_rewards_and_recovery_resumes(verifiers, root, tmp_path):
   assert all("recovery_rate" in e and "test" in e["accuracy"] for e in out["evals"])
   assert Policy(str(tmp_path / "ppo")).step == 2  # the RL workdir is a policy workdir
   c.train.iterations = 3  # resume: one more iteration, no repeated evaluation
-  out = ppo.run(c, str(tmp_path / "ppo"))
+  out = rl_stage.run(c, str(tmp_path / "ppo"))
   assert [m["step"] for m in out["metrics"]] == [1, 2, 3]
   assert [e["step"] for e in out["evals"]] == [0, 2, 3]
-  from experiments import report_rl
+  from s2jax.reports import rl as report_rl
   data = report_rl.write_report([], [report_rl.load_rl(str(tmp_path / "ppo"))],
                                 str(tmp_path / "out" / "rl"), "cmd")
   assert data["stages"][-1]["stage"] == "RL ppo (iteration 3)"
@@ -182,7 +182,7 @@ def test_ppo_with_step_rewards_and_recovery_resumes(verifiers, root, tmp_path):
 @pytest.mark.parametrize("algorithm,shared", [("grpo", True), ("ppo", False)])
 def test_critic_free_and_separate_value_variants_run(verifiers, root, tmp_path, algorithm,
                                                      shared):
-  from experiments import ppo
+  from s2jax.stages import rl as rl_stage
   policy, v = verifiers
   c = ppo_config(root, policy, v["prm"], algorithm=algorithm,
                  group_size=2 if algorithm == "grpo" else 1)
@@ -190,7 +190,7 @@ def test_critic_free_and_separate_value_variants_run(verifiers, root, tmp_path, 
   c.rewards.step_weight = 0.0
   c.train.iterations = 1
   c.eval.every = 0
-  out = ppo.run(c, str(tmp_path / algorithm))
+  out = rl_stage.run(c, str(tmp_path / algorithm))
   m = out["metrics"][0]
   assert ("value_loss" in m) == (algorithm == "ppo")
   assert "prm_mean" in m  # monitored even without weight (None when no steps were written)
@@ -200,10 +200,10 @@ def test_critic_free_and_separate_value_variants_run(verifiers, root, tmp_path, 
     ("rewards.outcome", "vibes", "rewards.outcome"), ("rl.algorithm", "dpo", "algorithm"),
     ("rewards.step_weight", 1.0, "prm_workdir"), ("recovery.fraction", 2.0, "recovery")])
 def test_bad_ppo_configs_are_named(root, tmp_path, key, value, match):
-  from experiments import ppo
+  from s2jax.stages import rl as rl_stage
   c = ppo_config(root, "/nonexistent", "")
   c.rewards.step_weight = 0.0  # valid without a PRM, so only the named key is wrong
   section, leaf = key.split(".")
   c[section][leaf] = value
   with pytest.raises(ValueError, match=match):
-    ppo.run(c, str(tmp_path))
+    rl_stage.run(c, str(tmp_path))

@@ -10,27 +10,18 @@ Arms, per seed, all from the seed's SFT policy and PRM, on the same policy sampl
   correct   samples with the right final answer (STaR), capped at prm_topk's count
   random    a uniform subset of prm_topk's count
 """
-import os
+from s2jax import config_blocks
 
-import ml_collections
-
-from s2jax.ablation import tiny
-from s2jax.config import load_config_file
-
-_CONFIGS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARMS = ("prm_topk", "correct", "random")
 
 
 def get_config(arg: str = ""):
-  c = ml_collections.ConfigDict()
-  c.seeds = (0, 1, 2)
-  c.pipeline = load_config_file(os.path.join(_CONFIGS, "pipeline.py"))
+  c = config_blocks.ablation(__file__, arg)  # seeds and the shared pipeline
   c.arms = ARMS
   # Overrides of the pipeline's distill block per arm (prm_topk is the pipeline's run).
   c.filters = dict(correct={"kind": "correct", "size_of": "prm_topk"},
                    random={"kind": "random", "match": "prm_topk"})
   if arg == "tiny":  # seconds-long, for tests: the tiny pipeline, one seed
-    tiny(c)
     c.arms = ("prm_topk", "random")  # an untrained policy answers nothing right
   return c
 

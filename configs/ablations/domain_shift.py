@@ -5,20 +5,11 @@ greedy and with PRM best-of-N search.
   python experiments/ablations/domain_shift.py --config=configs/ablations/domain_shift.py \
       --workdir=workdirs/ablations --out=results/ablations/domain_shift
 """
-import os
-
-import ml_collections
-
-from s2jax.ablation import tiny
-from s2jax.config import load_config_file
-
-_CONFIGS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from s2jax import config_blocks
 
 
 def get_config(arg: str = ""):
-  c = ml_collections.ConfigDict()
-  c.seeds = (0, 1, 2)
-  c.pipeline = load_config_file(os.path.join(_CONFIGS, "pipeline.py"))
+  c = config_blocks.ablation(__file__, arg)  # seeds and the shared pipeline
   c.policies = ("sft", "distill", "ppo")  # pipeline stages
   # Each axis varies one task key from the training distribution (pipeline.sft.task).
   c.axes = dict(steps=(1, 2, 3, 4, 6, 8, 12), distractors=(0, 2, 4, 8))
@@ -29,7 +20,6 @@ def get_config(arg: str = ""):
   c.max_new_tokens = 320       # 12 steps of ~25 tokens
   c.max_cache_len = 704
   if arg == "tiny":  # seconds-long, for tests: the tiny pipeline, one seed
-    tiny(c)
     c.axes = dict(steps=(1, 5), distractors=(0, 3))
     c.num_problems = 3
     c.search.n = 2

@@ -5,21 +5,13 @@ the chain of thought has before the answer (s2jax/data/formats.py); accuracy by 
   python experiments/ablations/filler_tokens.py --config=configs/ablations/filler_tokens.py \
       --workdir=workdirs/ablations --out=results/ablations/filler_tokens
 """
-import os
+from s2jax import config_blocks
 
-import ml_collections
-
-from s2jax.ablation import tiny
-from s2jax.config import load_config_file
-
-_CONFIGS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARMS = ("cot", "direct", "filler")
 
 
 def get_config(arg: str = ""):
-  c = ml_collections.ConfigDict()
-  c.seeds = (0, 1, 2)
-  c.pipeline = load_config_file(os.path.join(_CONFIGS, "pipeline.py"))
+  c = config_blocks.ablation(__file__, arg)  # seeds and the shared pipeline
   c.arms = ARMS  # cot is the seed's pipeline SFT; the others train the same SFT config
   c.depths = (1, 2, 3, 4, 6, 8)
   c.num_problems = 40  # per depth
@@ -27,7 +19,6 @@ def get_config(arg: str = ""):
   c.max_new_tokens = 224
   c.max_cache_len = 576
   if arg == "tiny":  # seconds-long, for tests: the tiny pipeline, one seed
-    tiny(c)
     c.depths = (1, 3)
     c.num_problems = 3
     c.batch_size = 8

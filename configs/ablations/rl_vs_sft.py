@@ -9,27 +9,17 @@ Arms, per seed, all from the seed's SFT policy:
                token-passes as the verifier (sampling + training) and PPO cost together
   ppo_outcome  PPO with the exact outcome reward only (RL without the verifier)
 """
-import os
+from s2jax import config_blocks
 
-import ml_collections
-
-from s2jax.ablation import tiny
-from s2jax.config import load_config_file
-
-_CONFIGS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARMS = ("ppo_prm", "sft_more", "ppo_outcome")
 
 
 def get_config(arg: str = ""):
-  c = ml_collections.ConfigDict()
-  c.seeds = (0, 1, 2)
-  c.pipeline = load_config_file(os.path.join(_CONFIGS, "pipeline.py"))
+  c = config_blocks.ablation(__file__, arg)  # seeds and the shared pipeline
   c.arms = ARMS
   # sft_more: fine-tuning from the SFT weights on the policy's own training split; the
   # step count is set from the compute of the seed's verifier + PPO (s2jax.compute).
   c.finetune = dict(lr=2e-4, warmup_steps=10, batch_size=32)
-  if arg == "tiny":  # seconds-long, for tests: the tiny pipeline, one seed
-    tiny(c)
   return c
 
 

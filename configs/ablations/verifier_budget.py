@@ -7,20 +7,11 @@ which split between verifier training and samples gives the best accuracy?
       --config=configs/ablations/verifier_budget.py --workdir=workdirs/ablations \
       --out=results/ablations/verifier_budget
 """
-import os
-
-import ml_collections
-
-from s2jax.ablation import tiny
-from s2jax.config import load_config_file
-
-_CONFIGS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from s2jax import config_blocks
 
 
 def get_config(arg: str = ""):
-  c = ml_collections.ConfigDict()
-  c.seeds = (0, 1, 2)
-  c.pipeline = load_config_file(os.path.join(_CONFIGS, "pipeline.py"))
+  c = config_blocks.ablation(__file__, arg)  # seeds and the shared pipeline
   # Training problems for the PRM (x pipeline.verifier.samples.per_problem samples); the
   # pipeline's own PRM is the point equal to its samples.train_problems. Steps scale with
   # the data: steps_per_problem * problems (at least min_steps).
@@ -34,7 +25,6 @@ def get_config(arg: str = ""):
   c.batch_size = 128
   c.score_batch_size = 64
   if arg == "tiny":  # seconds-long, for tests: the tiny pipeline, one seed
-    tiny(c)
     c.prm_problems = (4, 8)
     c.steps_per_problem = 0.5
     c.min_steps = 2

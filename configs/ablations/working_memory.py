@@ -6,20 +6,11 @@ them distractors, for policies of several widths.
       --config=configs/ablations/working_memory.py --workdir=workdirs/ablations \
       --out=results/ablations/working_memory
 """
-import os
-
-import ml_collections
-
-from s2jax.ablation import tiny
-from s2jax.config import load_config_file
-
-_CONFIGS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from s2jax import config_blocks
 
 
 def get_config(arg: str = ""):
-  c = ml_collections.ConfigDict()
-  c.seeds = (0, 1, 2)
-  c.pipeline = load_config_file(os.path.join(_CONFIGS, "pipeline.py"))
+  c = config_blocks.ablation(__file__, arg)  # seeds and the shared pipeline
   # SFT policies of these widths (model.d_model; mlp_dim = 3x). The pipeline's width is
   # its SFT policy; the others train the pipeline's SFT config with the width changed.
   c.widths = (64, 128)
@@ -29,7 +20,6 @@ def get_config(arg: str = ""):
   c.max_new_tokens = 320
   c.max_cache_len = 704
   if arg == "tiny":  # seconds-long, for tests: the tiny pipeline, one seed
-    tiny(c)
     c.widths = (16, 32)
     c.entities = (3, 5)
     c.num_problems = 3

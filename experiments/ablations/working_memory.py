@@ -1,95 +1,13 @@
 """Ablation 6: accuracy against the number of entities, by model width.
 
-  python experiments/ablations/working_memory.py \
-      --config=configs/ablations/working_memory.py --workdir=workdirs/ablations \
-      --out=results/ablations/working_memory
+  python experiments/ablations/working_memory.py --config=configs/ablations/working_memory.py \
+      --workdir=workdirs/ablations --out=results/ablations/working_memory
+
+The arms and their runs are s2jax/ablations/working_memory.py; --point, --dry_run and --report_only
+are s2jax.cli.ablation's.
 """
-from __future__ import annotations
-
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-
-import ml_collections
-
-from s2jax import ablation, report
-
-NAME = "working_memory"
-AXES = {"entities_chain": "all on the chain (entities - 1 steps)",
-        "entities_distractors": "2 steps, the rest distractors"}
-
-
-def policy_dir(config, workdir: str, seed: int, width: int) -> str:
-  if width == config.pipeline.sft.model.d_model:
-    return os.path.join(ablation.pipeline_dir(workdir, seed), "sft")
-  return os.path.join(workdir, NAME, f"seed{seed}", f"sft_d{width}")
-
-
-def entity_grid(config, workdir: str, seed: int, width: int) -> dict:
-  return ablation.evaluate_grid(
-      policy_dir(config, workdir, seed, width), config.pipeline.sft.task.to_dict(),
-      {axis: tuple(config.entities) for axis in AXES}, seed=seed,
-      cache_dir=os.path.join(workdir, NAME, f"seed{seed}", f"grid_d{width}"),
-      num_problems=config.num_problems, batch_size=config.batch_size,
-      max_new_tokens=config.max_new_tokens, max_cache_len=config.max_cache_len)
-
-
-def run_point(config, workdir: str, seed: int, arm: str) -> None:
-  from experiments import sft
-  if not arm.startswith("d") or not arm[1:].isdigit():
-    raise ValueError(f"unknown arm {arm!r}; expected d<width>")
-  width = int(arm[1:])
-  ablation.run_pipeline(config, workdir, seed)
-  d = policy_dir(config, workdir, seed, width)
-  if not report.is_done(d):
-    c = ml_collections.ConfigDict(config.pipeline.sft.to_dict())
-    c.seed = seed
-    c.model.update(d_model=width, mlp_dim=3 * width)
-    sft.train_and_evaluate(c, d)
-  entity_grid(config, workdir, seed, width)
-  report.mark_done(os.path.join(workdir, NAME, f"seed{seed}", f"grid_d{width}"))
-
-
-def write(config, workdir: str, out: str) -> None:
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  runs = {}
-  for width in config.widths:
-    for seed in config.seeds:
-      if report.is_done(os.path.join(workdir, NAME, f"seed{seed}", f"grid_d{width}")):
-        runs.setdefault(width, {})[seed] = entity_grid(config, workdir, seed, width)
-  task = config.pipeline.sft.task
-  md = ablation.header("Ablation 6: working memory: accuracy against the number of entities",
-                       "experiments/ablations/working_memory.py", config, report.run_info())
-  md += ["SFT policies of each width (the pipeline's SFT config, `model.d_model` changed, "
-         f"mlp 3x) trained on {task.min_steps}–{task.max_steps} steps with "
-         f"{task.min_distractors}–{task.max_distractors} distractors. An entity is a named "
-         "quantity in the question (the given one, every derived one, every distractor). "
-         f"Greedy accuracy on {config.num_problems} problems per point and seed.", ""]
-  fig, axes = plt.subplots(1, len(AXES), figsize=(5 * len(AXES), 3.8), squeeze=False)
-  data = {}
-  for ax, (axis, what) in zip(axes[0], AXES.items()):
-    md += [f"## Entities {what}", ""]
-    rows = []
-    for width, by_seed in runs.items():
-      per_seed = [[g[axis][str(e)]["greedy"] for e in config.entities] for g in by_seed.values()]
-      data.setdefault(axis, {})[str(width)] = per_seed
-      rows.append([f"d_model {width}"] + [ablation.fmt([s[i] for s in per_seed], 2)
-                                          for i in range(len(config.entities))])
-      ablation.band(ax, list(config.entities), per_seed, f"d_model {width}")
-    md += [report.markdown_table(["policy"] + [str(e) for e in config.entities], rows), ""]
-    ax.set_title(f"entities {what}", fontsize=9)
-    ax.set_xlabel("entities in the problem")
-    ax.set_ylabel("greedy accuracy")
-    ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(out + ".png", dpi=120)
-  plt.close(fig)
-  md += [f"![accuracy against entities]({os.path.basename(out)}.png)", ""]
-  ablation.write_result(out, md, {"accuracy": data}, config)
-
+from s2jax import cli
+from s2jax.ablations import working_memory
 
 if __name__ == "__main__":
-  ablation.cli(run_point, write, default_out=f"results/ablations/{NAME}")
+  cli.ablation(working_memory)

@@ -23,14 +23,6 @@ from s2jax import report
 from s2jax.tasks import splits
 
 
-def tiny(config) -> None:
-  """An ablation config's `:tiny` variant: the tiny pipeline, one seed (tests)."""
-  from s2jax.config import load_config_file
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  config.pipeline = load_config_file(os.path.join(root, "configs", "pipeline_tiny.py"))
-  config.seeds = (0,)
-
-
 def pipeline_dir(workdir: str, seed: int) -> str:
   return os.path.join(workdir, "pipeline", f"seed{seed}")
 
@@ -44,7 +36,7 @@ def pipeline_config(config, seed: int):
 
 def run_pipeline(config, workdir: str, seed: int) -> str:
   """The shared pipeline of one seed (stages that finished before are skipped)."""
-  from experiments import pipeline
+  from s2jax import pipeline
   d = pipeline_dir(workdir, seed)
   if not os.path.exists(os.path.join(d, "metrics.json")):
     pipeline.run(pipeline_config(config, seed), d)
@@ -52,7 +44,7 @@ def run_pipeline(config, workdir: str, seed: int) -> str:
 
 
 def stage_policy(config, workdir: str, seed: int, stage: str) -> str:
-  from experiments import pipeline
+  from s2jax import pipeline
   return pipeline.policy_dir(pipeline_dir(workdir, seed), stage, config.pipeline)
 
 
@@ -62,40 +54,6 @@ def parse_point(name: str) -> tuple[int, str]:
   if not head.startswith("seed") or not head[4:].isdigit() or not arm:
     raise ValueError(f"point {name!r} is not of the form seed<k>/<arm>")
   return int(head[4:]), arm
-
-
-def cli(run_point: Callable, write: Callable, default_out: str) -> None:
-  """Flags and main of an ablation script: run_point(config, workdir, seed, arm) runs one
-  point, write(config, workdir, out) writes the result section from saved outputs."""
-  import importlib.util
-  from absl import app, flags, logging
-  from ml_collections import config_flags
-  from s2jax.config import check_override_keys
-  config_flag = config_flags.DEFINE_config_file("config", None, "The ablation's config file.")
-  workdir = flags.DEFINE_string("workdir", "workdirs/ablations",
-                                "Root of every ablation's runs (the seeds' pipelines are shared).")
-  out = flags.DEFINE_string("out", default_out, "Result path prefix (.md, .json, .png).")
-  point = flags.DEFINE_string("point", "", "Run only this point (seed<k>/<arm>), no report.")
-  dry_run = flags.DEFINE_bool("dry_run", False, "Print one command per point and exit.")
-  report_only = flags.DEFINE_bool("report_only", False, "Only rewrite the result section.")
-  check_override_keys(sys.argv)
-  flags.mark_flags_as_required(["config"])
-
-  def main(argv):
-    del argv
-    logging.set_verbosity(logging.WARNING)
-    config = config_flag.value
-    path = config_flags.get_config_filename(flags.FLAGS["config"])
-    spec = importlib.util.spec_from_file_location("_ablation_config", path.partition(":")[0])
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    main_loop(sys.argv, config=config, points=module.points(config),
-              run_point=lambda seed, arm: run_point(config, workdir.value, seed, arm),
-              write=lambda: write(config, workdir.value, prepare_out(out.value)),
-              point=point.value,
-              dry_run=dry_run.value, report_only=report_only.value)
-
-  app.run(main)
 
 
 def main_loop(argv: Sequence[str], *, config, points: list,

@@ -1,0 +1,147 @@
+"""Ablation 5: how to split a fixed compute between verifier training and samples.
+
+  python experiments/ablations/verifier_budget.py \
+      --config=configs/ablations/verifier_budget.py --workdir=workdirs/ablations \
+      --out=results/ablations/verifier_budget
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+
+import ml_collections
+import numpy as np
+
+from s2jax.ablations import common as ablation
+from s2jax import compute, report
+from s2jax.data import gsm8k
+
+NAME = "verifier_budget"
+
+
+def prm_dir(config, workdir: str, seed: int, problems: int) -> str:
+  if problems == config.pipeline.verifier.samples.train_problems:
+    return os.path.join(ablation.pipeline_dir(workdir, seed), "verifier")
+  return os.path.join(workdir, NAME, f"seed{seed}", f"prm{problems}")
+
+
+def test_samples(config, workdir: str, seed: int) -> tuple[list, list]:
+  """The test problems and max(ns) samples of each from the seed's SFT policy (cached)."""
+  from s2jax.policy import Policy
+  sft_dir = os.path.join(ablation.pipeline_dir(workdir, seed), "sft")
+  records = gsm8k.read_jsonl(os.path.join(sft_dir, "data", "test.jsonl"))[:config.test_problems]
+  p = config.pipeline.verifier.samples
+
+  def draw():
+    return {"samples": ablation.sample_answers(
+        Policy(sft_dir), records, max(config.ns), seed=seed + 11,
+        temperature=config.temperature, batch_size=config.batch_size,
+        max_new_tokens=p.max_new_tokens, max_cache_len=p.max_cache_len)}
+  cached = ablation.cached_json(os.path.join(workdir, NAME, f"seed{seed}", "samples.json"), draw)
+  return records, cached["samples"]
+
+
+def run_point(config, workdir: str, seed: int, arm: str) -> None:
+  from s2jax.stages import verifier as verifier_stage
+  if not arm.startswith("prm") or not arm[3:].isdigit():
+    raise ValueError(f"unknown arm {arm!r}; expected prm<problems>")
+  problems = int(arm[3:])
+  pipe = ablation.run_pipeline(config, workdir, seed)
+  d = prm_dir(config, workdir, seed, problems)
+  if not report.is_done(d):
+    c = ml_collections.ConfigDict(config.pipeline.verifier.to_dict())
+    c.seed = seed
+    c.policy_workdir = os.path.abspath(os.path.join(pipe, "sft"))
+    steps = max(config.min_steps, int(round(config.steps_per_problem * problems)))
+    c.samples.train_problems = problems
+    c.train.update(steps=steps, checkpoint_every=steps)
+    c.optim.update(decay_steps=steps, warmup_steps=min(c.optim.warmup_steps, steps // 5))
+    verifier_stage.run(c, d)
+  result_path = os.path.join(workdir, NAME, f"seed{seed}", f"bon_prm{problems}.json")
+
+  def evaluate():
+    records, samples = test_samples(config, workdir, seed)
+    scorer = ablation.load_scorer(d, config.score_batch_size)
+    acc = ablation.search_accuracies(records, samples, scorer, config.ns, config.aggregation)
+    from s2jax.policy import Policy
+    tok = Policy(os.path.join(pipe, "sft")).tokenizer()
+    tokens = float(np.mean([len(tok.encode(r["question"])) + len(tok.encode(t)) + 2
+                            for r, ts in zip(records, samples) for t in ts]))
+    return {"accuracy": acc, "tokens_per_sample": tokens, "problems": len(records),
+            "verifier_passes": compute.verifier_passes(d)}
+  ablation.cached_json(result_path, evaluate)
+
+
+def collect(config, workdir: str) -> dict:
+  out = {}
+  for seed in config.seeds:
+    for problems in config.prm_problems:
+      path = os.path.join(workdir, NAME, f"seed{seed}", f"bon_prm{problems}.json")
+      if os.path.exists(path):
+        with open(path) as f:
+          out.setdefault(str(problems), {})[seed] = json.load(f)
+  return out
+
+
+def total_passes(r: dict, n: int) -> float:
+  """Verifier sampling + training, then n samples per test problem generated and scored
+  (one forward per token each; N=1 needs no scoring, but it is counted the same)."""
+  test = n * r["problems"] * r["tokens_per_sample"] * 2 * compute.FORWARD
+  return r["verifier_passes"]["total"] + test
+
+
+def write(config, workdir: str, out: str) -> None:
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  runs = collect(config, workdir)
+  md = ablation.header("Ablation 5: verifier budget against generation budget",
+                       "experiments/ablations/verifier_budget.py", config, report.run_info())
+  per = config.pipeline.verifier.samples.per_problem
+  md += [f"PRMs trained on the SFT policy's samples of {list(config.prm_problems)} training "
+         f"problems ({per} samples each, exact step labels, "
+         f"{config.steps_per_problem} steps per problem, at least {config.min_steps}); each "
+         f"picks the best of N samples (temperature {config.temperature}, PRM-"
+         f"{config.aggregation}) on the first {config.test_problems} in-distribution test "
+         "problems. Compute in token-passes (`s2jax/compute.py`): the verifier's sampling and "
+         "training plus, at test time, N samples per problem generated and scored.", ""]
+  header = ["PRM problems", "verifier token-passes"] + [f"N={n}" for n in config.ns]
+  rows, points = [], []
+  fig, ax = plt.subplots(figsize=(5.6, 4))
+  for problems, by_seed in runs.items():
+    accs = [[r["accuracy"]["prm_best"][str(n)] for n in config.ns] for r in by_seed.values()]
+    totals = np.mean([[total_passes(r, n) for n in config.ns] for r in by_seed.values()], 0)
+    rows.append([problems, f"{np.mean([r['verifier_passes']['total'] for r in by_seed.values()]):.3g}"]
+                + [ablation.fmt([a[i] for a in accs], 2) for i in range(len(config.ns))])
+    ablation.band(ax, list(totals), accs, f"PRM on {problems} problems")
+    points += [(float(t), int(problems), n, float(np.mean([a[i] for a in accs])))
+               for i, (t, n) in enumerate(zip(totals, config.ns))]
+  maj = [[r["accuracy"]["majority"][str(n)] for n in config.ns]
+         for by_seed in list(runs.values())[:1] for r in by_seed.values()]
+  if maj:
+    rows.append(["majority vote (no verifier)", "0"]
+                + [ablation.fmt([a[i] for a in maj], 2) for i in range(len(config.ns))])
+  md += [report.markdown_table(header, rows), ""]
+  # Iso-compute: at each budget, the best (PRM size, N) that fits in it.
+  frontier = []
+  for budget in sorted({p[0] for p in points}):
+    fits = [p for p in points if p[0] <= budget]
+    best = max(fits, key=lambda p: p[3])
+    frontier.append({"budget": budget, "prm_problems": best[1], "n": best[2],
+                     "accuracy": best[3]})
+  md += ["Best split at each total budget (mean accuracy over seeds; every (PRM, N) whose "
+         "total compute fits):", "",
+         report.markdown_table(["total token-passes", "best PRM problems", "best N", "accuracy"],
+                               [[f"{f['budget']:.3g}", f["prm_problems"], f["n"],
+                                 f"{f['accuracy']:.3f}"] for f in frontier]), ""]
+  ax.set_xscale("log")
+  ax.set_xlabel("total token-passes (verifier + test-time samples)")
+  ax.set_ylabel("best-of-N accuracy")
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(out + ".png", dpi=120)
+  plt.close(fig)
+  md += [f"![accuracy against total compute]({os.path.basename(out)}.png)", ""]
+  ablation.write_result(out, md, {"runs": runs, "frontier": frontier}, config)

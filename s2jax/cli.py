@@ -1,0 +1,93 @@
+"""The command line of every script: a config file, a workdir, and the library call.
+
+  python experiments/sft.py --config=configs/arith.py --workdir=workdirs/sft
+  python experiments/sft.py --config=configs/arith.py:tiny --config.train.steps=10 ...
+
+`job` serves the stage scripts and the pipeline (with `write_report`, also `--out` and
+`--report_from`, which rewrites the report from saved results without compute);
+`ablation` serves the ablation scripts (`--point`, `--dry_run`, `--report_only`). Flags are
+defined when these run, never at import, so importing a library module defines none.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from typing import Any, Callable, Optional
+
+
+def job(run: Callable[..., Any], *, summarize: Optional[Callable[[Any], None]] = None,
+        write_report: Optional[Callable[[dict, str], None]] = None, default_out: str = "",
+        workdir_help: str = "Where checkpoints, data and metrics go.",
+        extra_flags: Optional[Callable[[], dict]] = None) -> None:
+  """`run(config, workdir, **extra)` from `--config` and `--workdir`; then `summarize`
+  prints the result (process 0). `extra_flags()` defines more flags and returns
+  {keyword of run: flag holder}."""
+  import jax
+  from absl import app, flags, logging
+  from ml_collections import config_flags
+  from s2jax.config import check_override_keys
+  config = config_flags.DEFINE_config_file("config", None, "Path to a config file "
+                                           "(path:arg passes arg to get_config).")
+  workdir = flags.DEFINE_string("workdir", None, workdir_help)
+  out = report_from = None
+  if write_report is not None:
+    out = flags.DEFINE_string("out", default_out or None, "Where the report goes.")
+    report_from = flags.DEFINE_string("report_from", None,
+                                      "Only rewrite the report (--out) from this saved JSON.")
+  extra = extra_flags() if extra_flags else {}
+  check_override_keys(sys.argv)
+  if not any(a.startswith("--report_from") for a in sys.argv):
+    flags.mark_flags_as_required(["config", "workdir"])
+
+  def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+    if report_from is not None and report_from.value:
+      with open(report_from.value) as f:
+        write_report(json.load(f), out.value)
+      return
+    result = run(config.value, workdir.value, **{k: v.value for k, v in extra.items()})
+    if jax.process_index() == 0:
+      if out is not None and out.value:
+        write_report(result, out.value)
+      if summarize:
+        summarize(result)
+
+  app.run(main)
+
+
+def ablation(module) -> None:
+  """An ablation script: `module` (s2jax.ablations.<name>) has NAME,
+  run_point(config, workdir, seed, arm) and write(config, workdir, out); the config file
+  has get_config(arg) and points(config)."""
+  from absl import app, flags, logging
+  from ml_collections import config_flags
+  from s2jax.ablations import common
+  from s2jax.config import check_override_keys
+  config_flag = config_flags.DEFINE_config_file("config", None, "The ablation's config file.")
+  workdir = flags.DEFINE_string("workdir", "workdirs/ablations",
+                                "Root of every ablation's runs (the seeds' pipelines are shared).")
+  out = flags.DEFINE_string("out", f"results/ablations/{module.NAME}",
+                            "Result path prefix (.md, .json, .png).")
+  point = flags.DEFINE_string("point", "", "Run only this point (seed<k>/<arm>), no report.")
+  dry_run = flags.DEFINE_bool("dry_run", False, "Print one command per point and exit.")
+  report_only = flags.DEFINE_bool("report_only", False, "Only rewrite the result section.")
+  check_override_keys(sys.argv)
+  flags.mark_flags_as_required(["config"])
+
+  def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)
+    config = config_flag.value
+    path = config_flags.get_config_filename(flags.FLAGS["config"])
+    spec = importlib.util.spec_from_file_location("_ablation_config", path.partition(":")[0])
+    config_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(config_module)
+    common.main_loop(sys.argv, config=config, points=config_module.points(config),
+                     run_point=lambda seed, arm: module.run_point(config, workdir.value, seed, arm),
+                     write=lambda: module.write(config, workdir.value,
+                                                common.prepare_out(out.value)),
+                     point=point.value, dry_run=dry_run.value, report_only=report_only.value)
+
+  app.run(main)

@@ -1,0 +1,156 @@
+"""Chain-of-thought SFT, then evaluation on every split.
+
+  python experiments/sft.py --config=configs/arith.py --workdir=workdirs/sft
+  python experiments/sft.py --config=configs/gsm8k_smollm2.py --workdir=workdirs/gsm8k_sft
+
+The synthetic task trains a model from scratch with its own tokenizer; a config with
+`data.source` "jsonl"/"tfds" trains on GSM8K, starting from `pretrained.path` (its weights,
+vocabulary and the config's prompt format).
+
+Re-running with the same workdir resumes from the latest checkpoint. The workdir holds
+the tokenizer, the generated splits (GSM8K-format JSONL), checkpoints, metrics.jsonl and
+eval/ (per-problem outputs and summary.json).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+
+import jax
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from s2jax import checkpoints, evaluation, pretrained, report, sharding
+from s2jax import train as train_lib
+from s2jax.config import check_override_keys, model_config, validate_train_config
+from s2jax.data import batches, formats, gsm8k
+from s2jax.metrics import MetricWriter
+from s2jax.models.transformer import Transformer
+from s2jax.sampling import Sampler
+from s2jax.tasks import splits
+from s2jax.tokenizers import SentencePieceTokenizer, train_sentencepiece
+
+
+def prepare_gsm8k(config, workdir: str):
+  """Copy the GSM8K slice into the workdir (later stages read their splits there) and load
+  the pretrained checkpoint's tokenizer with the config's prompt format."""
+  paths = {}
+  for name in ("train", "test"):
+    paths[name] = os.path.join(workdir, "data", f"{name}.jsonl")
+    if not os.path.exists(paths[name]) and jax.process_index() == 0:
+      gsm8k.write_jsonl(paths[name], pretrained.gsm8k_records(config, name))
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices("s2jax_prepare_gsm8k")
+  return paths, pretrained.tokenizer_for(config, gsm8k.read_jsonl(paths["train"]))
+
+
+def prepare_data(config, workdir: str):
+  """Generate (or reuse) the splits and the tokenizer, stored in the workdir."""
+  if pretrained.is_gsm8k(config):
+    return prepare_gsm8k(config, workdir)
+  data_dir = os.path.join(workdir, "data")
+  paths = {}
+  for name, n in [("train", config.data.num_train)] + [
+      (s, config.data.num_eval) for s in splits.eval_split_names(config)]:
+    path = os.path.join(data_dir, f"{name}.jsonl")
+    if not os.path.exists(path) and jax.process_index() == 0:
+      gsm8k.write_jsonl(path, (p.to_json() for p in splits.build_split(config, name, n)))
+    paths[name] = path
+  tok_path = config.tokenizer.path or os.path.join(workdir, "tokenizer.model")
+  if not os.path.exists(tok_path) and jax.process_index() == 0:
+    train_recs = gsm8k.read_jsonl(paths["train"])[: config.tokenizer.corpus_size]
+    train_sentencepiece([r["question"] + "\n" + r["answer"] for r in train_recs],
+                        tok_path[: -len(".model")], config.tokenizer.vocab_size)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices("s2jax_prepare_data")
+  return paths, SentencePieceTokenizer(tok_path)
+
+
+def build_model(config, tokenizer) -> Transformer:
+  cfg = model_config(config.model, vocab_size=tokenizer.vocab_size)
+  return Transformer(cfg)
+
+
+def run(config, workdir: str) -> dict:
+  validate_train_config(config)
+  sharding.initialize_distributed(config.distributed)
+  os.makedirs(workdir, exist_ok=True)
+  host_params = None
+  if "pretrained" in config:
+    # The checkpoint defines the model; the config's overrides (dtype, remat) apply on top.
+    # Written into config.json, so later stages rebuild the same model from the workdir.
+    model_cfg, host_params = pretrained.load_host(config)
+    config.model = pretrained.model_dict(model_cfg)
+    config.tokenizer.path = os.path.abspath(config.tokenizer.get("path", "")
+                                            or pretrained.checkpoint_path(config))
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2))
+  report.write_run_info(workdir)
+  paths, tokenizer = prepare_data(config, workdir)
+  model = build_model(config, tokenizer)
+  mesh = sharding.make_mesh(config.mesh.shape)
+  t = config.train
+  shards = mesh.shape["data"] * mesh.shape["fsdp"]
+  if t.batch_size % (shards * t.grad_accum):
+    raise ValueError(f"config: train.batch_size={t.batch_size} must be divisible by "
+                     f"data*fsdp*grad_accum = {shards}*{t.grad_accum}")
+
+  train_records = gsm8k.read_jsonl(paths["train"])
+  fmt = config.data.get("format", "cot")  # cot | direct | filler (s2jax/data/formats.py)
+  examples = [batches.encode_example(tokenizer, r["question"],
+                                     formats.solution_text(r["answer"], fmt, tokenizer))
+              for r in train_records]
+  batches.check_lengths(examples, config.data.seq_len, paths["train"])
+
+  optimizer = train_lib.make_optimizer(config.optim)
+  state, state_sh = train_lib.create_state(model, optimizer, jax.random.key(config.seed), mesh)
+  if host_params is not None:
+    state = state.replace(params=train_lib.transplant_params(state.params, host_params)[0])
+  step_fn = train_lib.jit_train_step(
+      train_lib.make_train_step(lambda p, b: train_lib.next_token_loss(model, p, b), optimizer,
+                                t.grad_accum), state_sh, mesh)
+
+  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=t.keep_checkpoints,
+                                  every=t.checkpoint_every)
+  if ckpt.latest_step() is not None:
+    state = train_lib.restore_state(ckpt, state)
+  start = int(state.step)
+  writer = MetricWriter(workdir)
+  writer.write(start, event="start", processes=jax.process_count(), devices=jax.device_count(),
+               mesh=dict(mesh.shape))
+  batch_at = train_lib.lm_batches(examples, tokenizer, mesh, batch_size=t.batch_size,
+                                 seed=config.seed, pad_multiple=config.data.pad_multiple,
+                                 seq_len=config.data.seq_len,
+                                 bucket_window=config.data.bucket_window)
+
+  state = train_lib.fit(state, step_fn, batch_at, steps=t.steps, ckpt=ckpt, writer=writer,
+                        log_every=t.log_every, desc="sft")
+  ckpt.close()
+
+  summaries = {}
+  if config.eval.get("enabled", True):
+    summaries = evaluate_all(config, workdir, model, state.params, tokenizer, paths, mesh)
+    writer.write(t.steps, **{f"eval/{k}/accuracy": v["accuracy"] for k, v in summaries.items()},
+                 **{f"eval/{k}/fully_valid": v["fully_valid"] for k, v in summaries.items()})
+  return {"final_step": int(state.step), "eval": summaries}
+
+
+def evaluate_all(config, workdir, model, params, tokenizer, paths, mesh) -> dict:
+  sampler = Sampler(model, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
+                    max_cache_len=config.eval.max_cache_len)
+  bsh = sharding.batch_sharding(mesh, 2, config.eval.batch_size)
+  records = {name: gsm8k.read_jsonl(paths[name]) for name in splits.eval_split_names(config)}
+  summaries, per_problem = evaluation.evaluate_splits(
+      sampler, params, tokenizer, records, batch_size=config.eval.batch_size,
+      max_new_tokens=config.eval.max_new_tokens, batch_sharding=bsh)
+  if jax.process_index() == 0:
+    for name, results in per_problem.items():
+      gsm8k.write_jsonl(os.path.join(workdir, "eval", f"{name}.jsonl"), results)
+    with open(os.path.join(workdir, "eval", "summary.json"), "w") as f:
+      json.dump(summaries, f, indent=2)
+  return summaries

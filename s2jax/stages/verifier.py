@@ -1,0 +1,238 @@
+"""Train a step-level (PRM) or outcome (ORM) verifier on the SFT policy's own samples,
+then measure it against exact step labels on held-out problems.
+
+  python experiments/train_verifier.py --config=configs/verifier_arith.py \
+      --config.policy_workdir=workdirs/sft --workdir=workdirs/prm
+
+Policy samples and Monte-Carlo rollouts are cached under <policy_workdir>/samples, so a
+sweep over label sources samples once. Re-running with the same workdir resumes training.
+Writes config.json (loadable by `s2jax.workdirs.load_model`), labels.jsonl (the training
+records, TRL stepwise format for a PRM), checkpoints/, metrics.jsonl and
+eval/summary.json with eval/reliability.png.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+
+import jax
+import ml_collections
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from s2jax import checkpoints, labels, report, sharding, verifier
+from s2jax.policy import Policy
+from s2jax import train as train_lib
+from s2jax import verifier_metrics as vm
+from s2jax.config import model_config, require, validate_optim_config
+from s2jax.data import batches, jsonl, stepwise
+from s2jax.metrics import MetricWriter
+from s2jax.models.transformer import Transformer
+from s2jax.sampling import SamplingConfig
+from s2jax.tasks import arith, problems, splits
+
+
+def policy_samples(policy: Policy, config, split: str, num_problems: int, per_problem: int,
+                   seed: int) -> list:
+  s = config.samples
+  return policy.samples(split, num_problems, per_problem, seed=seed,
+                        sampling=SamplingConfig(s.temperature, s.top_k, s.top_p),
+                        batch_size=s.batch_size, max_new_tokens=s.max_new_tokens,
+                        max_cache_len=s.max_cache_len)
+
+
+def solutions_of(records: list, max_solutions: int) -> list:
+  """(problem, solution text) pairs, in a fixed order, optionally the first N."""
+  pairs = [(problems.from_json(r), s) for r in records for s in r["samples"]]
+  return pairs[:max_solutions] if max_solutions > 0 else pairs
+
+
+def mc_outcomes(policy: Policy, config, pairs: list, samples_key: str) -> list:
+  """Cached `labels.rollout_outcomes` for every (problem, solution) pair."""
+  lc, s = config.labels, config.samples
+  path = policy.cache_path("mc", samples=samples_key, n=len(pairs), k=lc.mc_rollouts,
+                           t=lc.mc_temperature, max_new=lc.mc_max_new_tokens)
+  if os.path.exists(path):
+    return [np.asarray(r["outcomes"], bool).reshape(r["shape"])
+            for r in jsonl.read_jsonl(path, lambda r, where: r, what="cached rollouts")]
+  model, params, tok, _, mesh = policy.load()
+  outs = labels.rollout_outcomes(
+      policy.sampler(s.max_cache_len), params, tok, [p.question for p, _ in pairs],
+      [arith.split_steps(t)[0] for _, t in pairs], [p.answer for p, _ in pairs],
+      k=lc.mc_rollouts, batch_size=s.batch_size, max_new_tokens=lc.mc_max_new_tokens,
+      sampling=SamplingConfig(lc.mc_temperature), rng=jax.random.key(config.seed + 17),
+      batch_sharding=sharding.batch_sharding(mesh, 2, s.batch_size))
+  if jax.process_index() == 0:
+    jsonl.write_jsonl(path, ({"shape": list(o.shape), "outcomes": o.ravel().tolist()}
+                             for o in outs))
+  return outs
+
+
+def training_records(policy: Policy, config, sample_records: list) -> tuple[list, dict]:
+  """Labelled records for the chosen verifier kind and label source, plus statistics
+  (including how the source's labels agree with the exact ones)."""
+  lc = config.labels
+  pairs = solutions_of(sample_records, lc.max_solutions)
+  rng = np.random.default_rng(config.seed)
+  stats = {"solutions": len(pairs)}
+  if config.kind == "orm":
+    recs = [{"prompt": p.question, "solution": t,
+             "label": bool(problems.check(p, t).answer_correct)} for p, t in pairs]
+    stats["positive_fraction"] = float(np.mean([r["label"] for r in recs]))
+    return recs, stats
+  exact = [labels.exact_record(p, t) for p, t in pairs]
+  keep = [i for i, r in enumerate(exact) if r is not None]
+  stats["without_steps"] = len(pairs) - len(keep)
+  if lc.source == "exact":
+    recs = [exact[i] for i in keep]
+  elif lc.source == "annotation":
+    recs = [labels.annotation_record(pairs[i][0].question, pairs[i][1]) for i in keep]
+  else:  # mc
+    sub = [pairs[i] for i in keep]
+    key = json.dumps([config.seed, config.samples.to_dict()], sort_keys=True, default=list)
+    outs = mc_outcomes(policy, config, sub, key)
+    recs = [labels.mc_record(p.question, arith.split_steps(t)[0], o, lc.mc_k, lc.mc_mode)
+            for (p, t), o in zip(sub, outs)]
+  ref = [l for i in keep for l in exact[i]["labels"]]
+  got = [l for r in recs for l in r["labels"]]
+  stats["label_agreement"] = vm.label_agreement(got, ref)
+  if lc.corrupted_per_problem > 0:
+    recs += labels.corrupted_records([problems.from_json(r) for r in sample_records], rng,
+                                     lc.corrupted_per_problem)
+  if lc.balance:
+    recs = labels.balance(recs, rng)
+  stats["valid_steps"], stats["invalid_steps"] = labels.label_counts(recs)
+  max_steps = config.data.max_steps
+  stats["truncated"] = sum(len(r["completions"]) > max_steps for r in recs)
+  recs = [dict(r, completions=r["completions"][:max_steps], labels=r["labels"][:max_steps])
+          for r in recs]
+  return recs, stats
+
+
+def validate(config) -> None:
+  require(bool(config.policy_workdir), "policy_workdir", config.policy_workdir,
+          "must name the SFT workdir the verifier learns from")
+  require(config.kind in verifier.KINDS, "kind", config.kind, f"must be one of {verifier.KINDS}")
+  require(config.labels.source in labels.SOURCES, "labels.source", config.labels.source,
+          f"must be one of {labels.SOURCES}")
+  require(config.labels.mc_mode in labels.MC_MODES, "labels.mc_mode", config.labels.mc_mode,
+          f"must be one of {labels.MC_MODES}")
+  require(0 < config.labels.mc_k <= config.labels.mc_rollouts, "labels.mc_k",
+          config.labels.mc_k, f"must be in 1..labels.mc_rollouts={config.labels.mc_rollouts}")
+  validate_optim_config(config)
+
+
+def run(config, workdir: str) -> dict:
+  validate(config)
+  sharding.initialize_distributed(config.distributed)
+  policy = Policy(config.policy_workdir, config.policy_step)
+  tok = policy.tokenizer()
+  model_dict = {**policy.config.model.to_dict(), **config.model.to_dict()}
+  model = Transformer(model_config(ml_collections.ConfigDict(model_dict), vocab_size=tok.vocab_size))
+  os.makedirs(workdir, exist_ok=True)
+  if jax.process_index() == 0:
+    saved = config.to_dict()
+    saved.update(model=dict(model_dict, vocab_size=tok.vocab_size),
+                 tokenizer={"path": policy.tokenizer_path}, policy_step=policy.step,
+                 prompt=(policy.config.prompt.to_dict() if "prompt" in policy.config
+                         else {"kind": "plain"}))
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      json.dump(saved, f, indent=2, default=list)
+  report.write_run_info(workdir)
+
+  s = config.samples
+  train_samples = policy_samples(policy, config, "train", s.train_problems, s.per_problem,
+                                 config.seed)
+  records, stats = training_records(policy, config, train_samples)
+  if not records:
+    raise ValueError("no training records: every sampled solution was empty")
+  if jax.process_index() == 0:
+    jsonl.write_jsonl(os.path.join(workdir, "labels.jsonl"), records)
+  writer = MetricWriter(workdir)
+  writer.write(0, event="data", **stats)
+  logging.warning("verifier data: %s", stats)
+
+  mesh = sharding.make_mesh(config.mesh.shape)
+  t = config.train
+  optimizer = train_lib.make_optimizer(config.optim)
+  state, state_sh = train_lib.create_state(model, optimizer, jax.random.key(config.seed), mesh)
+  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=t.keep_checkpoints,
+                                  every=t.checkpoint_every)
+  if ckpt.latest_step() is not None:
+    state = train_lib.restore_state(ckpt, state)
+  elif config.init_from_policy:
+    _, policy_params, _, _, _ = policy.load()
+    params, copied = train_lib.transplant_params(state.params, policy_params)
+    state = state.replace(params=params)
+    writer.write(0, event="init_from_policy", copied=len(copied))
+  loss = verifier.prm_loss if config.kind == "prm" else verifier.orm_loss
+  step_fn = train_lib.jit_train_step(
+      train_lib.make_train_step(lambda p, b: loss(model, p, b), optimizer, t.grad_accum),
+      state_sh, mesh)
+  lengths = np.asarray([stepwise.record_length(tok, r) for r in records])
+  if lengths.max() > config.data.seq_len:
+    raise ValueError(f"a training record has {lengths.max()} tokens, more than "
+                     f"data.seq_len={config.data.seq_len}")
+  rows = sharding.process_rows(t.batch_size)
+
+  def batch_at(step):
+    idx = batches.bucketed_batch_indices(step, t.batch_size, lengths, config.seed,
+                                         config.data.bucket_window)
+    chosen = [records[i] for i in idx][rows]
+    length = min(config.data.seq_len, -(-lengths[idx].max() // config.data.pad_multiple)
+                 * config.data.pad_multiple)
+    if config.kind == "prm":
+      local = stepwise.prm_batch(tok, chosen, length, config.data.max_steps)
+    else:
+      local = stepwise.outcome_batch(tok, chosen, length)
+    return {k: sharding.global_batch(v, mesh) for k, v in local.items()}
+
+  state = train_lib.fit(state, step_fn, batch_at, steps=t.steps, ckpt=ckpt, writer=writer,
+                        log_every=t.log_every, desc=f"train {config.kind}")
+  ckpt.close()
+  summary = evaluate_verifier(config, workdir, policy, model, state.params, tok, mesh)
+  summary["data"] = stats
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "eval", "summary.json"), "w") as f:
+      json.dump(summary, f, indent=2)
+  return summary
+
+
+def evaluate_verifier(config, workdir, policy, model, params, tok, mesh) -> dict:
+  """Held-out policy samples on every evaluation split, judged against exact labels."""
+  s = config.samples
+  scorer = verifier.Scorer(model, params, tok, batch_size=config.eval.score_batch_size,
+                           batch_sharding=sharding.batch_sharding(mesh, 2,
+                                                                  config.eval.score_batch_size))
+  out, curves = {}, {}
+  for split in splits.eval_split_names(policy.config):
+    recs = policy_samples(policy, config, split, s.heldout_problems, s.heldout_per_problem,
+                          config.seed + 1000)
+    pairs = solutions_of(recs, 0)
+    verdicts = [problems.check(p, t) for p, t in pairs]
+    correct = np.asarray([v.answer_correct for v in verdicts], bool)
+    res = {"solutions": len(pairs), "answer_correct_fraction": float(correct.mean())}
+    if config.kind == "prm":
+      steps = [arith.split_steps(t)[0] for _, t in pairs]
+      scores = scorer.step_scores([p.question for p, _ in pairs], steps)
+      exact = [[x.valid for x in v.steps] for v in verdicts]
+      res.update(vm.step_report(scores, exact, config.eval.threshold))
+      solution_scores = [float(np.min(x)) if len(x) else 0.0 for x in scores]
+      curves[split] = res["reliability"]
+    else:
+      solution_scores = scorer.outcome_scores([p.question for p, _ in pairs],
+                                              [t for _, t in pairs])
+      res["reliability"] = vm.reliability(solution_scores, correct)
+      curves[split] = res["reliability"]
+    res["solution_auroc"] = vm.auroc(solution_scores, correct)
+    out[split] = res
+    logging.warning("%s %s: %s", config.kind, split,
+                    {k: v for k, v in res.items() if k != "reliability"})
+  if jax.process_index() == 0:
+    os.makedirs(os.path.join(workdir, "eval"), exist_ok=True)
+    vm.plot_reliability(curves, os.path.join(workdir, "eval", "reliability.png"),
+                        title=f"{config.kind.upper()} calibration, held-out policy samples")
+  return out
