@@ -3,7 +3,7 @@
   python benchmarks/bench_rl.py --policy_workdir=W --prm_workdir=P [--iterations=6] \
       [--set rl.algorithm=grpo --set rl.group_size=4 --set rollout.prompts=8] [--out=F.json]
 
-Runs `experiments/ppo.Trainer` (the code the RL experiment runs) for a few iterations in a
+Runs `s2jax.rl.learner.Learner` (the code the RL experiment runs) for a few iterations in a
 scratch workdir with configs/ppo_arith.py plus overrides, and reports per phase the median
 over the iterations after the first (which compiles), the fraction of the iteration each
 phase takes, and rollout tokens per second (generated tokens / rollout wall time).
@@ -21,10 +21,8 @@ from common import device_name, write_result
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "experiments"))
-
-from s2jax.config import load_config_file  # noqa: E402
+from s2jax.config import load_config_file
+from s2jax.rl.learner import Learner
 
 PHASES = ("time_rollout", "time_scoring", "time_update")
 
@@ -48,7 +46,6 @@ def main():
   ap.add_argument("--set", action="append", default=[], help="dotted.key=value override")
   ap.add_argument("--out", default="")
   args = ap.parse_args()
-  import ppo  # experiments/ppo.py
 
   config = load_config_file(args.config)
   config.policy_workdir, config.prm_workdir = args.policy_workdir, args.prm_workdir
@@ -65,7 +62,7 @@ def main():
     node[leaf] = parse_value(value)
   rows = []
   with tempfile.TemporaryDirectory() as workdir:
-    trainer = ppo.Trainer(config, workdir)
+    trainer = Learner(config, workdir)
     for it in range(args.iterations):
       m = trainer.iteration(it)
       rows.append({k: m[k] for k in PHASES + ("rollout_tokens_per_s", "response_tokens")})

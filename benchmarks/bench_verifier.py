@@ -21,13 +21,12 @@ from common import device_name, median_time, write_result
 import jax
 import numpy as np
 
-from s2jax import evaluation, search, sharding, verifier, workdirs
+from s2jax import evaluation, search, sharding, verifier
 from s2jax.config import load_config_file, model_config
 from s2jax.data import gsm8k
 from s2jax.models.transformer import Transformer
 from s2jax.policy import Policy
 from s2jax.sampling import SamplingConfig
-from s2jax.tasks import arith
 
 
 def kernel_rows(config_path, seq_len, steps, batches, repeats):
@@ -54,10 +53,10 @@ def kernel_rows(config_path, seq_len, steps, batches, repeats):
 
 def search_overhead(policy_workdir, prm_workdir, split, num_problems, budget, seed):
   policy = Policy(policy_workdir)
-  model, params, tok, _, mesh = policy.load()
-  pm, pp, ptok, _, _ = workdirs.load_model(prm_workdir)
-  scorer = verifier.Scorer(pm, pp, ptok, batch_size=64)
-  records = [arith.Problem.from_json(r)
+  loaded = policy.load()
+  params, tok, task = loaded.params, loaded.tokenizer, policy.task
+  scorer = verifier.Scorer.from_workdir(prm_workdir, batch_size=64)
+  records = [task.from_json(r)
              for r in gsm8k.read_jsonl(policy.split_path(split))[:num_problems]]
   questions = [p.question for p in records]
   truth = [p.answer for p in records]
@@ -69,9 +68,9 @@ def search_overhead(policy_workdir, prm_workdir, split, num_problems, budget, se
     texts = evaluation.generate_solutions(sampler, params, tok, flat, batch_size=128,
                                           max_new_tokens=192, sampling=sampling,
                                           rng=jax.random.key(seed), desc="")
-    scores = scorer.step_scores(flat, [arith.split_steps(t)[0] for t in texts])
+    scores = scorer.step_scores(flat, [task.split_steps(t)[0] for t in texts])
     agg = np.asarray([search.aggregate(s, "min") for s in scores]).reshape(-1, budget)
-    answers = [arith.parse_final_answer(t) for t in texts]
+    answers = task.answers(texts)
     chosen = [search.best_of_n(answers[i * budget:(i + 1) * budget], agg[i])
               for i in range(len(questions))]
     return sum(len(tok.encode(t)) + 1 for t in texts), chosen
@@ -80,9 +79,10 @@ def search_overhead(policy_workdir, prm_workdir, split, num_problems, budget, se
     w = math.isqrt(budget)
     propose = search.model_proposer(sampler, params, tok, questions, batch_size=128,
                                     max_step_tokens=48, sampling=sampling,
-                                    rng=jax.random.key(seed))
+                                    rng=jax.random.key(seed), is_final_line=task.is_final_line)
     res = search.beam_search(len(questions), propose, search.model_step_scorer(scorer, questions),
-                             search.BeamConfig(width=w, expansions=w))
+                             search.BeamConfig(width=w, expansions=w),
+                             parse_answer=task.parse_answer)
     return sum(r.tokens for r in res), [r.answer for r in res]
 
   out = {}

@@ -13,7 +13,7 @@ def get_config(arg: str = ""):
   c = ml_collections.ConfigDict()
   c.seed = 0
 
-  c.task = dict(min_steps=2, max_steps=4, min_distractors=0, max_distractors=2,
+  c.task = dict(name="arith", min_steps=2, max_steps=4, min_distractors=0, max_distractors=2,
                 ops=("add", "sub", "mul", "div", "sum"), max_value=40, families=(0, 1))
   # Shifted splits: each entry overrides c.task.
   c.splits = dict(

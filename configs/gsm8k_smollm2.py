@@ -84,6 +84,7 @@ def _get_config(arg: str):
   c = ml_collections.ConfigDict()
   c.seed = 0
   c.pretrained = dict(path="")
+  c.task = dict(name="gsm8k")  # s2jax.tasks: answers and calculator annotations judged
   # num_train / num_eval: 0 = the whole split; otherwise the first N problems.
   c.data = dict(source="jsonl", dir="", num_train=0, num_eval=0, seq_len=512, pad_multiple=64,
                 bucket_window=16)

@@ -8,7 +8,8 @@ finishes in well under 30 minutes on two CPU cores; override any key as usual, e
 `--config.sft.train.steps=2000 --config.ppo.train.iterations=40`. The pipeline fills in
 the stage-to-stage paths (policy_workdir, prm_workdir) and gives every stage `seed`.
 
-`:tiny` is the seconds-long version for tests. `seeds()` is the sweep over seeds (one pipeline job per point) that the ablations use.
+`:tiny` is the seconds-long version for tests. `seeds()` is the sweep over seeds (one
+pipeline job per point) that the ablations use.
 """
 import ml_collections
 

@@ -16,7 +16,7 @@ import os
 import jax
 from absl import app, flags, logging
 
-from s2jax import evaluation, sharding, workdirs
+from s2jax import evaluation, sharding, tasks, workdirs
 from s2jax.data import gsm8k
 from s2jax.sampling import Sampler
 
@@ -24,8 +24,12 @@ from s2jax.sampling import Sampler
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  model, params, tokenizer, config, mesh = workdirs.load_model(_WORKDIR.value, _STEP.value)
+  m = workdirs.load_model(_WORKDIR.value, _STEP.value)
+  model, params, tokenizer, config, mesh = m.model, m.params, m.tokenizer, m.config, m.mesh
   records = gsm8k.read_jsonl(_DATA.value)
+  # Generated records carry `meta` and get the synthetic task's exact checker; real GSM8K
+  # records the reference answer and calculator annotations.
+  task = tasks.get(_TASK.value or ("arith" if all("meta" in r for r in records) else "gsm8k"))
   if _LIMIT.value:
     records = records[: _LIMIT.value]
   batch_size = _BATCH.value or config.eval.batch_size
@@ -33,7 +37,8 @@ def main(argv):
   sampler = Sampler(model, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
                     max_cache_len=config.eval.max_cache_len)
   results, summary = evaluation.evaluate_records(
-      sampler, params, tokenizer, records, batch_size=batch_size, max_new_tokens=max_new,
+      sampler, params, tokenizer, records, task=task, batch_size=batch_size,
+      max_new_tokens=max_new,
       batch_sharding=sharding.batch_sharding(mesh, 2, batch_size))
   out = _OUTPUT.value or os.path.join(
       _WORKDIR.value, "eval", os.path.splitext(os.path.basename(_DATA.value))[0] + ".jsonl")
@@ -54,5 +59,8 @@ if __name__ == "__main__":
   _LIMIT = flags.DEFINE_integer("limit", None, "Evaluate only the first N records.")
   _BATCH = flags.DEFINE_integer("batch_size", None, "Override eval.batch_size.")
   _MAX_NEW = flags.DEFINE_integer("max_new_tokens", None, "Override eval.max_new_tokens.")
+  _TASK = flags.DEFINE_string("task", "", "Task that judges the records "
+                              f"({', '.join(tasks.names())}); default: arith for generated "
+                              "records, gsm8k otherwise.")
   flags.mark_flags_as_required(["workdir", "data"])
   app.run(main)

@@ -1,9 +1,6 @@
-"""Greedy evaluation on GSM8K-format records with step verdicts.
-
-Records from the synthetic generator (with `meta`) are judged by the exact step checker;
-any other GSM8K-format record by its reference final answer and the arithmetic check of
-calculator annotations (see tasks/problems.py).
-"""
+"""Greedy evaluation on GSM8K-format records with step verdicts, judged by the task
+(s2jax.tasks: the synthetic task's exact step checker, or GSM8K's reference answer and
+calculator annotations)."""
 from __future__ import annotations
 
 import collections
@@ -14,19 +11,18 @@ import numpy as np
 from s2jax.data import prompts
 from s2jax.data.batches import encode_prompt
 from s2jax.sampling import SamplingConfig
-from s2jax.tasks import problems
 
 
-def judge(record: dict, output: str) -> dict:
-  problem = problems.from_json(record)
-  verdict = problems.check(problem, output)
+def judge(task, record: dict, output: str) -> dict:
+  problem = task.from_json(record)
+  verdict = task.check(problem, output)
   correct = verdict.answer_correct
   return {"question": record["question"], "reference": record["answer"], "output": output,
           "answer": verdict.answer, "correct": bool(correct),
           "fully_valid": bool(verdict.steps) and verdict.all_steps_valid and bool(correct),
           "steps": [{"text": s.text, "valid": s.valid, "reason": s.reason} for s in verdict.steps],
           "num_steps": problem.num_steps,
-          "checker": "exact" if "meta" in record else "annotation"}
+          "checker": task.name}
 
 
 def summarize(results: Sequence[dict]) -> dict:
@@ -59,21 +55,22 @@ def generate_solutions(sampler, params, tokenizer, questions: Sequence[str], *,
   return [fmt.cut(tokenizer.decode(ids)) for ids, _ in outs]
 
 
-def evaluate_records(sampler, params, tokenizer, records: Sequence[dict], *, batch_size: int,
-                     max_new_tokens: int, desc: str = "eval", batch_sharding=None):
+def evaluate_records(sampler, params, tokenizer, records: Sequence[dict], *, task,
+                     batch_size: int, max_new_tokens: int, desc: str = "eval",
+                     batch_sharding=None):
   outputs = generate_solutions(sampler, params, tokenizer, [r["question"] for r in records],
                                batch_size=batch_size, max_new_tokens=max_new_tokens, desc=desc,
                                batch_sharding=batch_sharding)
-  results = [judge(r, o) for r, o in zip(records, outputs)]
+  results = [judge(task, r, o) for r, o in zip(records, outputs)]
   return results, summarize(results)
 
 
-def evaluate_splits(sampler, params, tokenizer, split_records: dict, *, batch_size: int,
+def evaluate_splits(sampler, params, tokenizer, split_records: dict, *, task, batch_size: int,
                     max_new_tokens: int, batch_sharding=None) -> tuple[dict, dict]:
   """Greedy accuracy on several named splits → ({split: summary}, {split: per-problem})."""
   summaries, per_problem = {}, {}
   for name, records in split_records.items():
     per_problem[name], summaries[name] = evaluate_records(
-        sampler, params, tokenizer, records, batch_size=batch_size,
+        sampler, params, tokenizer, records, task=task, batch_size=batch_size,
         max_new_tokens=max_new_tokens, desc=f"eval {name}", batch_sharding=batch_sharding)
   return summaries, per_problem

@@ -16,26 +16,26 @@ import numpy as np
 
 from s2jax.data.steps import encode_with_steps
 from s2jax.sampling import SamplingConfig
-from s2jax.tasks import arith, problems as task_problems
+from s2jax.tasks import arith
 
 SOURCES = ("exact", "annotation", "mc")
 MC_MODES = ("hard", "soft")
 
 
-def exact_record(problem, solution: str) -> dict | None:
+def exact_record(task, problem, solution: str) -> dict | None:
   """Stepwise record labelled by the task's checker (exact for the synthetic task, the
   annotations for GSM8K); None for a solution without steps."""
-  steps, _ = arith.split_steps(solution)
+  steps, _ = task.split_steps(solution)
   if not steps:
     return None
-  verdict = task_problems.check(problem, solution)
+  verdict = task.check(problem, solution)
   return {"prompt": problem.question, "completions": steps,
           "labels": [s.valid for s in verdict.steps]}
 
 
-def annotation_record(question: str, solution: str) -> dict | None:
+def annotation_record(task, question: str, solution: str) -> dict | None:
   """Stepwise record labelled by the arithmetic of each step's `<<expr=value>>` (weak)."""
-  steps, _ = arith.split_steps(solution)
+  steps, _ = task.split_steps(solution)
   if not steps:
     return None
   verdict = arith.check_annotations(solution)
@@ -45,8 +45,7 @@ def annotation_record(question: str, solution: str) -> dict | None:
 def rollout_outcomes(sampler, params, tokenizer, questions: Sequence[str],
                      step_lists: Sequence[Sequence[str]], answers: Sequence[float], *, k: int,
                      batch_size: int, max_new_tokens: int, sampling: SamplingConfig, rng,
-                     batch_sharding=None, desc: str = "mc rollouts",
-                     extract_answer=arith.parse_final_answer) -> list:
+                     extract_answer, batch_sharding=None, desc: str = "mc rollouts") -> list:
   """For every solution, a [num_steps, k] bool array: did rollout j from the prefix that
   ends with step i reach the reference answer? All prefixes go through the sampler in
   fixed-size batches, so the cost is (total steps * k) completions."""
@@ -84,13 +83,13 @@ def mc_record(question: str, steps: Sequence[str], outcomes: np.ndarray, k: int,
           "labels": [bool(x) for x in labels] if mode == "hard" else [float(x) for x in labels]}
 
 
-def corrupted_records(problems: Sequence[arith.Problem], rng: np.random.Generator,
+def corrupted_records(task, problems: Sequence, rng: np.random.Generator,
                       per_problem: int = 1) -> list:
   """Reference prefixes ending in one corrupted (invalid) step."""
   out = []
   for p in problems:
     for _ in range(per_problem):
-      steps, i, _ = task_problems.corrupt(p, rng)
+      steps, i, _ = task.corrupt(p, rng)
       out.append({"prompt": p.question, "completions": steps,
                   "labels": [True] * i + [False]})
   return out

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 
 
 import jax
 import ml_collections
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import logging
 
 from s2jax import compute, report
 from s2jax.metrics import latest_per_step, read_metrics

@@ -14,7 +14,7 @@ import jax
 from s2jax import checkpoints, evaluation, sharding, workdirs
 from s2jax.data import gsm8k, jsonl
 from s2jax.sampling import Sampler, SamplingConfig
-from s2jax.tasks import splits
+from s2jax import tasks
 
 
 class Policy:
@@ -30,9 +30,9 @@ class Policy:
     if self.step is None:
       raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints")
     self._loaded = None
+    self.task = tasks.for_config(self.config)
 
-  def load(self):
-    """(model, params, tokenizer, config, mesh)."""
+  def load(self) -> workdirs.LoadedModel:
     if self._loaded is None:
       self._loaded = workdirs.load_model(self.workdir, self.step)
     return self._loaded
@@ -40,12 +40,13 @@ class Policy:
   def tokenizer(self):
     """The tokenizer with the policy's prompt format, without loading the model."""
     if self._loaded is not None:
-      return self._loaded[2]
+      return self._loaded.tokenizer
     return workdirs.tokenizer(self.workdir, self.config)
 
   def sampler(self, max_cache_len: int) -> Sampler:
-    model, _, tok, _, _ = self.load()
-    return Sampler(model, pad_id=tok.pad_id, eos_id=tok.eos_id, max_cache_len=max_cache_len)
+    m = self.load()
+    return Sampler(m.model, pad_id=m.tokenizer.pad_id, eos_id=m.tokenizer.eos_id,
+                   max_cache_len=max_cache_len)
 
   def split_path(self, name: str) -> str:
     path = os.path.join(self.workdir, "data", f"{name}.jsonl")
@@ -70,7 +71,8 @@ class Policy:
     records = gsm8k.read_jsonl(self.split_path(split))[:num_problems]
     if not records:
       raise ValueError(f"split {split!r} of {self.workdir} is empty")
-    _, params, tok, _, mesh = self.load()
+    m = self.load()
+    params, tok, mesh = m.params, m.tokenizer, m.mesh
     questions = [r["question"] for r in records for _ in range(per_problem)]
     texts = evaluation.generate_solutions(
         self.sampler(max_cache_len), params, tok, questions, batch_size=batch_size,
@@ -91,11 +93,12 @@ class Policy:
       with open(path) as f:
         return json.load(f)
     records = {name: gsm8k.read_jsonl(self.split_path(name))[:num_problems]
-               for name in splits.eval_split_names(self.config)}
-    model, own, tok, _, mesh = self.load()
+               for name in self.task.eval_split_names(self.config)}
+    m = self.load()
+    own, tok, mesh = m.params, m.tokenizer, m.mesh
     summaries, _ = evaluation.evaluate_splits(
         self.sampler(max_cache_len), own if params is None else params, tok, records,
-        batch_size=batch_size, max_new_tokens=max_new_tokens,
+        task=self.task, batch_size=batch_size, max_new_tokens=max_new_tokens,
         batch_sharding=sharding.batch_sharding(mesh, 2, batch_size))
     if params is None and jax.process_index() == 0:
       os.makedirs(os.path.dirname(path), exist_ok=True)

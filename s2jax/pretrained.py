@@ -81,7 +81,8 @@ def load_for_eval(config, policy_workdir: str = ""):
   checkpoint."""
   if policy_workdir:
     from s2jax import workdirs
-    model, params, tok, _, mesh = workdirs.load_model(policy_workdir)
+    m = workdirs.load_model(policy_workdir)
+    model, params, tok, mesh = m.model, m.params, m.tokenizer, m.mesh
     tok.prompt_format = tokenizer_for(config).prompt_format
     return model, params, tok, mesh, os.path.abspath(policy_workdir)
   mesh = sharding.make_mesh(config.mesh.shape)

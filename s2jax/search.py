@@ -22,7 +22,6 @@ import jax
 import numpy as np
 
 from s2jax.data.steps import encode_with_steps
-from s2jax.tasks import arith
 
 AGGREGATIONS = ("min", "prod", "last")
 
@@ -147,13 +146,14 @@ class _ProblemState:
 
 
 def beam_search(num_problems: int, propose: Callable, score: Callable,
-                cfg: BeamConfig = BeamConfig()) -> list[SearchResult]:
+                cfg: BeamConfig = BeamConfig(), *,
+                parse_answer: Callable[[str], Optional[float]]) -> list[SearchResult]:
   """PRM-guided step-level beam search with backtracking, in lockstep over problems.
 
   propose(requests, n) -> for each (problem, steps) request, n Proposals for the next step;
   score(requests) -> for each (problem, steps) request, the step scores of all its steps.
   Both are called once per round with every problem's requests, so the model sees big
-  batches."""
+  batches. parse_answer (the task's) reads the answer of the final line."""
   states = [_ProblemState(frontier=[Candidate(steps=())]) for _ in range(num_problems)]
   how = cfg.aggregation
   for _ in range(cfg.max_depth + cfg.max_backtracks):
@@ -202,14 +202,15 @@ def beam_search(num_problems: int, propose: Callable, score: Callable,
   for st in states:
     pick_from = st.finished or st.fallback
     best = max(pick_from, key=lambda c: c.score(how)) if pick_from else Candidate(steps=())
-    answer = arith.parse_final_answer(best.final) if best.final is not None else None
+    answer = parse_answer(best.final) if best.final is not None else None
     results.append(SearchResult(best.text, answer, best.score(how), bool(st.finished),
                                 st.tokens, st.backtracks, st.rounds))
   return results
 
 
 def model_proposer(sampler, params, tokenizer, questions: Sequence[str], *, batch_size: int,
-                   max_step_tokens: int, sampling, rng, batch_sharding=None) -> Callable:
+                   max_step_tokens: int, sampling, rng, is_final_line: Callable[[str], bool],
+                   batch_sharding=None) -> Callable:
   """`propose` for `beam_search` backed by the jitted sampler: one call per round samples
   every request's next step, stopping at end-of-step (or eos for the final line)."""
   state = {"rng": rng}
@@ -230,7 +231,7 @@ def model_proposer(sampler, params, tokenizer, questions: Sequence[str], *, batc
       # A byte-fallback newline inside a step would split it in two when re-encoded.
       text = tokenizer.decode([t for t in ids if t != tokenizer.step_end_id])
       text = text.replace("\n", " ").strip()
-      final = ended_eos or text.startswith("####")
+      final = ended_eos or is_final_line(text)
       props.append(Proposal(text, final, len(ids)))
     groups = iter([props[k * n:(k + 1) * n] for k in range(sum(fits))])
     return [next(groups) if ok else [] for ok in fits]

@@ -87,6 +87,14 @@ class Scorer:
     self.batch_size, self.pad_multiple = batch_size, pad_multiple
     self.batch_sharding = batch_sharding
 
+  @classmethod
+  def from_workdir(cls, workdir: str, batch_size: int = 64, **kw) -> "Scorer":
+    """The verifier a training workdir holds, its batches sharded over its mesh."""
+    from s2jax import sharding, workdirs
+    m = workdirs.load_model(workdir)
+    return cls(m.model, m.params, m.tokenizer, batch_size=batch_size,
+               batch_sharding=sharding.batch_sharding(m.mesh, 2, batch_size), **kw)
+
   def _batches(self, records):
     lengths = [stepwise.record_length(self.tokenizer, r) for r in records]
     order = np.argsort(lengths, kind="stable")

@@ -1,8 +1,10 @@
 """Loading what a training job left in its workdir: config, tokenizer and parameters."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+from typing import Any
 
 import jax
 import ml_collections
@@ -38,8 +40,19 @@ def tokenizer(workdir: str, config):
   return tok
 
 
-def load_model(workdir: str, step=None):
-  """(model, params, tokenizer, config, mesh) from a training workdir (policy or verifier)."""
+@dataclasses.dataclass(frozen=True)
+class LoadedModel:
+  """What a training workdir (policy or verifier) holds, ready to run."""
+  model: Transformer
+  params: Any
+  tokenizer: Any
+  config: ml_collections.ConfigDict
+  mesh: Any
+
+
+def load_model(workdir: str, step=None) -> LoadedModel:
+  """The model, its parameters (restored into their shardings), tokenizer, config and
+  mesh of a training workdir (policy or verifier)."""
   config = read_config(workdir)
   tok = tokenizer(workdir, config)
   model = Transformer(model_config(config.model, vocab_size=tok.vocab_size))
@@ -51,7 +64,7 @@ def load_model(workdir: str, step=None):
     raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints")
   params = ckpt.restore({"params": params}, step)["params"]  # no optimizer state needed
   ckpt.close()
-  return model, params, tok, config, mesh
+  return LoadedModel(model, params, tok, config, mesh)
 
 
 def derive_policy_workdir(source: str, workdir: str, *, model: dict | None = None,

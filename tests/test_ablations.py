@@ -12,7 +12,7 @@ import pytest
 from s2jax.ablations import common as ablation
 from s2jax import compute, distill
 from s2jax.data import formats, gsm8k
-from s2jax.tasks import problems
+from s2jax import tasks
 from tests.conftest import ROOT, script_env
 
 ABLATIONS = ("rl_vs_sft", "distill_filters", "domain_shift", "filler_tokens",
@@ -49,8 +49,9 @@ def test_filler_has_the_chain_of_thoughts_token_count(tok_and_records):
     final = r["answer"].split("\n")[-1]
     assert filler.split("\n")[-1] == final and direct == final
     # Graded the same way: the answer line is all the grader reads.
-    p = problems.from_json(r)
-    assert problems.check(p, filler).answer_correct and problems.check(p, direct).answer_correct
+    task = tasks.get("arith")
+    p = task.from_json(r)
+    assert task.check(p, filler).answer_correct and task.check(p, direct).answer_correct
 
 
 def test_format_errors_are_named():

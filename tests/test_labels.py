@@ -1,9 +1,12 @@
 import numpy as np
 import pytest
 
-from s2jax import labels
+from s2jax import labels, tasks
 from s2jax.tasks import arith
 from tests.test_tokenizers import tok  # noqa: F401  (fixture)
+
+
+ARITH = tasks.get("arith")
 
 
 def problems(n=30, seed=0):
@@ -13,19 +16,19 @@ def problems(n=30, seed=0):
 def test_exact_labels_on_references_and_corruptions():
   ps = problems()
   for p in ps:
-    r = labels.exact_record(p, p.solution)
+    r = labels.exact_record(ARITH, p, p.solution)
     assert all(r["labels"]) and len(r["completions"]) == p.num_steps
   rng = np.random.default_rng(0)
-  for r, p in zip(labels.corrupted_records(ps, rng), ps):
+  for r, p in zip(labels.corrupted_records(ARITH, ps, rng), ps):
     assert r["labels"][-1] is False and all(r["labels"][:-1])
     # The exact checker agrees with the corrupter's labels.
-    assert labels.exact_record(p, "\n".join(r["completions"]))["labels"] == r["labels"]
-  assert labels.exact_record(ps[0], "#### 3") is None
+    assert labels.exact_record(ARITH, p, "\n".join(r["completions"]))["labels"] == r["labels"]
+  assert labels.exact_record(ARITH, ps[0], "#### 3") is None
 
 
 def test_annotation_labels_only_see_arithmetic():
   q = "Ada has 3 apples."
-  r = labels.annotation_record(q, "Ben has 3+2 = <<3+2=5>>5 apples.\n"
+  r = labels.annotation_record(ARITH, q, "Ben has 3+2 = <<3+2=5>>5 apples.\n"
                                   "Cy has 5*2 = <<5*2=11>>11 apples.\nno annotation here\n#### 11")
   assert r["labels"] == [True, False, True]
 
@@ -33,7 +36,7 @@ def test_annotation_labels_only_see_arithmetic():
 def test_balance_evens_the_labels_and_keeps_every_invalid_step():
   ps = problems(60)
   rng = np.random.default_rng(1)
-  recs = [labels.exact_record(p, p.solution) for p in ps] + labels.corrupted_records(ps[:20], rng)
+  recs = [labels.exact_record(ARITH, p, p.solution) for p in ps] + labels.corrupted_records(ARITH, ps[:20], rng)
   pos, neg = labels.label_counts(recs)
   assert pos > 2 * neg
   kept = labels.balance(recs, rng)
@@ -71,7 +74,8 @@ def test_mc_rollouts_label_each_prefix_from_its_own_completions(tok):  # noqa: F
   sampler = _ScriptedSampler(tok, complete)
   k = 4
   (out,) = labels.rollout_outcomes(sampler, None, tok, ["Ada has 3 apples."], [steps], [10.0],
-                                   k=k, batch_size=8, max_new_tokens=16,
+                                   extract_answer=ARITH.parse_answer, k=k, batch_size=8,
+                                   max_new_tokens=16,
                                    sampling=SamplingConfig(1.0), rng=None)
   assert out.shape == (3, k)
   np.testing.assert_array_equal(out, [[1, 1, 1, 1], [0, 1, 0, 1], [0, 0, 0, 0]])

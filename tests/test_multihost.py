@@ -7,7 +7,6 @@ global batches.
 import os
 import socket
 import subprocess
-import sys
 
 import pytest
 

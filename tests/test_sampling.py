@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from s2jax.models.transformer import KVCache, default_positions, forward
-from s2jax.sampling import Sampler, SamplingConfig, filter_logits, generate_padded, left_pad
+from s2jax.sampling import Sampler, SamplingConfig, filter_logits, generate_padded
 from tests.helpers import tiny_model
 
 EOS, PAD = 3, 0

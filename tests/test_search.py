@@ -1,7 +1,10 @@
 import numpy as np
 import pytest
 
-from s2jax import search
+from s2jax import search, tasks
+
+
+ARITH = tasks.get("arith")
 
 
 def test_votes_and_best_of_n():
@@ -55,7 +58,7 @@ def toy_score(requests):
 
 def test_beam_search_backs_up_from_a_dead_end():
   cfg = search.BeamConfig(width=1, expansions=2, threshold=0.5, max_backtracks=2)
-  (r,) = search.beam_search(1, toy_propose, toy_score, cfg)
+  (r,) = search.beam_search(1, toy_propose, toy_score, cfg, parse_answer=ARITH.parse_answer)
   assert r.backtracks == 1 and r.finished
   assert r.answer == 42.0 and r.solution == "B\nB1\n#### 42"
   # Every sampled candidate counts as generated compute, discarded ones included.
@@ -64,13 +67,13 @@ def test_beam_search_backs_up_from_a_dead_end():
 
 def test_without_backtracking_the_dead_end_is_kept():
   cfg = search.BeamConfig(width=1, expansions=2, threshold=0.5, max_backtracks=0)
-  (r,) = search.beam_search(1, toy_propose, toy_score, cfg)
+  (r,) = search.beam_search(1, toy_propose, toy_score, cfg, parse_answer=ARITH.parse_answer)
   assert r.backtracks == 0 and r.answer == 7.0
 
 
 def test_wide_beam_keeps_both_branches_and_ranks_by_aggregate():
   cfg = search.BeamConfig(width=2, expansions=2, threshold=0.5, max_backtracks=0)
-  (r,) = search.beam_search(1, toy_propose, toy_score, cfg)
+  (r,) = search.beam_search(1, toy_propose, toy_score, cfg, parse_answer=ARITH.parse_answer)
   assert r.answer == 42.0       # min(0.8, 0.9) beats min(0.9, 0.1)
 
 
@@ -97,12 +100,14 @@ def test_a_chain_that_fills_the_cache_gets_no_next_step(monkeypatch):
       return [([5, Tok.step_end_id], True) for _ in prompts]
 
   propose = search.model_proposer(FakeSampler(), None, Tok(), ["q0", "q1"], batch_size=4,
-                                  max_step_tokens=8, sampling=None, rng=jax.random.key(0))
+                                  max_step_tokens=8, sampling=None, rng=jax.random.key(0),
+                                  is_final_line=ARITH.is_final_line)
   out = propose([(0, ()), (1, ("a", "b", "c"))], 2)   # 10 + 8 fits; 70 + 8 does not
   assert [len(p) for p in out] == [2, 0] and out[0][0].text == "step"
   # The whole search ends cleanly when every chain runs out of room.
   results = search.beam_search(2, propose, lambda reqs: [np.full(len(s), 0.9) for _, s in reqs],
-                               search.BeamConfig(width=1, expansions=2, max_depth=12))
+                               search.BeamConfig(width=1, expansions=2, max_depth=12),
+                               parse_answer=ARITH.parse_answer)
   # Chains of 0, 1 and 2 steps got 2 proposals of 2 tokens each; the 3-step one (70 + 8 > 64)
   # got none, which ended the search.
   assert all(not r.finished and r.rounds == 4 and r.tokens == 3 * 2 * 2 for r in results)

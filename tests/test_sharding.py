@@ -1,6 +1,5 @@
 """Losses, gradients and generated tokens on several meshes equal the single-device run."""
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

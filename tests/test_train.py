@@ -4,7 +4,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from s2jax import checkpoints, sharding
+from s2jax import checkpoints
 from s2jax import train as T
 from tests.helpers import random_batch, tiny_model
 

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from s2jax.models.transformer import ModelConfig, Transformer, default_positions, forward
+from s2jax.models.transformer import ModelConfig, Transformer, forward
 from tests.helpers import TINY, random_batch, tiny_model
 
 

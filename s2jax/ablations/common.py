@@ -215,9 +215,11 @@ def greedy_results(policy, records: list, *, batch_size: int, max_new_tokens: in
                    max_cache_len: int) -> list[dict]:
   """Per-problem greedy verdicts of a `Policy` on records (s2jax.evaluation.judge)."""
   from s2jax import evaluation, sharding
-  _, params, tok, _, mesh = policy.load()
+  m = policy.load()
+  params, tok, mesh = m.params, m.tokenizer, m.mesh
   results, _ = evaluation.evaluate_records(
-      policy.sampler(max_cache_len), params, tok, records, batch_size=batch_size,
+      policy.sampler(max_cache_len), params, tok, records, task=policy.task,
+      batch_size=batch_size,
       max_new_tokens=max_new_tokens,
       batch_sharding=sharding.batch_sharding(mesh, 2, batch_size))
   return results
@@ -229,7 +231,8 @@ def sample_answers(policy, records: list, n: int, *, seed: int, temperature: flo
   import jax
   from s2jax import evaluation, sharding
   from s2jax.sampling import SamplingConfig
-  _, params, tok, _, mesh = policy.load()
+  m = policy.load()
+  params, tok, mesh = m.params, m.tokenizer, m.mesh
   questions = [r["question"] for r in records for _ in range(n)]
   texts = evaluation.generate_solutions(
       policy.sampler(max_cache_len), params, tok, questions, batch_size=batch_size,
@@ -243,15 +246,15 @@ def search_accuracies(records: list, samples: list[list[str]], scorer, ns: Seque
                       aggregation: str = "min") -> dict:
   """Majority vote and PRM best-of-N accuracy at each N (averaged over the disjoint
   N-subsets of the drawn samples), with the mean generated characters per sample."""
-  from s2jax import search
-  from s2jax.tasks import arith, problems
-  probs = [problems.from_json(r) for r in records]
+  from s2jax import search, tasks
+  task = tasks.get("arith")  # the grids are variants of the synthetic task
+  probs = [task.from_json(r) for r in records]
   truth = [p.answer for p in probs]
   n_max = len(samples[0])
-  answers = [[arith.parse_final_answer(t) for t in ts] for ts in samples]
+  answers = [task.answers(ts) for ts in samples]
   flat_q = [p.question for p, ts in zip(probs, samples) for _ in ts]
   flat_t = [t for ts in samples for t in ts]
-  steps = scorer.step_scores(flat_q, [arith.split_steps(t)[0] for t in flat_t])
+  steps = scorer.step_scores(flat_q, [task.split_steps(t)[0] for t in flat_t])
   scores = np.asarray([search.aggregate(s, aggregation) for s in steps]).reshape(-1, n_max)
   out = {"majority": {}, "prm_best": {}, "pass": {}}
   for n in ns:
@@ -266,11 +269,6 @@ def search_accuracies(records: list, samples: list[list[str]], scorer, ns: Seque
   return out
 
 
-def load_scorer(prm_workdir: str, batch_size: int):
-  from s2jax import sharding, verifier, workdirs
-  model, params, tok, _, mesh = workdirs.load_model(prm_workdir)
-  return verifier.Scorer(model, params, tok, batch_size=batch_size,
-                         batch_sharding=sharding.batch_sharding(mesh, 2, batch_size))
 
 
 def evaluate_grid(policy_workdir: str, task: dict, axes: dict, *, seed: int, cache_dir: str,
@@ -281,6 +279,7 @@ def evaluate_grid(policy_workdir: str, task: dict, axes: dict, *, seed: int, cac
   on every point of every axis (e.g. steps=(1, ..., 12)); each point is cached under
   cache_dir, so an interrupted grid resumes. With search (n > 0) and a PRM, n samples per
   problem are also drawn and picked by majority vote and by PRM best-of-n."""
+  from s2jax import verifier
   from s2jax.policy import Policy
   policy = Policy(policy_workdir)
   scorer = None
@@ -299,7 +298,7 @@ def evaluate_grid(policy_workdir: str, task: dict, axes: dict, *, seed: int, cac
              "fully_valid": float(np.mean([x["fully_valid"] for x in results])),
              "n": len(records)}
         if search and search.get("n", 0) and prm_workdir:
-          scorer = scorer or load_scorer(prm_workdir, score_batch_size)
+          scorer = scorer or verifier.Scorer.from_workdir(prm_workdir, score_batch_size)
           samples = sample_answers(policy, records, search["n"], seed=seed + 7,
                                    temperature=search["temperature"], batch_size=batch_size,
                                    max_new_tokens=max_new_tokens, max_cache_len=max_cache_len)

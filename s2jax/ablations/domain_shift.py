@@ -7,7 +7,6 @@ without PRM search.
 from __future__ import annotations
 
 import os
-import sys
 
 
 from s2jax.ablations import common as ablation

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 
 import numpy as np
-from absl import app, flags
 
 from s2jax import report
 from s2jax.metrics import read_metrics

@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 
 import jax
 import numpy as np
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import logging
 
 from s2jax import checkpoints, distill, report, search, sharding, verifier, workdirs
 from s2jax import train as train_lib
@@ -32,7 +30,6 @@ from s2jax.data import batches, jsonl
 from s2jax.metrics import MetricWriter
 from s2jax.policy import Policy
 from s2jax.sampling import SamplingConfig
-from s2jax.tasks import arith, problems
 
 INITS = ("base", "continue")
 
@@ -76,11 +73,8 @@ def solution_scores(policy: Policy, prm_workdir: str, texts: list, questions: li
                            how=config.filter.aggregation)
   if os.path.exists(path):
     return np.asarray(jsonl.read_jsonl(path, lambda r, where: r["score"], what="scores"))
-  model, params, tok, _, mesh = workdirs.load_model(prm_workdir)
-  bs = config.score_batch_size
-  scorer = verifier.Scorer(model, params, tok, batch_size=bs,
-                           batch_sharding=sharding.batch_sharding(mesh, 2, bs))
-  steps = scorer.step_scores(questions, [arith.split_steps(t)[0] for t in texts])
+  scorer = verifier.Scorer.from_workdir(prm_workdir, config.score_batch_size)
+  steps = scorer.step_scores(questions, [policy.task.split_steps(t)[0] for t in texts])
   scores = np.asarray([search.aggregate(s, config.filter.aggregation) for s in steps],
                       np.float32)
   if jax.process_index() == 0:
@@ -94,9 +88,9 @@ def select_samples(policy: Policy, config, round_seed: int) -> tuple[list, dict]
   recs = policy.samples("train", s.problems, s.per_problem, seed=round_seed,
                         sampling=SamplingConfig(s.temperature), batch_size=s.batch_size,
                         max_new_tokens=s.max_new_tokens, max_cache_len=s.max_cache_len)
-  probs = [problems.from_json(r) for r in recs]
+  probs = [policy.task.from_json(r) for r in recs]
   texts = [r["samples"] for r in recs]
-  verdicts = [[problems.check(p, t) for t in ts] for p, ts in zip(probs, texts)]
+  verdicts = [[policy.task.check(p, t) for t in ts] for p, ts in zip(probs, texts)]
   correct = np.asarray([[v.answer_correct for v in vs] for vs in verdicts], bool)
   scores = None
   if needs_scores(f):
@@ -124,7 +118,8 @@ def finetune(config, source: Policy, init: Policy, round_dir: str, examples: lis
   policy workdir (config, data link, checkpoints) at round_dir."""
   workdirs.derive_policy_workdir(source.workdir, round_dir,
                                  distill={"round_of": os.path.abspath(source.workdir)})
-  model, init_params, tok, _, mesh = init.load()
+  loaded = init.load()
+  model, init_params, tok, mesh = loaded.model, loaded.params, loaded.tokenizer, loaded.mesh
   t = config.train
   optimizer = train_lib.make_optimizer(config.optim)
   state, state_sh = train_lib.create_state(model, optimizer, jax.random.key(config.seed), mesh)

@@ -14,16 +14,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 
 
 import jax
-from absl import app, flags, logging
-from ml_collections import config_flags
 
-from s2jax import evaluation, pretrained, report, sharding
-from s2jax.config import check_override_keys
+from s2jax import evaluation, pretrained, report, sharding, tasks
 from s2jax.data import jsonl
 from s2jax.metrics import wilson_interval
 
@@ -43,12 +39,13 @@ def run(config, workdir: str, policy_workdir: str = "", limit: int = 0) -> dict:
     if any(d["question"] != r["question"] for d, r in zip(done, records)):
       raise ValueError(f"{out_path} holds outputs of other problems; use a fresh workdir")
   e = config.eval
+  task = tasks.get("gsm8k")
   bsh = sharding.batch_sharding(mesh, 2, e.batch_size)
   t0 = time.time()
   for start in range(len(done), len(records), e.chunk):
     chunk = records[start:start + e.chunk]
     results, _ = evaluation.evaluate_records(
-        sampler, params, tok, chunk, batch_size=e.batch_size, max_new_tokens=e.max_new_tokens,
+        sampler, params, tok, chunk, task=task, batch_size=e.batch_size, max_new_tokens=e.max_new_tokens,
         desc=f"gsm8k {start + len(chunk)}/{len(records)}", batch_sharding=bsh)
     done += results
     if jax.process_index() == 0:

@@ -1,5 +1,5 @@
 """On-policy RL from the SFT policy: PPO with step-level verifier rewards, outcome rewards,
-or both; GRPO and RLOO on the same kernels.
+or both; GRPO and RLOO on the same kernels (the learner is s2jax.rl.learner).
 
   python experiments/ppo.py --config=configs/ppo_arith.py \
       --config.policy_workdir=workdirs/sft --config.prm_workdir=workdirs/prm \
@@ -7,7 +7,7 @@ or both; GRPO and RLOO on the same kernels.
 
 Every iteration: rollouts of `rollout.prompts` training problems x `rl.group_size` samples
 (the jitted sampler), rewards (PRM probability of each step on its end-of-step token,
-outcome from the exact checker or an ORM on the last token), then `s2jax.rl.make_update`
+outcome from the exact checker or an ORM on the last token), then `s2jax.rl.kernels.make_update`
 (KL to the frozen SFT policy, GAE or group advantages, epochs x minibatches in one jitted
 call). A fraction of prompts can start from a prefix that contains a wrong step (a
 corrupted reference step, or the policy's own first mistake from the previous iteration)
@@ -20,305 +20,25 @@ iteration, eval.jsonl one row per evaluation.
 """
 from __future__ import annotations
 
-import json
 import os
-import sys
-import time
 
-
-import jax
-import jax.numpy as jnp
-import ml_collections
 import numpy as np
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import logging
 
-from s2jax import checkpoints, evaluation, report, rl, sharding, verifier, workdirs
-from s2jax import train as train_lib
-from s2jax.config import model_config, require, validate_optimizer
-from s2jax.data import batches, gsm8k
-from s2jax.data.steps import encode_with_steps
+from s2jax import report, sharding
+from s2jax.data import gsm8k
 from s2jax.metrics import MetricWriter, progress, read_metrics
-from s2jax.models.transformer import Transformer
-from s2jax.policy import Policy
-from s2jax.sampling import Sampler, SamplingConfig
-from s2jax.tasks import arith, problems, splits
-
-OUTCOMES = ("exact", "orm", "none")
-RECOVERY_SOURCES = ("corrupted", "sampled")
-
-
-def rl_config(config) -> rl.RLConfig:
-  return rl.RLConfig(**config.rl.to_dict())
-
-
-def validate(config) -> None:
-  require(bool(config.policy_workdir), "policy_workdir", config.policy_workdir,
-          "must name the SFT workdir RL starts from")
-  r = config.rewards
-  require(r.outcome in OUTCOMES, "rewards.outcome", r.outcome, f"must be one of {OUTCOMES}")
-  require(r.step_transform in rl.STEP_TRANSFORMS, "rewards.step_transform", r.step_transform,
-          f"must be one of {rl.STEP_TRANSFORMS}")
-  require(r.step_weight == 0 or bool(config.prm_workdir), "prm_workdir", config.prm_workdir,
-          f"is needed for step rewards (rewards.step_weight={r.step_weight})")
-  require(r.outcome != "orm" or bool(config.orm_workdir), "orm_workdir", config.orm_workdir,
-          "is needed for rewards.outcome='orm'")
-  require(r.step_weight != 0 or (r.outcome != "none" and r.outcome_weight != 0),
-          "rewards", r.to_dict(), "give no reward at all")
-  require(config.recovery.source in RECOVERY_SOURCES, "recovery.source", config.recovery.source,
-          f"must be one of {RECOVERY_SOURCES}")
-  require(0 <= config.recovery.fraction <= 1, "recovery.fraction", config.recovery.fraction,
-          "must be in [0, 1]")
-  require(config.rollout.prompts > 0, "rollout.prompts", config.rollout.prompts,
-          "must be positive")
-  rl.check_batch(rl_config(config), config.rollout.prompts * config.rl.group_size)
-  require(config.train.iterations > 0, "train.iterations", config.train.iterations,
-          "must be positive")
-  validate_optimizer(config)
-
-
-class Trainer:
-  """Holds the models, the state and the reward sources; `iteration(it)` is one RL step."""
-
-  def __init__(self, config, workdir: str):
-    validate(config)
-    self.config, self.workdir = config, workdir
-    self.cfg = rl_config(config)
-    self.base = Policy(config.policy_workdir, config.policy_step)
-    base_model, base_params, self.tok, _, mesh = self.base.load()
-    self.mesh = mesh
-    shared = self.cfg.uses_critic and config.value.shared_trunk
-    policy_overrides = {"scalar_head": True} if shared else {}
-    self.policy_config = workdirs.derive_policy_workdir(
-        self.base.workdir, workdir, model=policy_overrides, rl=config.to_dict())
-    self.policy = Transformer(model_config(self.policy_config.model))
-    params, param_sh = {}, {}
-    params["policy"], param_sh["policy"] = sharding.init_params(
-        self.policy, jax.random.key(config.seed), mesh)
-    params["policy"] = train_lib.transplant_params(params["policy"], base_params)[0]
-    self.value = None
-    if self.cfg.uses_critic and not shared:
-      vcfg = dict(self.policy_config.model.to_dict(), lm_head=False, scalar_head=True)
-      self.value = Transformer(model_config(ml_collections.ConfigDict(vcfg)))
-      params["value"], param_sh["value"] = sharding.init_params(
-          self.value, jax.random.key(config.seed + 1), mesh)
-      params["value"] = train_lib.transplant_params(params["value"], base_params)[0]
-    # The frozen reference (the SFT policy), in the policy's own structure and in its own
-    # buffers: the update donates the state.
-    self.ref_params = jax.tree.map(jnp.copy, params["policy"])
-    self.optimizer = train_lib.make_optimizer(config.optim)
-    self.state, state_sh = train_lib.state_for(params, param_sh, self.optimizer, mesh)
-    self.update = train_lib.jit_train_step(
-        rl.make_update(self.policy, self.value, self.optimizer, self.cfg), state_sh, mesh)
-    self.kl = rl.AdaptiveKL(config.kl.coef, config.kl.target, config.kl.horizon)
-    items = ("params", "value", "opt_state", "controller") if self.value else (
-        "params", "opt_state", "controller")
-    t = config.train
-    self.ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"),
-                                         keep=t.keep_checkpoints, every=t.checkpoint_every,
-                                         items=items)
-    self.iterations_done = 0
-    if self.ckpt.latest_step() is not None:
-      self._restore()
-    ro = config.rollout
-    self.sampler = Sampler(self.policy, pad_id=self.tok.pad_id, eos_id=self.tok.eos_id,
-                           max_cache_len=ro.max_cache_len)
-    self.sampling = SamplingConfig(ro.temperature, ro.top_k, ro.top_p)
-    self.rows = ro.prompts * self.cfg.group_size
-    self.batch_sh = sharding.batch_sharding(mesh, 2, self.rows)
-    self.train_problems = [problems.from_json(r) for r in gsm8k.read_jsonl(
-        self.base.split_path("train"))[:ro.train_problems]]
-    if not self.train_problems:
-      raise ValueError(f"{self.base.split_path('train')} has no problems")
-    self.prm = self._scorer(config.prm_workdir)
-    self.orm = self._scorer(config.orm_workdir) if config.rewards.outcome == "orm" else None
-    self.mistakes: list = []  # (problem, prefix steps) from the last iteration's rollouts
-
-  # ------------------------------------------------------------------------ state
-  def _items(self, state):
-    items = {"params": state.params["policy"], "opt_state": state.opt_state,
-             "controller": {"kl_coef": jnp.float32(self.kl.value), "opt_step": state.step}}
-    if self.value:
-      items["value"] = state.params["value"]
-    return items
-
-  def save(self, force=False):
-    """Checkpoints are numbered by RL iteration (state.step counts optimizer steps)."""
-    self.ckpt.save(self.iterations_done, self._items(self.state), force=force)
-
-  def _restore(self):
-    items = self.ckpt.restore(self._items(self.state))
-    params = {"policy": items["params"]}
-    if self.value:
-      params["value"] = items["value"]
-    self.iterations_done = self.ckpt.latest_step()
-    self.state = train_lib.TrainState(step=items["controller"]["opt_step"], params=params,
-                                      opt_state=items["opt_state"])
-    self.kl.value = float(items["controller"]["kl_coef"])
-
-  def _scorer(self, workdir):
-    if not workdir:
-      return None
-    model, params, tok, _, mesh = workdirs.load_model(workdir)
-    bs = self.config.score_batch_size
-    return verifier.Scorer(model, params, tok, batch_size=bs,
-                           batch_sharding=sharding.batch_sharding(mesh, 2, bs))
-
-  # ------------------------------------------------------------------------ rollouts
-  def prompts_for(self, it: int) -> list:
-    """(problem, prefix steps) per row: `rollout.prompts` problems, each group_size times;
-    the first recovery.fraction of the problems start after a wrong step."""
-    ro, rc = self.config.rollout, self.config.recovery
-    idx = batches.batch_indices(it, ro.prompts, len(self.train_problems), self.config.seed)
-    rng = np.random.default_rng([self.config.seed, it, 7])
-    n_rec = int(round(rc.fraction * ro.prompts))
-    out = []
-    for j, i in enumerate(idx):
-      problem, prefix = self.train_problems[i], []
-      if j < n_rec:
-        if rc.source == "sampled" and self.mistakes:
-          problem, prefix = self.mistakes[int(rng.integers(len(self.mistakes)))]
-        else:
-          prefix = problems.corrupt(problem, rng)[0]
-      out += [(problem, prefix)] * self.cfg.group_size
-    return out
-
-  def _encode(self, rows):
-    return [encode_with_steps(self.tok, p.question, prefix)[0] if prefix
-            else batches.encode_prompt(self.tok, p.question) for p, prefix in rows]
-
-  def judge(self, rows, responses):
-    """Texts, exact verdicts, response steps and where they end, per row."""
-    out = []
-    for (p, prefix), ids in zip(rows, responses):
-      steps, ends = rl.response_steps(self.tok, ids, arith.is_final_line)
-      text = self.tok.decode(ids)
-      full = "\n".join(prefix + [text]) if prefix else text
-      out.append({"text": full, "verdict": problems.check(p, full), "steps": steps,
-                  "ends": ends, "prefix": prefix})
-    return out
-
-  def rewards(self, rows, judged, lengths, n_new: int) -> tuple[np.ndarray, dict]:
-    """[B, n_new] token rewards and the iteration's reward / accuracy statistics."""
-    r = self.config.rewards
-    correct = np.asarray([j["verdict"].answer_correct for j in judged], np.float32)
-    prm_probs = [np.zeros(0, np.float32)] * len(rows)
-    if self.prm is not None:
-      scores = self.prm.step_scores([p.question for p, _ in rows],
-                                    [j["prefix"] + j["steps"] for j in judged])
-      prm_probs = [s[len(j["prefix"]):] for s, j in zip(scores, judged)]
-    if r.outcome == "exact":
-      outcome = correct
-    elif r.outcome == "orm":
-      outcome = self.orm.outcome_scores([p.question for p, _ in rows],
-                                        [j["text"] for j in judged])
-    else:
-      outcome = np.zeros(len(rows), np.float32)
-    step_rewards = [rl.step_reward(s, r.step_transform) for s in prm_probs]
-    placed = rl.place_rewards(n_new, lengths, [j["ends"] for j in judged], step_rewards,
-                              outcome, r.step_weight if self.prm else 0.0,
-                              r.outcome_weight if r.outcome != "none" else 0.0)
-    recovering = np.asarray([bool(j["prefix"]) for j in judged])
-    stats = {"verifier_reward": float(placed.sum(axis=1).mean()),
-             "true_accuracy": float(correct[~recovering].mean()) if (~recovering).any() else None,
-             "recovery_accuracy": float(correct[recovering].mean()) if recovering.any() else None,
-             "fully_valid": float(np.mean([j["verdict"].fully_valid for j in judged])),
-             "prm_mean": float(np.mean(np.concatenate(prm_probs))) if any(
-                 len(s) for s in prm_probs) else None,
-             "steps_per_response": float(np.mean([len(j["steps"]) for j in judged]))}
-    return placed, stats
-
-  def iteration(self, it: int) -> dict:
-    """One RL iteration; returns its metrics with the wall time of each phase."""
-    ro = self.config.rollout
-    rows = self.prompts_for(it)
-    t0 = time.perf_counter()
-    key = jax.random.fold_in(jax.random.key(self.config.seed), it)
-    out = rl.rollout(self.sampler, self.state.params["policy"], self._encode(rows),
-                     max_new_tokens=ro.max_new_tokens, sampling=self.sampling,
-                     rng=jax.random.fold_in(key, 0), batch_sharding=self.batch_sh)
-    t1 = time.perf_counter()
-    judged = self.judge(rows, out["responses"])
-    lengths = [len(x) for x in out["responses"]]
-    placed, stats = self.rewards(rows, judged, lengths, out["response_mask"].shape[1])
-    self.mistakes = own_mistakes(rows, judged)
-    t2 = time.perf_counter()
-    put = lambda x: sharding.to_global(np.asarray(x), sharding.batch_sharding(
-        self.mesh, np.ndim(x), self.rows))
-    inputs = {"tokens": put(out["tokens"]), "mask": put(out["mask"]),
-              "response_mask": put(out["response_mask"]), "score_rewards": put(placed),
-              "ref_params": self.ref_params, "kl_coef": jnp.float32(self.kl.value),
-              "rng": jax.random.fold_in(key, 1)}
-    self.state, m = self.update(self.state, inputs)
-    m = jax.device_get(m)
-    self.iterations_done = it + 1
-    t3 = time.perf_counter()
-    if not m["finite"]:
-      raise FloatingPointError(
-          f"rl: non-finite loss or gradient at iteration {it} (those minibatch steps were "
-          f"skipped); stopping with the checkpoint of iteration {self.ckpt.latest_step()} "
-          f"kept in {self.ckpt.directory}")
-    kl_coef = self.kl.value
-    self.kl.update(float(m["kl_per_sequence"]), self.rows)
-    metrics = {k: float(v) for k, v in m.items() if k != "finite"}
-    metrics.update(stats, kl_coef=kl_coef, stopped=float(np.mean(out["stopped"])),
-                   time_rollout=t1 - t0, time_scoring=t2 - t1, time_update=t3 - t2,
-                   rollout_tokens_per_s=float(np.sum(lengths)) / max(t1 - t0, 1e-9))
-    return metrics
-
-  # ------------------------------------------------------------------------ evaluation
-  def evaluate(self, records: dict, recovery_set: list) -> dict:
-    e = self.config.eval
-    params = self.state.params["policy"]
-    bsh = sharding.batch_sharding(self.mesh, 2, e.batch_size)
-    if self.iterations_done == 0:  # the SFT policy itself: shared, cached evaluation
-      summaries = self.base.evaluate(num_problems=e.num_problems, batch_size=e.batch_size,
-                                     max_new_tokens=e.max_new_tokens,
-                                     max_cache_len=self.config.rollout.max_cache_len)
-    else:
-      summaries, _ = evaluation.evaluate_splits(
-          self.sampler, params, self.tok, records, batch_size=e.batch_size,
-          max_new_tokens=e.max_new_tokens, batch_sharding=bsh)
-    out = {"accuracy": {k: v["accuracy"] for k, v in summaries.items()},
-           "fully_valid": {k: v["fully_valid"] for k, v in summaries.items()}}
-    if recovery_set:
-      gens = self.sampler.generate_all(params, self._encode(recovery_set),
-                                       batch_size=e.batch_size, max_new_tokens=e.max_new_tokens,
-                                       batch_sharding=bsh, desc="eval recovery")
-      judged = self.judge(recovery_set, [ids for ids, _ in gens])
-      out["recovery_rate"] = float(np.mean([j["verdict"].answer_correct for j in judged]))
-    return out
-
-
-def own_mistakes(rows, judged) -> list:
-  """(problem, prefix up to and including the first wrong step) for every rollout whose
-  first wrong step the policy wrote itself (not one planted in its prompt)."""
-  out = []
-  for (p, _), j in zip(rows, judged):
-    first, n_prefix = j["verdict"].first_error, len(j["prefix"])
-    if first is not None and n_prefix <= first < n_prefix + len(j["steps"]):
-      out.append((p, j["prefix"] + j["steps"][:first - n_prefix + 1]))
-  return out
-
-
-def recovery_problems(policy: Policy, config) -> list:
-  """Held-out (test) problems with a corrupted reference prefix, fixed by the seed."""
-  n = config.recovery.eval_problems
-  if n <= 0:
-    return []
-  rng = np.random.default_rng([config.seed, 99])
-  recs = gsm8k.read_jsonl(policy.split_path("test"))[:n]
-  return [(p, problems.corrupt(p, rng)[0]) for p in map(problems.from_json, recs)]
+from s2jax.rl.learner import Learner, hacking_alarm, recovery_problems
 
 
 def run(config, workdir: str) -> dict:
   sharding.initialize_distributed(config.distributed)
   os.makedirs(workdir, exist_ok=True)
   report.write_run_info(workdir)
-  trainer = Trainer(config, workdir)
+  trainer = Learner(config, workdir)
   e, t = config.eval, config.train
   records = {name: gsm8k.read_jsonl(trainer.base.split_path(name))[:e.num_problems]
-             for name in splits.eval_split_names(trainer.base.config)}
+             for name in trainer.task.eval_split_names(trainer.base.config)}
   recovery_set = recovery_problems(trainer.base, config)
   writer = MetricWriter(workdir)
   evals = MetricWriter(workdir, "eval.jsonl")
@@ -344,7 +64,7 @@ def run(config, workdir: str) -> dict:
     rewards.append(m["verifier_reward"])
     if m["true_accuracy"] is not None:
       accs.append(m["true_accuracy"])
-    m["hacking_alarm"] = rl.hacking_alarm(rewards, accs, config.hacking.window,
+    m["hacking_alarm"] = hacking_alarm(rewards, accs, config.hacking.window,
                                           config.hacking.tolerance)
     if m["hacking_alarm"]:
       logging.error("!" * 72 + "\nREWARD HACKING? iteration %d: the verifier's reward rose "

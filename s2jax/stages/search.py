@@ -17,25 +17,16 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 
 
 import jax
 import numpy as np
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import logging
 
-from s2jax import report, search, sharding, verifier, workdirs
+from s2jax import report, search, sharding, verifier
 from s2jax.config import require
 from s2jax.policy import Policy
 from s2jax.sampling import SamplingConfig
-from s2jax.tasks import arith, splits
-
-
-def load_scorer(workdir: str, batch_size: int):
-  model, params, tok, _, mesh = workdirs.load_model(workdir)
-  return verifier.Scorer(model, params, tok, batch_size=batch_size,
-                         batch_sharding=sharding.batch_sharding(mesh, 2, batch_size))
 
 
 def validate(config) -> None:
@@ -53,11 +44,13 @@ def validate(config) -> None:
 def run_split(config, policy: Policy, prm, orm, split: str) -> dict:
   s = config.sampling
   sampling = SamplingConfig(s.temperature, s.top_k, s.top_p)
-  model, params, tok, _, mesh = policy.load()
+  loaded = policy.load()
+  params, tok, mesh = loaded.params, loaded.tokenizer, loaded.mesh
   problems_json = policy.samples(split, config.num_problems, 1, seed=config.seed,
                                  sampling=SamplingConfig(), batch_size=s.batch_size,
                                  max_new_tokens=s.max_new_tokens, max_cache_len=s.max_cache_len)
-  problems = [arith.Problem.from_json(r) for r in problems_json]
+  task = policy.task
+  problems = [task.from_json(r) for r in problems_json]
   questions = [p.question for p in problems]
   truth = [p.answer for p in problems]
   ntok = lambda text: len(tok.encode(text)) + 1  # generated ids, eos included
@@ -65,7 +58,7 @@ def run_split(config, policy: Policy, prm, orm, split: str) -> dict:
 
   greedy = [r["samples"][0] for r in problems_json]
   out["greedy"] = {"accuracy": float(np.mean(
-      [arith.parse_final_answer(g) == t for g, t in zip(greedy, truth)])),
+      [task.parse_answer(g) == t for g, t in zip(greedy, truth)])),
       "tokens": float(np.mean([ntok(g) for g in greedy]))}
 
   n_max = max(config.ns)
@@ -75,9 +68,9 @@ def run_split(config, policy: Policy, prm, orm, split: str) -> dict:
   texts = [r["samples"] for r in recs]
   flat_q = [q for q in questions for _ in range(n_max)]
   flat_t = [t for ts in texts for t in ts]
-  answers = [[arith.parse_final_answer(t) for t in ts] for ts in texts]
+  answers = [task.answers(ts) for ts in texts]
   tokens = np.asarray([[ntok(t) for t in ts] for ts in texts], float)
-  step_scores = prm.step_scores(flat_q, [arith.split_steps(t)[0] for t in flat_t])
+  step_scores = prm.step_scores(flat_q, [task.split_steps(t)[0] for t in flat_t])
   prm_by = {how: np.asarray([search.aggregate(x, how) for x in step_scores]).reshape(-1, n_max)
             for how in search.AGGREGATIONS}
   orm_scores = (orm.outcome_scores(flat_q, flat_t).reshape(-1, n_max) if orm is not None
@@ -113,10 +106,10 @@ def run_split(config, policy: Policy, prm, orm, split: str) -> dict:
     propose = search.model_proposer(
         policy.sampler(s.max_cache_len), params, tok, questions, batch_size=b.batch_size,
         max_step_tokens=b.max_step_tokens, sampling=sampling,
-        rng=jax.random.key(config.seed + 2 + budget),
+        rng=jax.random.key(config.seed + 2 + budget), is_final_line=task.is_final_line,
         batch_sharding=sharding.batch_sharding(mesh, 2, b.batch_size))
     res = search.beam_search(len(problems), propose, search.model_step_scorer(prm, questions),
-                             cfg)
+                             cfg, parse_answer=task.parse_answer)
     rows.append({"n": budget, "width": w, "expansions": w,
                  "accuracy": float(np.mean([r.answer == t for r, t in zip(res, truth)])),
                  "tokens": float(np.mean([r.tokens for r in res])),
@@ -131,9 +124,9 @@ def run(config, workdir: str) -> dict:
   validate(config)
   os.makedirs(workdir, exist_ok=True)
   policy = Policy(config.policy_workdir)
-  prm = load_scorer(config.prm_workdir, config.score_batch_size)
-  orm = load_scorer(config.orm_workdir, config.score_batch_size) if config.orm_workdir else None
-  names = list(config.splits) or splits.eval_split_names(policy.config)
+  prm = verifier.Scorer.from_workdir(config.prm_workdir, config.score_batch_size)
+  orm = verifier.Scorer.from_workdir(config.orm_workdir, config.score_batch_size) if config.orm_workdir else None
+  names = list(config.splits) or policy.task.eval_split_names(policy.config)
   result = {"run_info": report.run_info(), "config": config.to_dict(), "splits": {}}
   for split in names:
     result["splits"][split] = run_split(config, policy, prm, orm, split)

@@ -15,21 +15,17 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 
 import jax
-from absl import app, flags, logging
-from ml_collections import config_flags
 
-from s2jax import checkpoints, evaluation, pretrained, report, sharding
+from s2jax import checkpoints, evaluation, pretrained, report, sharding, tasks
 from s2jax import train as train_lib
-from s2jax.config import check_override_keys, model_config, validate_train_config
+from s2jax.config import model_config, validate_train_config
 from s2jax.data import batches, formats, gsm8k
 from s2jax.metrics import MetricWriter
 from s2jax.models.transformer import Transformer
 from s2jax.sampling import Sampler
-from s2jax.tasks import splits
 from s2jax.tokenizers import SentencePieceTokenizer, train_sentencepiece
 
 
@@ -52,12 +48,13 @@ def prepare_data(config, workdir: str):
   if pretrained.is_gsm8k(config):
     return prepare_gsm8k(config, workdir)
   data_dir = os.path.join(workdir, "data")
+  task = tasks.for_config(config)
   paths = {}
   for name, n in [("train", config.data.num_train)] + [
-      (s, config.data.num_eval) for s in splits.eval_split_names(config)]:
+      (s, config.data.num_eval) for s in task.eval_split_names(config)]:
     path = os.path.join(data_dir, f"{name}.jsonl")
     if not os.path.exists(path) and jax.process_index() == 0:
-      gsm8k.write_jsonl(path, (p.to_json() for p in splits.build_split(config, name, n)))
+      gsm8k.write_jsonl(path, (task.to_json(p) for p in task.generate_split(config, name, n)))
     paths[name] = path
   tok_path = config.tokenizer.path or os.path.join(workdir, "tokenizer.model")
   if not os.path.exists(tok_path) and jax.process_index() == 0:
@@ -144,9 +141,10 @@ def evaluate_all(config, workdir, model, params, tokenizer, paths, mesh) -> dict
   sampler = Sampler(model, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
                     max_cache_len=config.eval.max_cache_len)
   bsh = sharding.batch_sharding(mesh, 2, config.eval.batch_size)
-  records = {name: gsm8k.read_jsonl(paths[name]) for name in splits.eval_split_names(config)}
+  task = tasks.for_config(config)
+  records = {name: gsm8k.read_jsonl(paths[name]) for name in task.eval_split_names(config)}
   summaries, per_problem = evaluation.evaluate_splits(
-      sampler, params, tokenizer, records, batch_size=config.eval.batch_size,
+      sampler, params, tokenizer, records, task=task, batch_size=config.eval.batch_size,
       max_new_tokens=config.eval.max_new_tokens, batch_sharding=bsh)
   if jax.process_index() == 0:
     for name, results in per_problem.items():

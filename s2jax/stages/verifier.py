@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 
 import jax
 import ml_collections
 import numpy as np
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import logging
 
 from s2jax import checkpoints, labels, report, sharding, verifier
 from s2jax.policy import Policy
@@ -32,7 +30,6 @@ from s2jax.data import batches, jsonl, stepwise
 from s2jax.metrics import MetricWriter
 from s2jax.models.transformer import Transformer
 from s2jax.sampling import SamplingConfig
-from s2jax.tasks import arith, problems, splits
 
 
 def policy_samples(policy: Policy, config, split: str, num_problems: int, per_problem: int,
@@ -44,9 +41,9 @@ def policy_samples(policy: Policy, config, split: str, num_problems: int, per_pr
                         max_cache_len=s.max_cache_len)
 
 
-def solutions_of(records: list, max_solutions: int) -> list:
+def solutions_of(task, records: list, max_solutions: int) -> list:
   """(problem, solution text) pairs, in a fixed order, optionally the first N."""
-  pairs = [(problems.from_json(r), s) for r in records for s in r["samples"]]
+  pairs = [(task.from_json(r), s) for r in records for s in r["samples"]]
   return pairs[:max_solutions] if max_solutions > 0 else pairs
 
 
@@ -58,11 +55,12 @@ def mc_outcomes(policy: Policy, config, pairs: list, samples_key: str) -> list:
   if os.path.exists(path):
     return [np.asarray(r["outcomes"], bool).reshape(r["shape"])
             for r in jsonl.read_jsonl(path, lambda r, where: r, what="cached rollouts")]
-  model, params, tok, _, mesh = policy.load()
+  loaded = policy.load()
+  params, tok, mesh = loaded.params, loaded.tokenizer, loaded.mesh
   outs = labels.rollout_outcomes(
       policy.sampler(s.max_cache_len), params, tok, [p.question for p, _ in pairs],
-      [arith.split_steps(t)[0] for _, t in pairs], [p.answer for p, _ in pairs],
-      k=lc.mc_rollouts, batch_size=s.batch_size, max_new_tokens=lc.mc_max_new_tokens,
+      [policy.task.split_steps(t)[0] for _, t in pairs], [p.answer for p, _ in pairs],
+      extract_answer=policy.task.parse_answer, k=lc.mc_rollouts, batch_size=s.batch_size, max_new_tokens=lc.mc_max_new_tokens,
       sampling=SamplingConfig(lc.mc_temperature), rng=jax.random.key(config.seed + 17),
       batch_sharding=sharding.batch_sharding(mesh, 2, s.batch_size))
   if jax.process_index() == 0:
@@ -74,33 +72,33 @@ def mc_outcomes(policy: Policy, config, pairs: list, samples_key: str) -> list:
 def training_records(policy: Policy, config, sample_records: list) -> tuple[list, dict]:
   """Labelled records for the chosen verifier kind and label source, plus statistics
   (including how the source's labels agree with the exact ones)."""
-  lc = config.labels
-  pairs = solutions_of(sample_records, lc.max_solutions)
+  lc, task = config.labels, policy.task
+  pairs = solutions_of(task, sample_records, lc.max_solutions)
   rng = np.random.default_rng(config.seed)
   stats = {"solutions": len(pairs)}
   if config.kind == "orm":
     recs = [{"prompt": p.question, "solution": t,
-             "label": bool(problems.check(p, t).answer_correct)} for p, t in pairs]
+             "label": bool(task.check(p, t).answer_correct)} for p, t in pairs]
     stats["positive_fraction"] = float(np.mean([r["label"] for r in recs]))
     return recs, stats
-  exact = [labels.exact_record(p, t) for p, t in pairs]
+  exact = [labels.exact_record(task, p, t) for p, t in pairs]
   keep = [i for i, r in enumerate(exact) if r is not None]
   stats["without_steps"] = len(pairs) - len(keep)
   if lc.source == "exact":
     recs = [exact[i] for i in keep]
   elif lc.source == "annotation":
-    recs = [labels.annotation_record(pairs[i][0].question, pairs[i][1]) for i in keep]
+    recs = [labels.annotation_record(task, pairs[i][0].question, pairs[i][1]) for i in keep]
   else:  # mc
     sub = [pairs[i] for i in keep]
     key = json.dumps([config.seed, config.samples.to_dict()], sort_keys=True, default=list)
     outs = mc_outcomes(policy, config, sub, key)
-    recs = [labels.mc_record(p.question, arith.split_steps(t)[0], o, lc.mc_k, lc.mc_mode)
+    recs = [labels.mc_record(p.question, task.split_steps(t)[0], o, lc.mc_k, lc.mc_mode)
             for (p, t), o in zip(sub, outs)]
   ref = [l for i in keep for l in exact[i]["labels"]]
   got = [l for r in recs for l in r["labels"]]
   stats["label_agreement"] = vm.label_agreement(got, ref)
   if lc.corrupted_per_problem > 0:
-    recs += labels.corrupted_records([problems.from_json(r) for r in sample_records], rng,
+    recs += labels.corrupted_records(task, [task.from_json(r) for r in sample_records], rng,
                                      lc.corrupted_per_problem)
   if lc.balance:
     recs = labels.balance(recs, rng)
@@ -164,7 +162,7 @@ def run(config, workdir: str) -> dict:
   if ckpt.latest_step() is not None:
     state = train_lib.restore_state(ckpt, state)
   elif config.init_from_policy:
-    _, policy_params, _, _, _ = policy.load()
+    policy_params = policy.load().params
     params, copied = train_lib.transplant_params(state.params, policy_params)
     state = state.replace(params=params)
     writer.write(0, event="init_from_policy", copied=len(copied))
@@ -208,15 +206,15 @@ def evaluate_verifier(config, workdir, policy, model, params, tok, mesh) -> dict
                            batch_sharding=sharding.batch_sharding(mesh, 2,
                                                                   config.eval.score_batch_size))
   out, curves = {}, {}
-  for split in splits.eval_split_names(policy.config):
+  for split in policy.task.eval_split_names(policy.config):
     recs = policy_samples(policy, config, split, s.heldout_problems, s.heldout_per_problem,
                           config.seed + 1000)
-    pairs = solutions_of(recs, 0)
-    verdicts = [problems.check(p, t) for p, t in pairs]
+    pairs = solutions_of(policy.task, recs, 0)
+    verdicts = [policy.task.check(p, t) for p, t in pairs]
     correct = np.asarray([v.answer_correct for v in verdicts], bool)
     res = {"solutions": len(pairs), "answer_correct_fraction": float(correct.mean())}
     if config.kind == "prm":
-      steps = [arith.split_steps(t)[0] for _, t in pairs]
+      steps = [policy.task.split_steps(t)[0] for _, t in pairs]
       scores = scorer.step_scores([p.question for p, _ in pairs], steps)
       exact = [[x.valid for x in v.steps] for v in verdicts]
       res.update(vm.step_report(scores, exact, config.eval.threshold))

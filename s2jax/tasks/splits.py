@@ -7,7 +7,7 @@ from s2jax.tasks.arith import Problem, TaskConfig, generate_split
 
 
 def task_config(base: dict, overrides: dict | None = None) -> TaskConfig:
-  d = dict(base)
+  d = {k: v for k, v in base.items() if k != "name"}  # the registry's key, not a knob
   for k, v in (overrides or {}).items():
     if k not in d:
       raise ValueError(f"split override: unknown task key {k!r}")

@@ -1,0 +1,73 @@
+"""Rollouts on the host side: sampled responses in the update's layout, and the steps of
+a response with the token where each ends (where a step reward goes)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from s2jax.sampling import Sampler, SamplingConfig, left_pad
+
+
+def rollout(sampler: Sampler, params, prompts: Sequence[Sequence[int]], *, max_new_tokens: int,
+          sampling: SamplingConfig, rng, batch_sharding=None, trim_multiple: int = 32) -> dict:
+  """Sample one response per prompt; returns host arrays in the update's layout plus the
+  generated ids per row (`responses`) and whether each row stopped on its own.
+
+  The response slots are cut to the longest response rounded up to `trim_multiple` (0:
+  never cut): the update costs what the rollouts generated, not `max_new_tokens`, at the
+  price of a few compiled shapes."""
+  p = sampler.prompt_length(prompts, max_new_tokens)
+  prompt_tokens, prompt_mask = left_pad(prompts, p, sampler.pad_id)
+  gen = sampler(params, prompts, max_new_tokens=max_new_tokens, rng=rng, sampling=sampling,
+                batch_sharding=batch_sharding)
+  n = max_new_tokens
+  if trim_multiple:
+    n = min(n, max(1, -(-int(gen.lengths.max()) // trim_multiple)) * trim_multiple)
+  resp_mask = np.arange(n)[None, :] < gen.lengths[:, None]
+  return {"tokens": np.concatenate([prompt_tokens, gen.tokens[:, :n]], axis=1),
+          "mask": np.concatenate([prompt_mask, resp_mask], axis=1),
+          "response_mask": resp_mask,
+          "responses": [gen.tokens[i, :gen.lengths[i]].tolist() for i in range(len(prompts))],
+          "stopped": gen.stopped}
+
+
+_LINE_BREAKS: dict = {}
+
+
+def line_break_ids(tokenizer) -> frozenset:
+  """Every token id that ends a line: the end-of-step token, and any other token whose
+  text holds a newline (a sampled byte-fallback newline, a "\n\n" piece), since the text
+  the PRM scores is split into steps at newlines. Computed once per tokenizer."""
+  key = id(tokenizer)
+  if key not in _LINE_BREAKS:
+    ids = {tokenizer.step_end_id}
+    for t in range(tokenizer.vocab_size):
+      if t != tokenizer.eos_id and "\n" in tokenizer.decode([t]):
+        ids.add(t)
+    _LINE_BREAKS[key] = (tokenizer, frozenset(ids))  # the tokenizer kept: ids stay unique
+  return _LINE_BREAKS[key][1]
+
+
+def response_steps(tokenizer, ids: Sequence[int], is_final) -> tuple[list, list]:
+  """The reasoning steps of generated ids, as texts, and the index of each step's
+  end-of-step token; stops at the final-answer line (`is_final(text)`) or eos. Empty
+  lines are not steps. The texts are what the PRM scores, the indices where the reward
+  goes, so the two agree by construction."""
+  steps, ends, cur = [], [], []
+  breaks = line_break_ids(tokenizer)
+  for i, t in enumerate(ids):
+    t = int(t)
+    if t == tokenizer.eos_id:
+      break
+    if t not in breaks:
+      cur.append(t)
+      continue
+    text = tokenizer.decode(cur)
+    cur = []
+    if is_final(text):
+      break
+    if text.strip():
+      steps.append(text)
+      ends.append(i)
+  return steps, ends
