@@ -22,7 +22,7 @@ def judge(task, record: dict, output: str) -> dict:
           "fully_valid": bool(verdict.steps) and verdict.all_steps_valid and bool(correct),
           "steps": [{"text": s.text, "valid": s.valid, "reason": s.reason} for s in verdict.steps],
           "num_steps": problem.num_steps,
-          "checker": task.name}
+          "checker": task.checker}
 
 
 def summarize(results: Sequence[dict]) -> dict:

@@ -8,8 +8,10 @@ the caller can stop with the last good state intact.
 """
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import flax
 import flax.traverse_util
@@ -179,6 +181,41 @@ def jit_train_step(step_fn, state_sharding, mesh, rules=shd.DEFAULT_RULES):
     with mesh, nn.logical_axis_rules(rules):
       return jitted(state, batch)
   return run
+
+
+@dataclasses.dataclass
+class Job:
+  """A training job ready to `fit`: its state (fresh or resumed), the jitted step and the
+  checkpointer; `copied` names the leaves taken from `init_params` (None when resumed)."""
+  state: TrainState
+  step_fn: Callable
+  ckpt: Any
+  resumed: bool
+  copied: Optional[list] = None
+
+
+def setup_job(model: Transformer, loss: Callable, config, workdir: str, mesh, *,
+              init_params: Optional[Callable[[], Any]] = None) -> Job:
+  """The set-up every training job shares: optimizer and sharded state, the newest
+  checkpoint in <workdir>/checkpoints if there is one, otherwise the weights
+  `init_params()` gives (loaded only then: a resumed job never needs them), and the
+  jitted train step of `loss(model, params, batch)`."""
+  from s2jax import checkpoints
+  t = config.train
+  optimizer = make_optimizer(config.optim)
+  state, state_sh = create_state(model, optimizer, jax.random.key(config.seed), mesh)
+  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=t.keep_checkpoints,
+                                  every=t.checkpoint_every)
+  copied = None
+  resumed = ckpt.latest_step() is not None
+  if resumed:
+    state = restore_state(ckpt, state)
+  elif init_params is not None:
+    params, copied = transplant_params(state.params, init_params())
+    state = state.replace(params=params)
+  step_fn = jit_train_step(make_train_step(lambda p, b: loss(model, p, b), optimizer,
+                                           t.grad_accum), state_sh, mesh)
+  return Job(state, step_fn, ckpt, resumed, copied)
 
 
 def fit(state: TrainState, step_fn, batch_at: Callable, *, steps: int, ckpt, writer,

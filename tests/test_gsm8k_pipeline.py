@@ -29,13 +29,21 @@ def stage_config(root, stage, checkpoint):
 
 
 def run_stages(root, tmp_path, checkpoint):
-  from s2jax.stages import rl as rl_stage, self_distill, sft, train_verifier
+  from s2jax.stages import distill as distill_stage, rl as rl_stage, search as search_stage
+  from s2jax.stages import sft, verifier as verifier_stage
   out = {"sft": str(tmp_path / "sft"), "prm": str(tmp_path / "prm"),
          "distill": str(tmp_path / "distill"), "ppo": str(tmp_path / "ppo")}
   out["sft_result"] = sft.run(stage_config(root, "", checkpoint), out["sft"])
   c = stage_config(root, "verifier", checkpoint)
   c.policy_workdir = out["sft"]
   out["prm_summary"] = verifier_stage.run(c, out["prm"])
+  # Search runs on GSM8K records through the task interface (answers by extract_answer).
+  c = load_config_file(os.path.join(root, "configs", "search_arith.py:tiny"))
+  c.update(policy_workdir=out["sft"], prm_workdir=out["prm"], num_problems=2, ns=(1, 2))
+  c.sampling.update(batch_size=4, max_new_tokens=16, max_cache_len=512)
+  c.beam.update(budgets=(4,), max_depth=2, max_step_tokens=8, batch_size=4)
+  c.score_batch_size = 4
+  out["search"] = search_stage.run(c, str(tmp_path / "search"))
   c = stage_config(root, "distill", checkpoint)
   c.policy_workdir, c.prm_workdir = out["sft"], out["prm"]
   out["distill_log"] = distill_stage.run(c, out["distill"])
@@ -57,6 +65,11 @@ def check_stages(out):
     first = json.loads(f.readline())
   assert first["checker"] == "annotation" and first["question"].startswith("Janet")
   assert out["prm_summary"]["data"]["solutions"] > 0
+  search = out["search"]["splits"]
+  assert list(search) == ["test"] and search["test"]["n_problems"] == 2
+  beam = search["test"]["methods"]["PRM beam search"]
+  assert [x["n"] for x in beam] == [4] and beam[0]["tokens"] > 0
+  assert [x["n"] for x in search["test"]["methods"]["majority vote"]] == [1, 2]
   rounds = out["distill_log"]["rounds"]
   assert [r["round"] for r in rounds] == [0, 1] and set(rounds[1]["eval"]) == {"test"}
   assert "test" in out["ppo_result"]["evals"][-1]["accuracy"]
@@ -105,8 +118,8 @@ def test_every_stage_runs_on_gsm8k_from_smollm2_gguf(root, tmp_path):
 
 
 def test_gsm8k_config_errors_are_named(root, tmp_path):
-  from s2jax.stages import rl as rl_stage, sft
-  with pytest.raises(ValueError, match="unknown stage 'rl'"):
+  from s2jax.stages import sft
+  with pytest.raises(ValueError, match=r"unknown get_config argument\(s\) \['rl'\]"):
     load_config_file(os.path.join(root, "configs", "gsm8k_smollm2.py:rl"))
   c = stage_config(root, "", "")
   c.data.source = "csv"
@@ -116,4 +129,3 @@ def test_gsm8k_config_errors_are_named(root, tmp_path):
   c.data.dir = GSM8K_DIR
   with pytest.raises(FileNotFoundError, match="GGUF file not found"):
     sft.run(c, str(tmp_path / "b"))
-  del ppo

@@ -8,6 +8,7 @@ import pytest
 from s2jax import rl, sharding
 from s2jax import train as train_lib
 from s2jax.models.transformer import ModelConfig, Transformer
+from s2jax.rl.learner import AdaptiveKL, hacking_alarm
 from s2jax.sampling import Sampler, SamplingConfig
 
 
@@ -140,18 +141,18 @@ def test_step_reward_transforms():
 
 def test_hacking_alarm():
   flat = [0.5] * 6
-  assert not rl.hacking_alarm([0.1, 0.2, 0.3, 0.4], flat, window=2)
-  assert rl.hacking_alarm([0.1, 0.1, 0.5, 0.6], [0.5, 0.5, 0.3, 0.2], window=2)
-  assert not rl.hacking_alarm([0.1, 0.1, 0.5, 0.6], [0.3, 0.3, 0.5, 0.6], window=2)
-  assert not rl.hacking_alarm([0.1, 0.5], [0.5, 0.1], window=2)  # too little history
+  assert not hacking_alarm([0.1, 0.2, 0.3, 0.4], flat, window=2)
+  assert hacking_alarm([0.1, 0.1, 0.5, 0.6], [0.5, 0.5, 0.3, 0.2], window=2)
+  assert not hacking_alarm([0.1, 0.1, 0.5, 0.6], [0.3, 0.3, 0.5, 0.6], window=2)
+  assert not hacking_alarm([0.1, 0.5], [0.5, 0.1], window=2)  # too little history
 
 
 def test_adaptive_kl_moves_towards_target():
-  c = rl.AdaptiveKL(0.1, target=1.0, horizon=100)
+  c = AdaptiveKL(0.1, target=1.0, horizon=100)
   assert c.update(kl=5.0, n_sequences=10) > 0.1
-  c2 = rl.AdaptiveKL(0.1, target=1.0, horizon=100)
+  c2 = AdaptiveKL(0.1, target=1.0, horizon=100)
   assert c2.update(kl=0.1, n_sequences=10) < 0.1
-  assert rl.AdaptiveKL(0.1).update(5.0, 10) == 0.1  # no target: fixed
+  assert AdaptiveKL(0.1).update(5.0, 10) == 0.1  # no target: fixed
 
 
 def test_check_batch():

@@ -23,7 +23,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from s2jax import checkpoints, distill, report, search, sharding, verifier, workdirs
+from s2jax import distill, report, search, sharding, verifier, workdirs
 from s2jax import train as train_lib
 from s2jax.config import require, validate_optim_config
 from s2jax.data import batches, jsonl
@@ -119,27 +119,18 @@ def finetune(config, source: Policy, init: Policy, round_dir: str, examples: lis
   workdirs.derive_policy_workdir(source.workdir, round_dir,
                                  distill={"round_of": os.path.abspath(source.workdir)})
   loaded = init.load()
-  model, init_params, tok, mesh = loaded.model, loaded.params, loaded.tokenizer, loaded.mesh
+  model, tok, mesh = loaded.model, loaded.tokenizer, loaded.mesh
   t = config.train
-  optimizer = train_lib.make_optimizer(config.optim)
-  state, state_sh = train_lib.create_state(model, optimizer, jax.random.key(config.seed), mesh)
-  ckpt = checkpoints.Checkpointer(os.path.join(round_dir, "checkpoints"),
-                                  keep=t.keep_checkpoints, every=t.checkpoint_every)
-  if ckpt.latest_step() is not None:
-    state = train_lib.restore_state(ckpt, state)
-  else:
-    state = state.replace(params=train_lib.transplant_params(state.params, init_params)[0])
-  step_fn = train_lib.jit_train_step(
-      train_lib.make_train_step(lambda p, b: train_lib.next_token_loss(model, p, b), optimizer,
-                                t.grad_accum), state_sh, mesh)
+  job = train_lib.setup_job(model, train_lib.next_token_loss, config, round_dir, mesh,
+                            init_params=lambda: loaded.params)
   d = config.data
   batch_at = train_lib.lm_batches(examples, tok, mesh, batch_size=t.batch_size,
                                   seed=config.seed, pad_multiple=d.pad_multiple,
                                   seq_len=d.seq_len, bucket_window=d.bucket_window)
-  train_lib.fit(state, step_fn, batch_at, steps=t.steps, ckpt=ckpt,
+  train_lib.fit(job.state, job.step_fn, batch_at, steps=t.steps, ckpt=job.ckpt,
                 writer=MetricWriter(round_dir), log_every=t.log_every,
                 desc=f"distill {os.path.basename(round_dir)}")
-  ckpt.close()
+  job.ckpt.close()
 
 
 def run(config, workdir: str) -> dict:

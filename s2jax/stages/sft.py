@@ -19,7 +19,7 @@ import os
 
 import jax
 
-from s2jax import checkpoints, evaluation, pretrained, report, sharding, tasks
+from s2jax import evaluation, pretrained, report, sharding, tasks
 from s2jax import train as train_lib
 from s2jax.config import model_config, validate_train_config
 from s2jax.data import batches, formats, gsm8k
@@ -104,18 +104,9 @@ def run(config, workdir: str) -> dict:
               for r in train_records]
   batches.check_lengths(examples, config.data.seq_len, paths["train"])
 
-  optimizer = train_lib.make_optimizer(config.optim)
-  state, state_sh = train_lib.create_state(model, optimizer, jax.random.key(config.seed), mesh)
-  if host_params is not None:
-    state = state.replace(params=train_lib.transplant_params(state.params, host_params)[0])
-  step_fn = train_lib.jit_train_step(
-      train_lib.make_train_step(lambda p, b: train_lib.next_token_loss(model, p, b), optimizer,
-                                t.grad_accum), state_sh, mesh)
-
-  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=t.keep_checkpoints,
-                                  every=t.checkpoint_every)
-  if ckpt.latest_step() is not None:
-    state = train_lib.restore_state(ckpt, state)
+  job = train_lib.setup_job(model, train_lib.next_token_loss, config, workdir, mesh,
+                            init_params=None if host_params is None else lambda: host_params)
+  state, ckpt = job.state, job.ckpt
   start = int(state.step)
   writer = MetricWriter(workdir)
   writer.write(start, event="start", processes=jax.process_count(), devices=jax.device_count(),
@@ -125,7 +116,7 @@ def run(config, workdir: str) -> dict:
                                  seq_len=config.data.seq_len,
                                  bucket_window=config.data.bucket_window)
 
-  state = train_lib.fit(state, step_fn, batch_at, steps=t.steps, ckpt=ckpt, writer=writer,
+  state = train_lib.fit(state, job.step_fn, batch_at, steps=t.steps, ckpt=ckpt, writer=writer,
                         log_every=t.log_every, desc="sft")
   ckpt.close()
 

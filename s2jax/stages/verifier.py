@@ -21,7 +21,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from s2jax import checkpoints, labels, report, sharding, verifier
+from s2jax import labels, report, sharding, verifier
 from s2jax.policy import Policy
 from s2jax import train as train_lib
 from s2jax import verifier_metrics as vm
@@ -155,21 +155,12 @@ def run(config, workdir: str) -> dict:
 
   mesh = sharding.make_mesh(config.mesh.shape)
   t = config.train
-  optimizer = train_lib.make_optimizer(config.optim)
-  state, state_sh = train_lib.create_state(model, optimizer, jax.random.key(config.seed), mesh)
-  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), keep=t.keep_checkpoints,
-                                  every=t.checkpoint_every)
-  if ckpt.latest_step() is not None:
-    state = train_lib.restore_state(ckpt, state)
-  elif config.init_from_policy:
-    policy_params = policy.load().params
-    params, copied = train_lib.transplant_params(state.params, policy_params)
-    state = state.replace(params=params)
-    writer.write(0, event="init_from_policy", copied=len(copied))
   loss = verifier.prm_loss if config.kind == "prm" else verifier.orm_loss
-  step_fn = train_lib.jit_train_step(
-      train_lib.make_train_step(lambda p, b: loss(model, p, b), optimizer, t.grad_accum),
-      state_sh, mesh)
+  job = train_lib.setup_job(model, loss, config, workdir, mesh,
+                            init_params=(lambda: policy.load().params)
+                            if config.init_from_policy else None)
+  if job.copied is not None:
+    writer.write(0, event="init_from_policy", copied=len(job.copied))
   lengths = np.asarray([stepwise.record_length(tok, r) for r in records])
   if lengths.max() > config.data.seq_len:
     raise ValueError(f"a training record has {lengths.max()} tokens, more than "
@@ -188,9 +179,9 @@ def run(config, workdir: str) -> dict:
       local = stepwise.outcome_batch(tok, chosen, length)
     return {k: sharding.global_batch(v, mesh) for k, v in local.items()}
 
-  state = train_lib.fit(state, step_fn, batch_at, steps=t.steps, ckpt=ckpt, writer=writer,
-                        log_every=t.log_every, desc=f"train {config.kind}")
-  ckpt.close()
+  state = train_lib.fit(job.state, job.step_fn, batch_at, steps=t.steps, ckpt=job.ckpt,
+                        writer=writer, log_every=t.log_every, desc=f"train {config.kind}")
+  job.ckpt.close()
   summary = evaluate_verifier(config, workdir, policy, model, state.params, tok, mesh)
   summary["data"] = stats
   if jax.process_index() == 0:

@@ -20,6 +20,9 @@ class Task(abc.ABC):
   # Whether `corrupt` works: stages that plant wrong steps (corrupted references for
   # verifier labels, recovery prompts in RL) check it before they start.
   can_corrupt: bool = False
+  # How `check` judges steps, recorded with every graded output: "exact" (a checker that
+  # knows the truth of each step) or "annotation" (calculator annotations, weak labels).
+  checker: str = "exact"
 
   @abc.abstractmethod
   def from_json(self, record: dict) -> Any:

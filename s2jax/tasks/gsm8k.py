@@ -24,6 +24,7 @@ class RealProblem:
 
 @register("gsm8k")
 class Gsm8kTask(Task):
+  checker = "annotation"
 
   def from_json(self, record: dict) -> RealProblem:
     answer = gsm8k_data.reference_answer(record)

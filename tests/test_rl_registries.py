@@ -1,0 +1,102 @@
+"""Adding an advantage estimator, a policy loss or a reward source is one function and one
+registration; the jitted update and the learner's reward assembly then use it by name."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from ml_collections import ConfigDict
+
+from s2jax import rl, sharding
+from s2jax import train as train_lib
+from s2jax.models.transformer import ModelConfig, Transformer
+from s2jax.rl import advantages, losses, rewards
+from s2jax.sampling import Sampler, SamplingConfig
+
+
+# A critic-free estimator that no built-in computes: each response's total reward minus the
+# mean over the whole batch (REINFORCE with a batch baseline), given to every token.
+@advantages.register("test_batch_baseline", uses_critic=False)
+def batch_baseline(rewards_, values, mask, cfg):
+  m = mask.astype(jnp.float32)
+  total = rewards_.sum(axis=1)
+  return (total - total.mean())[:, None] * m, jnp.zeros_like(m)
+
+
+# Vanilla policy gradient: -A log p (no ratio, no clip).
+@losses.register("test_vanilla_pg")
+def vanilla_pg(logp, old_logp, adv, cfg):
+  return -adv * logp, {"pg_loss": -adv * logp}
+
+
+@rewards.register("test_steps_count", kind="outcome")
+def steps_count(batch, ctx):
+  return np.asarray([len(j["steps"]) for j in batch.judged], np.float32)
+
+
+def _rollout_and_update(cfg):
+  mcfg = ModelConfig(vocab_size=16, d_model=16, n_layers=1, n_heads=2, n_kv_heads=1,
+                     mlp_dim=32)
+  policy = Transformer(mcfg)
+  mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
+  p, _ = sharding.init_params(policy, jax.random.key(0), mesh)
+  opt = optax.sgd(0.0)  # nothing moves: the metrics describe the inputs
+  state = train_lib.TrainState(step=jnp.int32(0), params={"policy": p},
+                               opt_state=opt.init({"policy": p}))
+  ro = rl.rollout(Sampler(policy, pad_id=0, eos_id=1, max_cache_len=16), p, [[2, 3]] * 4,
+                  max_new_tokens=5, sampling=SamplingConfig(1.0), rng=jax.random.key(3),
+                  trim_multiple=0)
+  score = np.random.default_rng(0).normal(size=(4, 5)).astype(np.float32)
+  inputs = dict(tokens=ro["tokens"], mask=ro["mask"], response_mask=ro["response_mask"],
+                score_rewards=score, ref_params=p, kl_coef=jnp.float32(0.0),
+                rng=jax.random.key(1))
+  _, m = jax.jit(rl.make_update(policy, None, opt, cfg))(state, inputs)
+  return ro, score, m
+
+
+def test_a_registered_estimator_and_loss_drive_the_jitted_update():
+  cfg = rl.RLConfig(algorithm="ppo", advantage="test_batch_baseline", loss="test_vanilla_pg",
+                    epochs=1, minibatches=1)
+  assert not cfg.uses_critic  # the estimator says so: no value head is built
+  ro, score, m = _rollout_and_update(cfg)
+  mask = ro["response_mask"].astype(np.float64)
+  # NumPy: total reward per response (kl_coef=0), minus the batch mean, on every token.
+  total = (score * mask).sum(axis=1)
+  adv = (total - total.mean())[:, None] * mask
+  np.testing.assert_allclose(float(m["advantage_std"]),
+                             np.sqrt((adv ** 2).sum() / mask.sum()), rtol=1e-5)
+  # No clip in this loss: its per-token diagnostics are only what it returned.
+  assert "clip_fraction" not in m and "value_loss" not in m
+
+
+def test_unknown_names_are_errors_that_list_the_registered_ones():
+  with pytest.raises(ValueError, match="test_batch_baseline"):
+    rl.RLConfig(advantage="nope")
+  with pytest.raises(ValueError, match="ppo_clip"):
+    rl.RLConfig(loss="nope")
+  with pytest.raises(ValueError, match="registered twice"):
+    advantages.register("gae", uses_critic=True)(lambda *a: a)
+  with pytest.raises(ValueError, match="exact_outcome"):
+    rewards.reward_sources(ConfigDict(dict(step_weight=0.0, outcome="exact",
+                                           outcome_weight=1.0, sources=(("nope", 1.0),))),
+                           has_prm=False)
+
+
+def test_a_registered_reward_is_placed_and_weighted_with_the_built_in_ones():
+  class Verdict:
+    def __init__(self, ok):
+      self.answer_correct = ok
+  judged = [{"steps": ["a", "b"], "ends": [2, 5], "verdict": Verdict(True), "text": "", "prefix": []},
+            {"steps": ["c"], "ends": [1], "verdict": Verdict(False), "text": "", "prefix": []},
+            {"steps": [], "ends": [], "verdict": Verdict(True), "text": "", "prefix": []}]
+  cfg = ConfigDict(dict(step_weight=1.0, step_transform="centered", outcome="exact",
+                        outcome_weight=2.0, sources=(("test_steps_count", 0.5),)))
+  sources = rewards.reward_sources(cfg, has_prm=False)  # no PRM: no step rewards
+  assert sources == [("exact_outcome", 2.0), ("test_steps_count", 0.5)]
+  lengths = [7, 3, 0]
+  placed = rewards.assemble(sources, rewards.Rollouts(["q"] * 3, judged), rewards.Context(),
+                            num_new=8, lengths=lengths)
+  want = np.zeros((3, 8), np.float32)
+  want[0, 6] = 2.0 * 1 + 0.5 * 2   # both outcome rewards on the last generated token
+  want[1, 2] = 2.0 * 0 + 0.5 * 1
+  np.testing.assert_array_equal(placed, want)  # an empty response gets nothing
