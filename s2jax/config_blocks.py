@@ -43,7 +43,8 @@ def distributed() -> dict:
 def optim(**overrides) -> dict:
   """AdamW with warm-up and a decay schedule (s2jax.train.make_optimizer)."""
   d = dict(lr=1e-3, warmup_steps=20, decay_steps=400, final_lr_fraction=0.1,
-           schedule="cosine", weight_decay=0.0, b1=0.9, b2=0.99, clip_norm=1.0)
+           schedule="cosine", weight_decay=0.0, b1=0.9, b2=0.99, clip_norm=1.0,
+           decay_embeddings=True)
   unknown = set(overrides) - set(d)
   if unknown:
     raise ValueError(f"optim block: unknown key(s) {sorted(unknown)}; known: {sorted(d)}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import time
 from typing import Any, Callable, Optional
 
@@ -34,6 +35,24 @@ class TrainState:
   opt_state: Any
 
 
+# Parameters that weight decay leaves alone, by the last name on their path: norm scales
+# and biases. A rule on shapes cannot tell them apart once layers are scanned ([L, d]
+# scales look like matrices, a one-layer stack's matrices start with 1).
+_NOT_DECAYED = re.compile(r"^(scale|bias|b[qkvo]|.*_bias)$")
+
+
+def decay_mask(params, decay_embeddings: bool = True):
+  """True for every parameter weight decay applies to: weight matrices (attention, MLP,
+  LM and scalar heads), and the token embedding when `decay_embeddings`; False for norm
+  scales and biases, whatever their shape."""
+  def decayed(path, _):
+    name = str(getattr(path[-1], "key", path[-1]))
+    if name == "embedding":
+      return decay_embeddings
+    return not _NOT_DECAYED.match(name)
+  return jax.tree_util.tree_map_with_path(decayed, params)
+
+
 def make_optimizer(cfg) -> optax.GradientTransformation:
   """AdamW with linear warm-up, cosine (or constant) decay and global-norm clipping."""
   if cfg.schedule == "cosine":
@@ -45,11 +64,10 @@ def make_optimizer(cfg) -> optax.GradientTransformation:
                                optax.constant_schedule(cfg.lr)], [cfg.warmup_steps])
   else:
     raise ValueError(f"optim.schedule={cfg.schedule!r} must be 'cosine' or 'constant'")
-  # No weight decay on norms and biases (1-d parameters).
-  decay_mask = lambda params: jax.tree.map(lambda p: p.ndim > 1 and p.shape[0] != 1, params)
+  mask = lambda params: decay_mask(params, cfg.get("decay_embeddings", True))
   return optax.chain(
       optax.clip_by_global_norm(cfg.clip_norm),
-      optax.adamw(lr, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay, mask=decay_mask))
+      optax.adamw(lr, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay, mask=mask))
 
 
 def next_token_loss(model: Transformer, params, batch) -> tuple:

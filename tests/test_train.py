@@ -1,11 +1,14 @@
+import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 import pytest
 
-from s2jax import checkpoints
+from s2jax import checkpoints, sharding
 from s2jax import train as T
+from s2jax.models.transformer import ModelConfig, Transformer
 from tests.helpers import random_batch, tiny_model
 
 OPTIM = ml_collections.ConfigDict(dict(lr=1e-2, warmup_steps=1, decay_steps=10,
@@ -129,3 +132,37 @@ def test_batch_order_is_a_pure_function_of_the_step():
   assert spread(4) < 0.6 * spread(1)
   assert np.array_equal(batches.bucketed_batch_indices(5, 8, lengths, 3, 1),
                         batches.batch_indices(5, 8, 100, 3))
+
+
+@pytest.mark.parametrize("scan", [True, False])
+@pytest.mark.parametrize("layers", [1, 4])
+@pytest.mark.parametrize("decay_embeddings", [True, False])
+def test_weight_decay_by_parameter_path(scan, layers, decay_embeddings):
+  """One AdamW step with zero gradients moves nothing but the decay: a decayed parameter
+  becomes p * (1 - lr * wd) exactly, every other one stays. Matrices decay; norm scales and
+  biases never do, scanned ([L, d]) or not, with one layer or four; embeddings as set."""
+  cfg = ModelConfig(vocab_size=32, d_model=16, n_layers=layers, n_heads=2, n_kv_heads=1,
+                    mlp_dim=32, qkv_bias=True, tie_embeddings=False, scalar_head=True,
+                    scan_layers=scan)
+  mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
+  params, _ = sharding.init_params(Transformer(cfg), jax.random.key(0), mesh)
+  params = jax.tree.map(lambda p: p + 1.0, params)  # biases start at 0: make them visible
+  lr, wd = 0.1, 0.5
+  opt = T.make_optimizer(ml_collections.ConfigDict(dict(
+      lr=lr, warmup_steps=0, decay_steps=10, final_lr_fraction=1.0, schedule="constant",
+      weight_decay=wd, b1=0.9, b2=0.99, clip_norm=1.0, decay_embeddings=decay_embeddings)))
+  updates, _ = opt.update(jax.tree.map(jnp.zeros_like, params), opt.init(params), params)
+  new = optax.apply_updates(params, updates)
+  flat_old = flax.traverse_util.flatten_dict(params, sep="/")
+  flat_new = flax.traverse_util.flatten_dict(new, sep="/")
+  matrices = {"wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down", "lm_head", "scalar_head"}
+  seen = set()
+  for path, old in flat_old.items():
+    name = path.split("/")[-1]
+    seen.add(name)
+    want = (name in matrices) or (name == "embedding" and decay_embeddings)
+    factor = (1 - lr * wd) if want else 1.0
+    np.testing.assert_allclose(np.asarray(flat_new[path]), np.asarray(old) * factor,
+                               rtol=1e-6, err_msg=path)
+  # The model has every kind the rule must handle.
+  assert {"scale", "bq", "bk", "bv", "scalar_bias", "embedding"} <= seen
