@@ -5,7 +5,7 @@
 
 `job` serves the stage scripts and the pipeline (with `write_report`, also `--out` and
 `--report_from`, which rewrites the report from saved results without compute);
-`ablation` serves the ablation scripts (`--point`, `--dry_run`, `--report_only`). Flags are
+`ablation` serves the ablation script (`--point`, `--dry_run`, `--report_only`). Flags are
 defined when these run, never at import, so importing a library module defines none.
 """
 from __future__ import annotations
@@ -57,19 +57,20 @@ def job(run: Callable[..., Any], *, summarize: Optional[Callable[[Any], None]] =
   app.run(main)
 
 
-def ablation(module) -> None:
-  """An ablation script: `module` (s2jax.ablations.<name>) has NAME,
-  run_point(config, workdir, seed, arm) and write(config, workdir, out); the config file
-  has get_config(arg) and points(config)."""
+def ablation() -> None:
+  """The ablation script: the config file (get_config(arg) with `name`, and
+  points(config)) names the module s2jax.ablations.<name>, which has run_point(config,
+  workdir, seed, arm) and write(config, workdir, out)."""
   from absl import app, flags, logging
   from ml_collections import config_flags
+  from s2jax import ablations
   from s2jax.ablations import common
   from s2jax.config import check_override_keys
   config_flag = config_flags.DEFINE_config_file("config", None, "The ablation's config file.")
   workdir = flags.DEFINE_string("workdir", "workdirs/ablations",
                                 "Root of every ablation's runs (the seeds' pipelines are shared).")
-  out = flags.DEFINE_string("out", f"results/ablations/{module.NAME}",
-                            "Result path prefix (.md, .json, .png).")
+  out = flags.DEFINE_string("out", "", "Result path prefix (.md, .json, .png); default "
+                            "results/ablations/<name>.")
   point = flags.DEFINE_string("point", "", "Run only this point (seed<k>/<arm>), no report.")
   dry_run = flags.DEFINE_bool("dry_run", False, "Print one command per point and exit.")
   report_only = flags.DEFINE_bool("report_only", False, "Only rewrite the result section.")
@@ -80,14 +81,15 @@ def ablation(module) -> None:
     del argv
     logging.set_verbosity(logging.WARNING)
     config = config_flag.value
+    module = ablations.get(config.name)
     path = config_flags.get_config_filename(flags.FLAGS["config"])
     spec = importlib.util.spec_from_file_location("_ablation_config", path.partition(":")[0])
     config_module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(config_module)
     common.main_loop(sys.argv, config=config, points=config_module.points(config),
                      run_point=lambda seed, arm: module.run_point(config, workdir.value, seed, arm),
-                     write=lambda: module.write(config, workdir.value,
-                                                common.prepare_out(out.value)),
+                     write=lambda: module.write(config, workdir.value, common.prepare_out(
+                         out.value or f"results/ablations/{config.name}")),
                      point=point.value, dry_run=dry_run.value, report_only=report_only.value)
 
   app.run(main)

@@ -60,11 +60,13 @@ def runtime(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 
 def ablation(file: str, arg: str, known: tuple = ("tiny",)) -> ml_collections.ConfigDict:
-  """The start of every ablation config: the seeds and the shared pipeline's config
+  """The start of every ablation config: its name (the file's: configs/ablations/<name>.py
+  runs s2jax.ablations.<name>), the seeds and the shared pipeline's config
   (configs/pipeline.py next to configs/ablations/); `tiny` is the seconds-long pipeline
   with one seed, for tests."""
   tiny = "tiny" in words(arg, known, file)
   c = ml_collections.ConfigDict()
+  c.name = os.path.splitext(os.path.basename(file))[0]  # the s2jax.ablations module
   c.seeds = (0,) if tiny else (0, 1, 2)
   pipeline = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(file))), "pipeline.py")
   c.pipeline = load_config_file(pipeline + (":tiny" if tiny else ""))

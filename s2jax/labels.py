@@ -1,25 +1,48 @@
-"""Step-label sources that need no model: the exact checker and calculator annotations.
+"""Step-label sources, registered by name (`labels.source` in a verifier config).
 
-Every source turns (question, candidate solution) pairs into TRL stepwise records:
+Every source turns (problem, candidate solution) pairs into TRL stepwise records:
   exact       the synthetic task's step checker (needs the generator's `meta`);
   annotation  the arithmetic of each step's `<<expr=value>>` (weak, works on real data);
   mc          Monte-Carlo rollouts (Math-Shepherd): from each step prefix the policy
               samples K completions; the step is good if any (hard) or the fraction (soft)
               of them reach the reference answer. Needs no human labels.
-Corrupted reference solutions add invalid steps.
+Corrupted reference solutions add invalid steps. A new source is one function:
+
+  @register("name")
+  def name(ctx: LabelContext) -> list[dict]: ...
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+import dataclasses
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from s2jax.data.steps import encode_with_steps
+from s2jax.registry import Registry
 from s2jax.sampling import SamplingConfig
 from s2jax.tasks import arith
 
-SOURCES = ("exact", "annotation", "mc")
 MC_MODES = ("hard", "soft")
+
+
+@dataclasses.dataclass
+class LabelContext:
+  """What a label source sees: the task, (problem, solution) pairs that have steps, the
+  `labels` config block, and `rollouts()`, the cached Monte-Carlo outcomes of those pairs
+  (drawn only when a source asks)."""
+  task: object
+  pairs: list
+  config: object
+  rollouts: Callable[[], list]
+
+
+_SOURCES = Registry("label source")
+register, sources = _SOURCES.register, _SOURCES.names
+
+
+def label(name: str, ctx: LabelContext) -> list:
+  return _SOURCES.get(name)(ctx)
 
 
 def exact_record(task, problem, solution: str) -> dict | None:
@@ -124,3 +147,24 @@ def balance(records: Sequence[dict], rng: np.random.Generator) -> list:
     elif not majority_valid and not any(labels) and neg - n >= pos:
       keep[i], neg = False, neg - n
   return [r for r, k in zip(records, keep) if k]
+
+
+@register("exact")
+def exact_source(ctx: LabelContext) -> list:
+  """The task's own step checker."""
+  return [exact_record(ctx.task, p, t) for p, t in ctx.pairs]
+
+
+@register("annotation")
+def annotation_source(ctx: LabelContext) -> list:
+  """The arithmetic of each step's calculator annotation (weak)."""
+  return [annotation_record(ctx.task, p.question, t) for p, t in ctx.pairs]
+
+
+@register("mc")
+def mc_source(ctx: LabelContext) -> list:
+  """Monte-Carlo rollouts from every step prefix (Math-Shepherd)."""
+  c = ctx.config
+  return [mc_record(p.question, ctx.task.split_steps(t)[0], o, c.mc_k, c.mc_mode)
+          for (p, t), o in zip(ctx.pairs, ctx.rollouts())]
+

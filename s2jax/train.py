@@ -64,7 +64,7 @@ def make_optimizer(cfg) -> optax.GradientTransformation:
                                optax.constant_schedule(cfg.lr)], [cfg.warmup_steps])
   else:
     raise ValueError(f"optim.schedule={cfg.schedule!r} must be 'cosine' or 'constant'")
-  mask = lambda params: decay_mask(params, cfg.get("decay_embeddings", True))
+  mask = lambda params: decay_mask(params, getattr(cfg, "decay_embeddings", True))
   return optax.chain(
       optax.clip_by_global_norm(cfg.clip_norm),
       optax.adamw(lr, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay, mask=mask))

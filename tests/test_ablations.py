@@ -21,7 +21,7 @@ ABLATIONS = ("rl_vs_sft", "distill_filters", "domain_shift", "filler_tokens",
 
 def _script(name, root, *extra):
   return subprocess.run(
-      [sys.executable, os.path.join(ROOT, "experiments", "ablations", f"{name}.py"),
+      [sys.executable, os.path.join(ROOT, "experiments", "ablation.py"),
        f"--config={os.path.join(ROOT, 'configs', 'ablations', name + '.py')}:tiny",
        f"--workdir={root}", f"--out={os.path.join(root, 'results', name)}", *extra],
       env=script_env(), capture_output=True, text=True, cwd=ROOT)
@@ -212,3 +212,15 @@ def test_a_resumed_runs_repeated_steps_count_once():
   logged = [{"step": 1, "x": 1}, {"step": 2, "x": 2}, {"step": 3, "x": 3},
             {"step": 2, "x": 20}, {"step": 3, "x": 30}, {"step": 4, "x": 40}]
   assert [m["x"] for m in latest_per_step(logged)] == [1, 20, 30, 40]
+
+
+def test_an_ablation_config_names_its_module(root):
+  from s2jax import ablations
+  from s2jax.config import load_config_file
+  assert ablations.names() == sorted(ABLATIONS)
+  for name in ABLATIONS:
+    c = load_config_file(os.path.join(root, "configs", "ablations", f"{name}.py:tiny"))
+    module = ablations.get(c.name)
+    assert module.NAME == name and c.seeds == (0,)
+  with pytest.raises(ValueError, match="known: distill_filters, domain_shift"):
+    ablations.get("nope")

@@ -39,7 +39,7 @@ def test_installed_package_runs_the_pipeline_and_an_ablation_outside_the_repo(tm
   with open(os.path.join(purelib, "_borrowed_dependencies.pth"), "w") as f:
     f.write("\n".join(dict.fromkeys(here)) + "\n")
   # Non-editable: a wheel is built from the repository and unpacked into the environment.
-  _run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+  _run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
         "--target", purelib, ROOT], str(tmp_path))
 
   outside = tmp_path / "outside"
@@ -57,7 +57,7 @@ def test_installed_package_runs_the_pipeline_and_an_ablation_outside_the_repo(tm
        str(tmp_path))
   assert (tmp_path / "report" / "REPORT.md").exists()
   out = tmp_path / "ablation" / "domain_shift"
-  log = _run([python, str(scripts / "ablations" / "domain_shift.py"),
+  log = _run([python, str(scripts / "ablation.py"),
               f"--config={configs / 'ablations' / 'domain_shift.py'}:tiny", f"--workdir={root}",
               f"--out={out}"], str(tmp_path))
   # Every point ran, on the pipeline run above (no stage was trained again).

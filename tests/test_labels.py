@@ -99,3 +99,37 @@ def test_balance_also_thins_an_invalid_majority():
   pos, neg = labels.label_counts(kept)
   assert pos == 15 and abs(pos - neg) <= 2
   assert sum(r["labels"] == [True, 0.25] for r in kept) == 5   # mixed records all kept
+
+
+def test_label_sources_are_registered_and_rollouts_are_drawn_only_on_demand():
+  ps = problems(3)
+  pairs = [(p, p.solution) for p in ps]
+  calls = []
+
+  def rollouts():
+    calls.append(1)
+    # Step i of every solution reached the answer in i of its 2 rollouts (capped at 2).
+    return [np.asarray([[j < i for j in range(2)] for i in range(len(ARITH.split_steps(t)[0]))])
+            for _, t in pairs]
+
+  cfg = type("C", (), {"mc_k": 2, "mc_mode": "soft"})()
+  ctx = labels.LabelContext(ARITH, pairs, cfg, rollouts)
+  exact = labels.label("exact", ctx)
+  assert not calls and all(all(r["labels"]) for r in exact)  # references are valid
+  mc = labels.label("mc", ctx)
+  assert calls == [1]
+  for r, (_, t) in zip(mc, pairs):
+    n = len(ARITH.split_steps(t)[0])
+    assert r["labels"] == [min(i, 2) / 2 for i in range(n)]
+
+  @labels.register("test_first_step_only")
+  def first_step_only(ctx):
+    return [{"prompt": p.question, "completions": ctx.task.split_steps(t)[0][:1],
+             "labels": [True]} for p, t in ctx.pairs]
+
+  assert "test_first_step_only" in labels.sources()
+  got = labels.label("test_first_step_only", ctx)
+  assert [r["completions"] for r in got] == [[ARITH.split_steps(t)[0][0]] for _, t in pairs]
+  with pytest.raises(ValueError, match="annotation, exact, mc"):
+    labels.label("humans", ctx)
+

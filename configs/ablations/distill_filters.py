@@ -1,7 +1,7 @@
 """Ablation 2: verifier-filtered self-distillation against random sampling and answer-only
 filtering (STaR), at matched data size.
 
-  python experiments/ablations/distill_filters.py \
+  python experiments/ablation.py \
       --config=configs/ablations/distill_filters.py --workdir=workdirs/ablations \
       --out=results/ablations/distill_filters
 

@@ -2,7 +2,7 @@
 against the number of distractor entities, for the SFT, self-distilled and PPO policies,
 greedy and with PRM best-of-N search.
 
-  python experiments/ablations/domain_shift.py --config=configs/ablations/domain_shift.py \
+  python experiments/ablation.py --config=configs/ablations/domain_shift.py \
       --workdir=workdirs/ablations --out=results/ablations/domain_shift
 """
 from s2jax import config_blocks

@@ -2,7 +2,7 @@
 to answer directly, with chain-of-thought, and with as many meaningless filler tokens as
 the chain of thought has before the answer (s2jax/data/formats.py); accuracy by depth.
 
-  python experiments/ablations/filler_tokens.py --config=configs/ablations/filler_tokens.py \
+  python experiments/ablation.py --config=configs/ablations/filler_tokens.py \
       --workdir=workdirs/ablations --out=results/ablations/filler_tokens
 """
 from s2jax import config_blocks

@@ -1,6 +1,6 @@
 """Ablation 1: verifier + RL against plain fine-tuning at matched training compute.
 
-  python experiments/ablations/rl_vs_sft.py --config=configs/ablations/rl_vs_sft.py \
+  python experiments/ablation.py --config=configs/ablations/rl_vs_sft.py \
       --workdir=workdirs/ablations --out=results/ablations/rl_vs_sft
 
 Arms, per seed, all from the seed's SFT policy:

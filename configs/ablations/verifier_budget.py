@@ -3,7 +3,7 @@ the policy's samples (and steps in proportion), each used for best-of-N at sever
 at a fixed total compute (verifier sampling + training + test-time generation + scoring),
 which split between verifier training and samples gives the best accuracy?
 
-  python experiments/ablations/verifier_budget.py \
+  python experiments/ablation.py \
       --config=configs/ablations/verifier_budget.py --workdir=workdirs/ablations \
       --out=results/ablations/verifier_budget
 """

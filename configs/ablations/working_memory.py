@@ -2,7 +2,7 @@
 of entities in the problem grows, all of them on the reasoning chain or all but three of
 them distractors, for policies of several widths.
 
-  python experiments/ablations/working_memory.py \
+  python experiments/ablation.py \
       --config=configs/ablations/working_memory.py --workdir=workdirs/ablations \
       --out=results/ablations/working_memory
 """

@@ -1,6 +1,6 @@
 """Ablation 2: PRM-filtered self-distillation against STaR and random samples, matched size.
 
-  python experiments/ablations/distill_filters.py \
+  python experiments/ablation.py \
       --config=configs/ablations/distill_filters.py --workdir=workdirs/ablations \
       --out=results/ablations/distill_filters
 """
@@ -66,7 +66,7 @@ def write(config, workdir: str, out: str) -> None:
   d = config.pipeline.distill
   md = ablation.header("Ablation 2: verifier-filtered self-distillation against STaR and "
                        "random samples (matched data size)",
-                       "experiments/ablations/distill_filters.py", config, report.run_info())
+                       "experiments/ablation.py", config, report.run_info())
   md += [f"One round: {d.samples.per_problem} samples (temperature {d.samples.temperature}) of "
          f"each of {d.samples.problems} training problems from the seed's SFT policy; every "
          f"arm fine-tunes from the SFT weights for {d.train.steps} steps on what its filter "

@@ -1,7 +1,7 @@
 """Ablation 3: accuracy against reasoning steps and distractors, per policy, with and
 without PRM search.
 
-  python experiments/ablations/domain_shift.py --config=configs/ablations/domain_shift.py \
+  python experiments/ablation.py --config=configs/ablations/domain_shift.py \
       --workdir=workdirs/ablations --out=results/ablations/domain_shift
 """
 from __future__ import annotations
@@ -56,7 +56,7 @@ def write(config, workdir: str, out: str) -> None:
   task = config.pipeline.sft.task
   n = config.search.n
   md = ablation.header("Ablation 3: accuracy under domain shift (steps, distractors)",
-                       "experiments/ablations/domain_shift.py", config, report.run_info())
+                       "experiments/ablation.py", config, report.run_info())
   md += [f"Policies trained on {task.min_steps}–{task.max_steps} steps with "
          f"{task.min_distractors}–{task.max_distractors} distractors (the other task keys as "
          "in training); each grid point moves one of the two, "

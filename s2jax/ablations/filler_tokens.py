@@ -1,6 +1,6 @@
 """Ablation 4: direct answers, chain-of-thought and filler tokens; accuracy by depth.
 
-  python experiments/ablations/filler_tokens.py --config=configs/ablations/filler_tokens.py \
+  python experiments/ablation.py --config=configs/ablations/filler_tokens.py \
       --workdir=workdirs/ablations --out=results/ablations/filler_tokens
 """
 from __future__ import annotations
@@ -60,7 +60,7 @@ def write(config, workdir: str, out: str) -> None:
         runs.setdefault(arm, {})[seed] = depth_grid(config, workdir, seed, arm)
   task = config.pipeline.sft.task
   md = ablation.header("Ablation 4: filler tokens against chain of thought",
-                       "experiments/ablations/filler_tokens.py", config, report.run_info())
+                       "experiments/ablation.py", config, report.run_info())
   md += ["Three policies per seed, the same SFT config and data, differing only in the "
          "training targets: the reference chain of thought; `#### N` alone; and a line of "
          "'.' filler tokens, as many tokens as the chain of thought has, then `#### N` "

@@ -1,9 +1,9 @@
 """Ablation 1: does verifier + RL beat plain fine-tuning at matched training compute?
 
-  python experiments/ablations/rl_vs_sft.py --config=configs/ablations/rl_vs_sft.py \
+  python experiments/ablation.py --config=configs/ablations/rl_vs_sft.py \
       --workdir=workdirs/ablations --out=results/ablations/rl_vs_sft
 
-See configs/ablations/rl_vs_sft.py for the arms; s2jax/ablation.py for --point, --dry_run
+See configs/ablations/rl_vs_sft.py for the arms; s2jax/cli.py for --point, --dry_run
 and --report_only.
 """
 from __future__ import annotations
@@ -122,7 +122,7 @@ def write(config, workdir: str, out: str) -> None:
   runs = collect(config, workdir)
   splits = ablation.split_names(runs)
   md = ablation.header("Ablation 1: verifier + RL against plain fine-tuning at matched compute",
-                       "experiments/ablations/rl_vs_sft.py", config, report.run_info())
+                       "experiments/ablation.py", config, report.run_info())
   md += ["Every arm starts from the seed's SFT policy. `more SFT (matched)` trains on the "
          "reference solutions for as many token-passes (forward 1, forward+backward 3; "
          "`s2jax/compute.py`) as the seed's verifier (its sampling and training) and PPO "

@@ -1,6 +1,6 @@
 """Ablation 5: how to split a fixed compute between verifier training and samples.
 
-  python experiments/ablations/verifier_budget.py \
+  python experiments/ablation.py \
       --config=configs/ablations/verifier_budget.py --workdir=workdirs/ablations \
       --out=results/ablations/verifier_budget
 """
@@ -97,7 +97,7 @@ def write(config, workdir: str, out: str) -> None:
   import matplotlib.pyplot as plt
   runs = collect(config, workdir)
   md = ablation.header("Ablation 5: verifier budget against generation budget",
-                       "experiments/ablations/verifier_budget.py", config, report.run_info())
+                       "experiments/ablation.py", config, report.run_info())
   per = config.pipeline.verifier.samples.per_problem
   md += [f"PRMs trained on the SFT policy's samples of {list(config.prm_problems)} training "
          f"problems ({per} samples each, exact step labels, "

@@ -1,6 +1,6 @@
 """Ablation 6: accuracy against the number of entities, by model width.
 
-  python experiments/ablations/working_memory.py \
+  python experiments/ablation.py \
       --config=configs/ablations/working_memory.py --workdir=workdirs/ablations \
       --out=results/ablations/working_memory
 """
@@ -61,7 +61,7 @@ def write(config, workdir: str, out: str) -> None:
         runs.setdefault(width, {})[seed] = entity_grid(config, workdir, seed, width)
   task = config.pipeline.sft.task
   md = ablation.header("Ablation 6: working memory: accuracy against the number of entities",
-                       "experiments/ablations/working_memory.py", config, report.run_info())
+                       "experiments/ablation.py", config, report.run_info())
   md += ["SFT policies of each width (the pipeline's SFT config, `model.d_model` changed, "
          f"mlp 3x) trained on {task.min_steps}–{task.max_steps} steps with "
          f"{task.min_distractors}–{task.max_distractors} distractors. An entity is a named "

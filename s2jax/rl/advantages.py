@@ -17,6 +17,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from s2jax.registry import Registry
+
 
 @dataclasses.dataclass(frozen=True)
 class Estimator:
@@ -25,26 +27,12 @@ class Estimator:
   grouped: bool
 
 
-_REGISTRY: dict[str, Estimator] = {}
+_REGISTRY = Registry("advantage estimator")
+get, names = _REGISTRY.get, _REGISTRY.names
 
 
 def register(name: str, *, uses_critic: bool, grouped: bool = False):
-  def wrap(fn):
-    if name in _REGISTRY:
-      raise ValueError(f"advantage estimator {name!r} is registered twice")
-    _REGISTRY[name] = Estimator(fn, uses_critic, grouped)
-    return fn
-  return wrap
-
-
-def get(name: str) -> Estimator:
-  if name not in _REGISTRY:
-    raise ValueError(f"unknown advantage estimator {name!r}; registered: {', '.join(names())}")
-  return _REGISTRY[name]
-
-
-def names() -> list[str]:
-  return sorted(_REGISTRY)
+  return _REGISTRY.register(name, lambda fn: Estimator(fn, uses_critic, grouped))
 
 
 def gae(rewards, values, mask, gamma: float, lam: float):

@@ -9,30 +9,12 @@ them. The value loss (with a critic) and the entropy bonus are added by the upda
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import jax.numpy as jnp
 
-_REGISTRY: dict[str, Callable] = {}
+from s2jax.registry import Registry
 
-
-def register(name: str):
-  def wrap(fn):
-    if name in _REGISTRY:
-      raise ValueError(f"policy loss {name!r} is registered twice")
-    _REGISTRY[name] = fn
-    return fn
-  return wrap
-
-
-def get(name: str) -> Callable:
-  if name not in _REGISTRY:
-    raise ValueError(f"unknown policy loss {name!r}; registered: {', '.join(names())}")
-  return _REGISTRY[name]
-
-
-def names() -> list[str]:
-  return sorted(_REGISTRY)
+_REGISTRY = Registry("policy loss")
+register, get, names = _REGISTRY.register, _REGISTRY.get, _REGISTRY.names
 
 
 def clipped_pg_loss(logp, old_logp, advantages, clip_eps: float):

@@ -20,6 +20,8 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from s2jax.registry import Registry
+
 STEP_TRANSFORMS = ("centered", "prob", "log")
 KINDS = ("steps", "outcome")
 
@@ -60,29 +62,14 @@ class Source:
   kind: str
 
 
-_REGISTRY: dict[str, Source] = {}
+_REGISTRY = Registry("reward source")
+get, names = _REGISTRY.get, _REGISTRY.names
 
 
 def register(name: str, *, kind: str):
   if kind not in KINDS:
     raise ValueError(f"reward {name!r}: kind {kind!r} must be one of {KINDS}")
-
-  def wrap(fn):
-    if name in _REGISTRY:
-      raise ValueError(f"reward source {name!r} is registered twice")
-    _REGISTRY[name] = Source(fn, kind)
-    return fn
-  return wrap
-
-
-def get(name: str) -> Source:
-  if name not in _REGISTRY:
-    raise ValueError(f"unknown reward source {name!r}; registered: {', '.join(names())}")
-  return _REGISTRY[name]
-
-
-def names() -> list[str]:
-  return sorted(_REGISTRY)
+  return _REGISTRY.register(name, lambda fn: Source(fn, kind))
 
 
 def step_reward(probs: np.ndarray, transform: str) -> np.ndarray:

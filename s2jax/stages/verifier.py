@@ -84,16 +84,10 @@ def training_records(policy: Policy, config, sample_records: list) -> tuple[list
   exact = [labels.exact_record(task, p, t) for p, t in pairs]
   keep = [i for i, r in enumerate(exact) if r is not None]
   stats["without_steps"] = len(pairs) - len(keep)
-  if lc.source == "exact":
-    recs = [exact[i] for i in keep]
-  elif lc.source == "annotation":
-    recs = [labels.annotation_record(task, pairs[i][0].question, pairs[i][1]) for i in keep]
-  else:  # mc
-    sub = [pairs[i] for i in keep]
-    key = json.dumps([config.seed, config.samples.to_dict()], sort_keys=True, default=list)
-    outs = mc_outcomes(policy, config, sub, key)
-    recs = [labels.mc_record(p.question, task.split_steps(t)[0], o, lc.mc_k, lc.mc_mode)
-            for (p, t), o in zip(sub, outs)]
+  kept = [pairs[i] for i in keep]
+  key = json.dumps([config.seed, config.samples.to_dict()], sort_keys=True, default=list)
+  recs = labels.label(lc.source, labels.LabelContext(
+      task, kept, lc, rollouts=lambda: mc_outcomes(policy, config, kept, key)))
   ref = [l for i in keep for l in exact[i]["labels"]]
   got = [l for r in recs for l in r["labels"]]
   stats["label_agreement"] = vm.label_agreement(got, ref)
@@ -114,8 +108,8 @@ def validate(config) -> None:
   require(bool(config.policy_workdir), "policy_workdir", config.policy_workdir,
           "must name the SFT workdir the verifier learns from")
   require(config.kind in verifier.KINDS, "kind", config.kind, f"must be one of {verifier.KINDS}")
-  require(config.labels.source in labels.SOURCES, "labels.source", config.labels.source,
-          f"must be one of {labels.SOURCES}")
+  require(config.labels.source in labels.sources(), "labels.source", config.labels.source,
+          f"must be one of {labels.sources()}")
   require(config.labels.mc_mode in labels.MC_MODES, "labels.mc_mode", config.labels.mc_mode,
           f"must be one of {labels.MC_MODES}")
   require(0 < config.labels.mc_k <= config.labels.mc_rollouts, "labels.mc_k",

@@ -10,9 +10,11 @@ one subclass plus `register`.
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
+
+from s2jax.registry import Registry
 
 
 class Task(abc.ABC):
@@ -64,28 +66,20 @@ class Task(abc.ABC):
     return [self.parse_answer(t) for t in texts]
 
 
-_REGISTRY: dict[str, Callable[[], Task]] = {}
+_REGISTRY = Registry("task")
+names = _REGISTRY.names
 
 
 def register(name: str):
   """Class decorator: `@register("arith")` makes the task available as task.name=arith."""
   def wrap(cls):
-    if name in _REGISTRY:
-      raise ValueError(f"task {name!r} is registered twice")
     cls.name = name
-    _REGISTRY[name] = cls
-    return cls
+    return _REGISTRY.register(name)(cls)
   return wrap
 
 
-def names() -> list[str]:
-  return sorted(_REGISTRY)
-
-
 def get(name: str) -> Task:
-  if name not in _REGISTRY:
-    raise ValueError(f"unknown task {name!r}; registered: {', '.join(names())}")
-  return _REGISTRY[name]()
+  return _REGISTRY.get(name)()
 
 
 def name_of(config) -> str:
