@@ -100,7 +100,8 @@ def test_tfds_source_without_tfds_or_without_prepared_data(tmp_path):
 
 def test_judge_grades_real_model_output():
   rec = gsm8k.load("test", data_dir=GSM8K_DIR, limit=1)[0]
-  good = judge(tasks.get("gsm8k"), rec, "Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 eggs.\nThe answer is $18.")
+  good = judge(tasks.get("gsm8k"), rec,
+               "Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 eggs.\nThe answer is $18.")
   assert good["correct"] and good["steps"][0]["valid"]
   bad = judge(tasks.get("gsm8k"), rec, "Janet sells 16 - 3 = <<16-3=12>>12 eggs.\n#### 24")
   assert not bad["correct"] and not bad["steps"][0]["valid"]

@@ -86,9 +86,9 @@ def test_a_registered_reward_is_placed_and_weighted_with_the_built_in_ones():
   class Verdict:
     def __init__(self, ok):
       self.answer_correct = ok
-  judged = [{"steps": ["a", "b"], "ends": [2, 5], "verdict": Verdict(True), "text": "", "prefix": []},
-            {"steps": ["c"], "ends": [1], "verdict": Verdict(False), "text": "", "prefix": []},
-            {"steps": [], "ends": [], "verdict": Verdict(True), "text": "", "prefix": []}]
+  def row(steps, ends, ok):
+    return {"steps": steps, "ends": ends, "verdict": Verdict(ok), "text": "", "prefix": []}
+  judged = [row(["a", "b"], [2, 5], True), row(["c"], [1], False), row([], [], True)]
   cfg = ConfigDict(dict(step_weight=1.0, step_transform="centered", outcome="exact",
                         outcome_weight=2.0, sources=(("test_steps_count", 0.5),)))
   sources = rewards.reward_sources(cfg, has_prm=False)  # no PRM: no step rewards

@@ -2,9 +2,9 @@
 task variants, mean and spread over seeds, and the machine-written result section.
 
 An ablation is a config file (configs/ablations/<name>.py: `get_config()` with `seeds` and
-a `pipeline` block, and `points(config)`, the sweep) plus a script
-(experiments/ablation.py, s2jax.cli.ablation) that runs one point (`--point=<name>`), every point in
-turn (the default; finished points are skipped, so a re-run resumes), or only the report
+a `pipeline` block, and `points(config)`, the sweep), a module s2jax/ablations/<name>.py,
+and the script experiments/ablation.py (s2jax.cli.ablation) that runs one point
+(`--point=<name>`), every point in turn (the default; finished points are skipped, so a re-run resumes), or only the report
 (`--report_only`). Every point of every ablation with seed s starts from the same pipeline
 run, <workdir>/pipeline/seed<s>, so the SFT policy, the PRM, the distilled and the PPO
 policy of a seed are trained once for all six ablations.

@@ -1,4 +1,5 @@
-"""The jitted RL update on the shared transformer: per-token log-probs, KL, a registered loss and advantage estimator, one pure function.
+"""The jitted RL update on the shared transformer: per-token log-probs, KL, a registered
+loss and advantage estimator, in one pure function.
 
 Layout. A rollout batch is [B, P + N]: each prompt left-padded to P tokens (exactly as
 the sampler saw it, so rotary positions match) followed by N = max_new_tokens response

@@ -45,7 +45,8 @@ def run(config, workdir: str, policy_workdir: str = "", limit: int = 0) -> dict:
   for start in range(len(done), len(records), e.chunk):
     chunk = records[start:start + e.chunk]
     results, _ = evaluation.evaluate_records(
-        sampler, params, tok, chunk, task=task, batch_size=e.batch_size, max_new_tokens=e.max_new_tokens,
+        sampler, params, tok, chunk, task=task, batch_size=e.batch_size,
+        max_new_tokens=e.max_new_tokens,
         desc=f"gsm8k {start + len(chunk)}/{len(records)}", batch_sharding=bsh)
     done += results
     if jax.process_index() == 0:

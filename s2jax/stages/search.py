@@ -125,7 +125,8 @@ def run(config, workdir: str) -> dict:
   os.makedirs(workdir, exist_ok=True)
   policy = Policy(config.policy_workdir)
   prm = verifier.Scorer.from_workdir(config.prm_workdir, config.score_batch_size)
-  orm = verifier.Scorer.from_workdir(config.orm_workdir, config.score_batch_size) if config.orm_workdir else None
+  orm = (verifier.Scorer.from_workdir(config.orm_workdir, config.score_batch_size)
+         if config.orm_workdir else None)
   names = list(config.splits) or policy.task.eval_split_names(policy.config)
   result = {"run_info": report.run_info(), "config": config.to_dict(), "splits": {}}
   for split in names:

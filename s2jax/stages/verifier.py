@@ -60,7 +60,8 @@ def mc_outcomes(policy: Policy, config, pairs: list, samples_key: str) -> list:
   outs = labels.rollout_outcomes(
       policy.sampler(s.max_cache_len), params, tok, [p.question for p, _ in pairs],
       [policy.task.split_steps(t)[0] for _, t in pairs], [p.answer for p, _ in pairs],
-      extract_answer=policy.task.parse_answer, k=lc.mc_rollouts, batch_size=s.batch_size, max_new_tokens=lc.mc_max_new_tokens,
+      extract_answer=policy.task.parse_answer, k=lc.mc_rollouts, batch_size=s.batch_size,
+      max_new_tokens=lc.mc_max_new_tokens,
       sampling=SamplingConfig(lc.mc_temperature), rng=jax.random.key(config.seed + 17),
       batch_sharding=sharding.batch_sharding(mesh, 2, s.batch_size))
   if jax.process_index() == 0:
