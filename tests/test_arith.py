@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -106,3 +108,87 @@ def test_bad_task_config(bad, match):
     TaskConfig(**bad)
   with pytest.raises(ValueError, match="unknown key"):
     TaskConfig.from_dict({"num_stepz": 3})
+
+
+# ------------------------------------------------------------------- strict (relations)
+
+def _swap(expr):
+  sym = next(c for c in "+-*/" if c in expr)
+  a, b = expr.split(sym)
+  return f"{b}{sym}{a}", sym, a, b
+
+
+def _with_expr(p, i, expr):
+  """The reference with step i computing its entity's true count by `expr`."""
+  steps, final = arith.split_steps(p.solution)
+  name = steps[i].split(" ", 1)[0]
+  value = p.values[name]
+  steps = steps[:i] + [f"{name} has {expr} = <<{expr}={value}>>{value} {p.item}."] + steps[i + 1:]
+  return "\n".join(steps + [final])
+
+
+@given(cfg=configs, seed=st.integers(0, 2 ** 31 - 1), k=st.integers(1, 10 ** 6))
+def test_an_accidental_expression_with_the_right_value_is_invalid(cfg, seed, k):
+  """"Zoe has 8+8 = 16" where Zoe = Dev + 12: the right count from numbers that are not
+  Zoe's relation. The strict checker rejects it; the old value-only check did not."""
+  p = arith.generate(cfg, np.random.default_rng(seed))
+  steps, _ = arith.split_steps(p.solution)
+  i = k % len(steps)
+  name = steps[i].split(" ", 1)[0]
+  v = p.values[name]
+  sym, want = arith.relation_operands(p, name)
+  split = 1 + k % max(v - 1, 1)
+  expr = f"{v - split}+{split}"
+  assume_other = not (sym == "+" and sorted(want) == sorted([v - split, split]))
+  verdict = arith.check_solution(p, _with_expr(p, i, expr))
+  if assume_other:
+    assert not verdict.steps[i].valid and "wrong relation" in verdict.steps[i].reason
+    assert all(s.valid for j, s in enumerate(verdict.steps) if j != i)
+    lenient = dataclasses.replace(p, relations=None, grounded=p.grounded + [v - split, split])
+    assert arith.check_solution(lenient, _with_expr(p, i, expr)).steps[i].valid
+
+
+@given(cfg=configs, seed=st.integers(0, 2 ** 31 - 1))
+def test_commutative_reorderings_are_valid_and_the_others_are_not(cfg, seed):
+  p = arith.generate(cfg, np.random.default_rng(seed))
+  steps, _ = arith.split_steps(p.solution)
+  for i, line in enumerate(steps):
+    expr = arith._ANNOT.findall(line)[0][0]
+    swapped, sym, a, b = _swap(expr)
+    v = arith.check_solution(p, _with_expr(p, i, swapped))
+    assert v.steps[i].valid == (sym in "+*" or a == b), (line, swapped, v.steps[i].reason)
+
+
+@given(seed=st.integers(0, 2 ** 31 - 1))
+def test_relation_corruption_keeps_the_count_and_is_invalid(seed):
+  rng = np.random.default_rng(seed)
+  p = arith.generate(TaskConfig(min_steps=1, max_steps=6), rng)
+  steps, i, kind = arith.corrupt(p, rng, kinds=("relation",))
+  assert kind == "relation"
+  name = steps[-1].split(" ", 1)[0]
+  assert arith.parse_number(arith._ANNOT.findall(steps[-1])[0][1]) == p.values[name]
+  v = arith.check_solution(p, "\n".join(steps))
+  assert v.first_error == i and "wrong relation" in v.steps[i].reason
+
+
+def test_a_step_before_its_parent_is_computed_is_invalid():
+  p = arith.generate(TaskConfig(min_steps=3, max_steps=3, max_distractors=0, ops=("add",)),
+                     np.random.default_rng(1))
+  steps, final = arith.split_steps(p.solution)
+  v = arith.check_solution(p, "\n".join([steps[1], steps[0], steps[2], final]))
+  assert [s.valid for s in v.steps] == [False, True, True]
+  assert "which no earlier step computed" in v.steps[0].reason
+
+
+def test_records_without_relations_still_load_and_get_the_lenient_check():
+  p = arith.generate(TaskConfig(min_steps=2, max_steps=4), np.random.default_rng(3))
+  rec = p.to_json()
+  assert "relations" in rec["meta"]
+  del rec["meta"]["relations"]  # as every record written before relations were stored
+  old = arith.Problem.from_json(rec)
+  assert old.relations is None and arith.check_solution(old, p.solution).fully_valid
+  steps, _ = arith.split_steps(p.solution)
+  name = steps[0].split(" ", 1)[0]
+  wrong = _with_expr(p, 0, f"{p.values[name]}*1")
+  assert not arith.check_solution(p, wrong).steps[0].valid
+  assert arith.Problem.from_json(p.to_json()).relations == p.relations

@@ -122,13 +122,18 @@ class Problem:
   num_distractors: int
   family: int
   item: str
+  # entity name -> {"op": given|add|sub|mul|div|sum, "parents": [names], "const": n|None}:
+  # how the question defines each count, so the checker can demand that relation. None for
+  # records written before relations were stored (they get the lenient, value-only check).
+  relations: Optional[dict] = None
 
   def to_json(self) -> dict:
     """GSM8K-format record; `meta` lets the exact checker rebuild the problem."""
-    return {"question": self.question, "answer": self.solution,
-            "meta": {"values": self.values, "grounded": self.grounded,
-                     "num_steps": self.num_steps, "num_distractors": self.num_distractors,
-                     "family": self.family, "item": self.item}}
+    meta = {"values": self.values, "grounded": self.grounded, "num_steps": self.num_steps,
+            "num_distractors": self.num_distractors, "family": self.family, "item": self.item}
+    if self.relations is not None:
+      meta["relations"] = self.relations
+    return {"question": self.question, "answer": self.solution, "meta": meta}
 
   @classmethod
   def from_json(cls, rec: dict) -> "Problem":
@@ -136,7 +141,8 @@ class Problem:
     return cls(question=rec["question"], solution=rec["answer"],
                answer=parse_final_answer(rec["answer"]), values=dict(m["values"]),
                grounded=list(m["grounded"]), num_steps=m["num_steps"],
-               num_distractors=m["num_distractors"], family=m["family"], item=m["item"])
+               num_distractors=m["num_distractors"], family=m["family"], item=m["item"],
+               relations=m.get("relations"))
 
 
 def _step_text(name: str, expr: str, value: int, item: str) -> str:
@@ -200,6 +206,7 @@ def _try_generate(cfg: TaskConfig, rng: np.random.Generator) -> Optional[Problem
   names = [str(x) for x in rng.permutation(NAMES)[: n_steps + 1 + n_distract]]
   chain, extra = names[: n_steps + 1], names[n_steps + 1:]
   value_of = {chain[0]: int(rng.integers(5, cfg.max_value // 2 + 1))}
+  relations = {chain[0]: _rel("given", [], value_of[chain[0]])}
   grounded = {value_of[chain[0]]}
   sentences = [(0, TEMPLATES[family]["given"].format(a=chain[0], n=value_of[chain[0]], item=item))]
   steps = []
@@ -217,6 +224,7 @@ def _try_generate(cfg: TaskConfig, rng: np.random.Generator) -> Optional[Problem
       return None
     v, expr, const = got
     value_of[chain[i]] = v
+    relations[chain[i]] = _rel(op, parents, const)
     if const is not None:
       grounded.add(const)
     sentences.append((i, _relation(family, op, chain[i], parents, const, item)))
@@ -226,6 +234,7 @@ def _try_generate(cfg: TaskConfig, rng: np.random.Generator) -> Optional[Problem
     if rng.random() < 0.5:
       v = int(rng.integers(5, cfg.max_value // 2 + 1))
       value_of[name] = v
+      relations[name] = _rel("given", [], v)
       grounded.add(v)
       pos = int(rng.integers(0, len(sentences) + 1))
       sentences.insert(pos, (-1, TEMPLATES[family]["given"].format(a=name, n=v, item=item)))
@@ -238,6 +247,7 @@ def _try_generate(cfg: TaskConfig, rng: np.random.Generator) -> Optional[Problem
         op, got = "add", _derive(rng, "add", value_of, [anchor], 10 ** 9)
       v, _, const = got
       value_of[name] = v
+      relations[name] = _rel(op, [anchor], const)
       if const is not None:
         grounded.add(const)
       # After the anchor's own sentence, so the question reads in order.
@@ -250,7 +260,11 @@ def _try_generate(cfg: TaskConfig, rng: np.random.Generator) -> Optional[Problem
   solution = "\n".join(steps + [f"#### {answer}"])
   return Problem(question=question, solution=solution, answer=answer, values=value_of,
                  grounded=sorted(grounded), num_steps=n_steps, num_distractors=n_distract,
-                 family=family, item=item)
+                 family=family, item=item, relations=relations)
+
+
+def _rel(op: str, parents: list, const) -> dict:
+  return {"op": op, "parents": list(parents), "const": None if const is None else int(const)}
 
 
 def generate_split(cfg: TaskConfig, n: int, seed: int) -> list[Problem]:
@@ -372,8 +386,57 @@ def check_annotation(line: str) -> tuple[bool, str]:
   return True, "ok" if annots else "no annotation"
 
 
-def check_step(problem: Problem, line: str, known: set) -> StepVerdict:
-  """Exact label of one step, given the numbers already established before it."""
+_OP_SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/", "sum": "+"}
+_AST_SYMBOL = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+_COMMUTATIVE = {"+", "*"}
+
+
+def binary_expression(expr: str) -> Optional[tuple[str, float, float]]:
+  """(operator, left, right) of an expression that is one operation on two numbers, else
+  None."""
+  try:
+    node = ast.parse(expr.replace(",", "").strip(), mode="eval").body
+  except (SyntaxError, ValueError):
+    return None
+  if not (isinstance(node, ast.BinOp) and type(node.op) in _AST_SYMBOL):
+    return None
+  nums = []
+  for side in (node.left, node.right):
+    if not (isinstance(side, ast.Constant) and isinstance(side.value, (int, float))
+            and not isinstance(side.value, bool)):
+      return None
+    nums.append(float(side.value))
+  return _AST_SYMBOL[type(node.op)], nums[0], nums[1]
+
+
+def relation_operands(problem: Problem, name: str) -> tuple[str, tuple[float, float]]:
+  """The operator and the operands (in the relation's order) that compute `name`."""
+  rel = problem.relations[name]
+  parents = [float(problem.values[p]) for p in rel["parents"]]
+  const = None if rel["const"] is None else float(rel["const"])
+  op = rel["op"]
+  if op == "sum":
+    return "+", (parents[0], parents[1])
+  if op == "mul":
+    return "*", (const, parents[0])
+  return _OP_SYMBOL[op], (parents[0], const)
+
+
+def _relation_text(symbol: str, operands) -> str:
+  return f"{operands[0]:g}{symbol}{operands[1]:g}"
+
+
+def check_step(problem: Problem, line: str, known: set,
+               established: Optional[set] = None) -> StepVerdict:
+  """Exact label of one step, given the numbers already established before it.
+
+  With the problem's relations (every record generated now has them) the check is strict:
+  the step names one derived entity and computes it by that entity's relation: its
+  operation, and as operands the parents' true values (each parent given in the question
+  or computed by an earlier step, `established`) and the relation's constant; + and * may
+  take them in either order; the arithmetic must be right. Without relations (records
+  written before they were stored) it is the lenient check: every operand is a number of
+  the question or an earlier result, and the named entity's count is right."""
   annots = _ANNOT.findall(line)
   if len(annots) != 1:
     return StepVerdict(line, False, f"expected one <<expr=value>> annotation, found {len(annots)}")
@@ -382,16 +445,38 @@ def check_step(problem: Problem, line: str, known: set) -> StepVerdict:
     return StepVerdict(line, False, why)
   expr, value = annots[0]
   claimed = parse_number(value)
-  for x in _numbers_in(expr):
-    if x not in known:
-      return StepVerdict(line, False, f"operand {x:g} is neither in the question nor an "
-                                      f"earlier step's result")
   names = [n for n in re.findall(r"[A-Z][a-z]+", line.split("<<")[0]) if n in problem.values]
+  if problem.relations is None:
+    for x in _numbers_in(expr):
+      if x not in known:
+        return StepVerdict(line, False, f"operand {x:g} is neither in the question nor an "
+                                        f"earlier step's result")
   if len(names) != 1:
     return StepVerdict(line, False, "the step does not name exactly one entity it computes")
-  truth = problem.values[names[0]]
+  name = names[0]
+  truth = problem.values[name]
+  if problem.relations is not None:
+    rel = problem.relations[name]
+    if rel["op"] == "given":
+      return StepVerdict(line, False, f"{name}'s count is given in the question; no step "
+                                      "computes it")
+    missing = [p for p in rel["parents"]
+               if problem.relations[p]["op"] != "given" and p not in (established or ())]
+    if missing:
+      return StepVerdict(line, False, f"{name} needs {', '.join(missing)}, which no earlier "
+                                      "step computed")
+    got = binary_expression(expr)
+    symbol, want = relation_operands(problem, name)
+    if got is None:
+      return StepVerdict(line, False, f"{expr} is not one operation on two numbers; {name} is "
+                                      f"{_relation_text(symbol, want)}")
+    same = got[0] == symbol and (got[1:] == want or (
+        symbol in _COMMUTATIVE and got[1:] == want[::-1]))
+    if not same:
+      return StepVerdict(line, False, f"wrong relation: {name} is "
+                                      f"{_relation_text(symbol, want)}, not {expr}")
   if claimed != truth:
-    return StepVerdict(line, False, f"{names[0]} has {truth}, not {claimed:g}")
+    return StepVerdict(line, False, f"{name} has {truth}, not {claimed:g}")
   return StepVerdict(line, True, "ok")
 
 
@@ -399,14 +484,20 @@ def check_solution(problem: Problem, text: str) -> SolutionVerdict:
   """Label every step of any candidate solution text; never raises on malformed text."""
   steps, final = split_steps(text if isinstance(text, str) else "")
   known = {float(x) for x in problem.grounded}
+  established = set()  # entities an earlier step gave their true count
   verdicts = []
   for line in steps:
-    v = check_step(problem, line, known)
+    v = check_step(problem, line, known, established)
     verdicts.append(v)
     for _, value in _ANNOT.findall(line):
       n = parse_number(value)
       if n is not None:
         known.add(n)
+    named = [n for n in re.findall(r"[A-Z][a-z]+", line.split("<<")[0]) if n in problem.values]
+    annots = _ANNOT.findall(line)
+    if len(named) == 1 and len(annots) == 1 and \
+        parse_number(annots[0][1]) == problem.values[named[0]]:
+      established.add(named[0])
   answer = parse_final_answer(final) if final else None
   return SolutionVerdict(verdicts, answer, answer is not None and answer == problem.answer)
 
@@ -420,7 +511,7 @@ def check_annotations(text: str) -> SolutionVerdict:
 
 # ----------------------------------------------------------------------------- corrupting
 
-CORRUPTIONS = ("arithmetic", "operand", "skip")
+CORRUPTIONS = ("arithmetic", "operand", "skip", "relation")
 
 
 def corrupt(problem: Problem, rng: np.random.Generator,
@@ -431,7 +522,10 @@ def corrupt(problem: Problem, rng: np.random.Generator,
   Earlier steps are the reference's (valid); the last one is invalid by construction:
     arithmetic: right operands, wrong result;
     operand: one operand replaced by another number, result recomputed correctly;
-    skip: the previous step's result replaced by the number it was derived from.
+    skip: the previous step's result replaced by the number it was derived from;
+    relation: the right count, computed from numbers that are not its relation's
+      ("Zoe has 8+8 = 16" where Zoe is Dev + 12): only a checker that knows the relations
+      catches it, so a PRM trained on these learns to look at the operands.
   """
   steps, _ = split_steps(problem.solution)
   i = int(rng.integers(0, len(steps)))
@@ -451,6 +545,8 @@ def corrupt(problem: Problem, rng: np.random.Generator,
     return _step_text(name, new_expr, int(v), problem.item)
 
   new = None
+  if kind == "relation":
+    new = _wrong_relation_step(problem, steps, i, name, truth, rng)
   if kind == "skip" and i > 0:
     prev_expr = _ANNOT.findall(steps[i - 1])[0][0]
     prev_val = _ANNOT.findall(steps[i - 1])[0][1]
@@ -481,3 +577,33 @@ def corrupt(problem: Problem, rng: np.random.Generator,
     wrong = truth + delta if truth + delta > 0 else truth + abs(delta)
     new = f"{name} has {expr} = <<{expr}={wrong}>>{wrong} {problem.item}."
   return steps[:i] + [new], i, kind
+
+
+def _wrong_relation_step(problem: Problem, steps: list, i: int, name: str, truth: int,
+                         rng: np.random.Generator) -> Optional[str]:
+  """`name` with its true count from an expression that is not its relation: two numbers
+  of the question or earlier results when some pair makes the count, else a split of it."""
+  numbers = sorted({int(x) for x in problem.grounded}
+                   | {int(v) for s in steps[:i] for _, v in _ANNOT.findall(s)})
+  want = None
+  if problem.relations is not None and name in problem.relations:
+    want = relation_operands(problem, name)
+  candidates = []
+  for a in numbers:
+    for b in numbers:
+      for sym, v in (("+", a + b), ("*", a * b), ("-", a - b)):
+        if v == truth:
+          candidates.append((sym, a, b))
+  candidates += [("+", truth - k, k) for k in range(1, truth)] + [("*", truth, 1)]
+
+  def is_relation(sym, a, b):
+    if want is None:
+      return False
+    w_sym, (x, y) = want
+    return sym == w_sym and ((a, b) == (x, y) or (sym in _COMMUTATIVE and (b, a) == (x, y)))
+  candidates = [c for c in candidates if not is_relation(*c)]
+  if not candidates:
+    return None
+  sym, a, b = candidates[int(rng.integers(len(candidates)))]
+  return _step_text(name, f"{a}{sym}{b}", truth, problem.item)
+
