@@ -52,7 +52,7 @@ def main():
     for split, r in summary.items():
       if split == "data":
         continue
-      rows.append([name, split, fmt(agree), fmt(r.get("auroc")), fmt(r.get("error_precision")),
+      rows.append([name, split, fmt(agree), vm.describe_auroc(r), fmt(r.get("error_precision")),
                    fmt(r.get("error_recall")), fmt(r.get("first_error_accuracy")),
                    fmt(r["reliability"]["ece"]), fmt(r["solution_auroc"]), r["solutions"]])
     first = next(s for s in summary if s != "data")

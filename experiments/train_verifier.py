@@ -5,6 +5,7 @@ against exact step labels on held-out problems (s2jax.stages.verifier).
       --config.policy_workdir=workdirs/sft --workdir=workdirs/prm
 """
 from s2jax import cli
+from s2jax import verifier_metrics as vm
 from s2jax.stages import verifier
 
 
@@ -12,7 +13,7 @@ def summarize(summary):
   for split, r in summary.items():
     if split == "data":
       continue
-    step = f"step AUROC {r['auroc']:.3f}  " if "auroc" in r else ""
+    step = f"step AUROC {vm.describe_auroc(r)}  " if "auroc" in r else ""
     print(f"{split:>18}: {step}solution AUROC {r['solution_auroc']:.3f}  (n={r['solutions']})")
 
 

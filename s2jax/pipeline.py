@@ -21,7 +21,7 @@ import jax
 import ml_collections
 from absl import logging
 
-from s2jax import compute, report
+from s2jax import compute, report, verifier_metrics
 from s2jax.metrics import latest_per_step, read_metrics
 
 STAGES = ("sft", "verifier", "distill", "ppo", "search")
@@ -142,7 +142,8 @@ def gather(config, workdir: str) -> dict:
   if "verifier" in stages:
     d = stage_dir(workdir, "verifier")
     summary = _json(os.path.join(d, "eval", "summary.json"))
-    out["verifier"] = {k: {m: v.get(m) for m in ("auroc", "solution_auroc", "error_precision",
+    out["verifier"] = {k: {m: v.get(m) for m in ("auroc", "valid_steps", "invalid_steps",
+                                                 "solution_auroc", "error_precision",
                                                  "error_recall", "first_error_accuracy")}
                        for k, v in summary.items() if isinstance(v, dict) and "auroc" in v}
     out["compute"]["verifier"] = compute.verifier_passes(d)["total"]
@@ -226,11 +227,12 @@ def write_report(metrics: dict, out: str) -> None:
   if "verifier" in metrics:
     md += ["## Verifier (PRM) on held-out policy samples", "",
            report.markdown_table(
-               ["split", "step AUROC", "solution AUROC", "error precision", "error recall",
-                "first-error accuracy"],
-               [[k] + [f"{v[m]:.3f}" if v[m] is not None else "" for m in
-                       ("auroc", "solution_auroc", "error_precision", "error_recall",
-                        "first_error_accuracy")] for k, v in metrics["verifier"].items()]), ""]
+               ["split", "step AUROC (held-out steps)", "solution AUROC", "error precision",
+                "error recall", "first-error accuracy"],
+               [[k, verifier_metrics.describe_auroc(v)]
+                + [f"{v[m]:.3f}" if v[m] is not None else "" for m in
+                   ("solution_auroc", "error_precision", "error_recall",
+                    "first_error_accuracy")] for k, v in metrics["verifier"].items()]), ""]
   if "distill_selection" in metrics:
     sel = metrics["distill_selection"]
     md += ["## Self-distillation", "",

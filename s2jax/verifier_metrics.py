@@ -63,13 +63,25 @@ def reliability(scores, labels, bins: int = 10) -> dict:
   return {"bins": rows, "ece": float(ece)}
 
 
+# An AUROC on fewer steps of either class than this is not reported: with a handful of
+# valid steps its interval spans most of [0, 1].
+MIN_CLASS_STEPS = 100
+
+
 def step_report(step_scores: Sequence[Sequence[float]], step_labels: Sequence[Sequence[bool]],
-                threshold: float = 0.5) -> dict:
-  """Every step-level number the verifier issue asks for, from per-solution lists."""
+                threshold: float = 0.5, min_class: int = MIN_CLASS_STEPS) -> dict:
+  """Every step-level number the verifier issue asks for, from per-solution lists. The
+  step AUROC is None unless both classes have at least `min_class` steps; the counts
+  always come with it."""
   flat_s = np.concatenate([np.asarray(s, float) for s in step_scores]) if step_scores else []
   flat_l = np.concatenate([np.asarray(l, bool) for l in step_labels]) if step_labels else []
+  valid = int(np.sum(flat_l))
+  invalid = int(len(flat_l)) - valid
+  enough = min(valid, invalid) >= min_class
   return {"steps": int(len(flat_s)), "valid_fraction": float(np.mean(flat_l)),
-          "auroc": auroc(flat_s, flat_l), **error_detection(flat_s, flat_l, threshold),
+          "valid_steps": valid, "invalid_steps": invalid, "min_class_steps": min_class,
+          "auroc": auroc(flat_s, flat_l) if enough else None,
+          **error_detection(flat_s, flat_l, threshold),
           "first_error_accuracy": first_error_accuracy(step_scores, step_labels, threshold),
           "reliability": reliability(flat_s, flat_l)}
 
@@ -103,3 +115,15 @@ def plot_reliability(curves: dict, path: str, title: str = "Verifier calibration
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
+
+
+def describe_auroc(report: dict) -> str:
+  """The step AUROC with its class counts, or why there is none."""
+  valid, invalid = report.get("valid_steps"), report.get("invalid_steps")
+  if valid is None:  # a report written before the counts were kept
+    return "" if report.get("auroc") is None else f"{report['auroc']:.3f}"
+  if report.get("auroc") is None:
+    small, n = ("valid", valid) if (valid or 0) <= (invalid or 0) else ("invalid", invalid)
+    return f"too few {small} steps (n={n})"
+  return f"{report['auroc']:.3f} (valid {valid}, invalid {invalid})"
+

@@ -46,3 +46,21 @@ def test_label_agreement_thresholds_soft_labels():
   a = vm.label_agreement([1.0, 0.25, 0.75, 0.0], [True, False, False, False])
   assert a["agreement"] == 0.75 and a["invalid_recall"] == pytest.approx(2 / 3)
   assert a["invalid_precision"] == 1.0
+
+
+def test_step_auroc_needs_enough_steps_of_each_class():
+  rng = np.random.default_rng(0)
+  labels = [rng.random(10) < 0.5 for _ in range(30)]  # 300 steps, ~150 of each class
+  scores = [l * 0.5 + rng.random(10) * 0.6 for l in labels]
+  r = vm.step_report(scores, labels)
+  flat_l = np.concatenate(labels)
+  assert r["valid_steps"] == flat_l.sum() and r["invalid_steps"] == (~flat_l).sum()
+  assert r["auroc"] == pytest.approx(brute_auroc(np.concatenate(scores), flat_l))
+  assert vm.describe_auroc(r) == (f"{r['auroc']:.3f} (valid {r['valid_steps']}, "
+                                  f"invalid {r['invalid_steps']})")
+  few = [np.ones(10, bool)] * 30 + [np.asarray([False] * 3 + [True] * 7)]
+  r = vm.step_report([np.full(10, 0.5)] * 31, few)
+  assert r["auroc"] is None and r["valid_steps"] == 307 and r["invalid_steps"] == 3
+  assert vm.describe_auroc(r) == "too few invalid steps (n=3)"
+  assert vm.step_report(scores, labels, min_class=200)["auroc"] is None
+
