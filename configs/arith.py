@@ -23,7 +23,7 @@ def get_config(arg: str = ""):
   )
 
   # bucket_window: batches drawn from a pool of that many, sorted by length (less padding).
-  # format: what the policy learns to write before the answer, cot | direct | filler.
+  # format: what the policy learns to write before the answer, cot | plan | direct | filler.
   c.data = dict(num_train=20000, num_eval=150, seq_len=384, pad_multiple=32, bucket_window=16,
                 format="cot")
   c.tokenizer = dict(path="", vocab_size=512, corpus_size=5000)

@@ -192,3 +192,51 @@ def test_records_without_relations_still_load_and_get_the_lenient_check():
   wrong = _with_expr(p, 0, f"{p.values[name]}*1")
   assert not arith.check_solution(p, wrong).steps[0].valid
   assert arith.Problem.from_json(p.to_json()).relations == p.relations
+
+
+# ----------------------------------------------------------------------- planned format
+
+@given(cfg=configs, seed=st.integers(0, 2 ** 31 - 1))
+def test_the_plan_walks_from_the_asked_entity_to_a_given_count(cfg, seed):
+  p = arith.generate(cfg, np.random.default_rng(seed))
+  names = arith.plan_names(p)
+  steps, _ = arith.split_steps(p.solution)
+  # One name per hop: the asked entity, each one's first parent, ending at a given count.
+  assert p.values[names[0]] == p.answer
+  assert p.relations[names[-1]]["op"] == "given"
+  for a, b in zip(names, names[1:]):
+    assert p.relations[a]["parents"][0] == b
+  # The planned solution is fully valid, with the plan as one more step.
+  v = arith.check_solution(p, arith.plan_line(p) + "\n" + p.solution)
+  assert v.fully_valid and len(v.steps) == len(steps) + 1
+
+
+@pytest.mark.parametrize("mangle", ["reversed", "missing", "extra"])
+def test_a_wrong_plan_is_an_invalid_step(mangle):
+  p = arith.generate(TaskConfig(min_steps=3, max_steps=3, min_distractors=2,
+                                max_distractors=2), np.random.default_rng(5))
+  names = arith.plan_names(p)
+  other = next(n for n in p.values if n not in names)
+  wrong = {"reversed": names[::-1], "missing": names[:1] + names[2:],
+           "extra": names[:1] + [other] + names[1:]}[mangle]
+  v = arith.check_solution(p, f"Plan: {', '.join(wrong)}.\n" + p.solution)
+  assert [s.valid for s in v.steps] == [False, True, True, True]
+  assert v.steps[0].reason.startswith("the plan is")
+  old = dataclasses.replace(p, relations=None)
+  with pytest.raises(ValueError, match="relations"):
+    arith.plan_names(old)
+  assert not arith.check_solution(old, arith.plan_line(p)).steps[0].valid
+
+
+def test_plan_format_target():
+  from s2jax import tasks
+  from s2jax.data import formats
+  from s2jax.stages.sft import target_text
+  task = tasks.get("arith")
+  p = arith.generate(TaskConfig(), np.random.default_rng(0))
+  text = target_text(task, p.to_json(), "plan")
+  assert text == arith.plan_line(p) + "\n" + p.solution
+  with pytest.raises(ValueError, match="plan line"):
+    formats.solution_text(p.solution, "plan")
+  with pytest.raises(ValueError, match="no plan line"):
+    tasks.get("gsm8k").plan(None)

@@ -14,6 +14,7 @@ from s2jax.stages import sft
 from s2jax import checkpoints
 from s2jax.data import gsm8k
 from s2jax.metrics import read_metrics
+from s2jax.tokenizers import SentencePieceTokenizer
 
 GSM8K_TEST = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "gsm8k",
                           "test.jsonl")
@@ -184,3 +185,24 @@ def test_evaluate_on_real_gsm8k_and_generated_files(trained, tmp_path, root):
   r = subprocess.run([sys.executable, script, f"--workdir={workdir}", f"--data={empty}"],
                      env=env(), capture_output=True, text=True)
   assert r.returncode != 0 and "no records" in r.stderr
+
+
+def test_sft_trains_on_the_planned_format(tmp_path, tiny_config):
+  """data.format=plan: the policy's targets open with the plan line, which the workdir's
+  tokenizer knows (it saw plan lines) and the checker judges like any step."""
+  from s2jax import tasks
+  from s2jax.tasks import arith
+  c = tiny_config()
+  c.data.format = "plan"
+  c.train.steps = 2
+  result = sft.run(c, str(tmp_path))
+  assert result["final_step"] == 2
+  tok = SentencePieceTokenizer(str(tmp_path / "tokenizer.model"))
+  rec = gsm8k.read_jsonl(str(tmp_path / "data" / "train.jsonl"))[0]
+  task = tasks.get("arith")
+  target = sft.target_text(task, rec, "plan", tok)
+  assert target.split("\n")[0] == arith.plan_line(task.from_json(rec))
+  assert tok.decode(tok.encode(target.split("\n")[0])) == target.split("\n")[0]
+  # The reference with its plan is fully valid; every output row was judged.
+  assert task.check(task.from_json(rec), target).fully_valid
+  assert result["eval"]["test"]["n"] == c.data.num_eval

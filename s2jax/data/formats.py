@@ -1,6 +1,9 @@
 """What the policy is trained to write before its answer (the filler-token ablation).
 
   cot     the reference chain of thought, one step per line, then "#### N"
+  plan    a plan line first (`Plan: Zoe, Dev, Flo.`: the asked entity back to a given count,
+          one name per hop, so each name is a one-hop lookup), then the chain of thought;
+          the plan line is a step like any other (checked, labelled, scored)
   direct  only "#### N"
   filler  as many meaningless filler tokens as the chain of thought has, then "#### N"
           (Pfau et al. 2024, "Let's think dot by dot"): the same extra positions to
@@ -10,7 +13,7 @@ Only the training targets change; prompts, evaluation and answer grading stay th
 """
 from __future__ import annotations
 
-FORMATS = ("cot", "direct", "filler")
+FORMATS = ("cot", "plan", "direct", "filler")
 FILLER = "."  # one token per character: the synthetic tokenizer has no ".." piece
 
 
@@ -21,14 +24,18 @@ def _final_line(solution: str) -> tuple[str, str]:
   return "\n".join(lines[:-1]), lines[-1]
 
 
-def solution_text(solution: str, fmt: str, tokenizer=None) -> str:
-  """The training target for a reference `solution` in format `fmt`. `filler` needs the
-  tokenizer: it matches the chain of thought's token count exactly where the tokenizer
-  allows (checked in tests/test_formats.py)."""
+def solution_text(solution: str, fmt: str, tokenizer=None, plan: str = "") -> str:
+  """The training target for a reference `solution` in format `fmt`. `plan` needs the
+  task's plan line; `filler` needs the tokenizer: it matches the chain of thought's token
+  count exactly where the tokenizer allows (checked in tests/test_ablations.py)."""
   if fmt not in FORMATS:
     raise ValueError(f"data.format={fmt!r} must be one of {FORMATS}")
   if fmt == "cot":
     return solution
+  if fmt == "plan":
+    if not plan:
+      raise ValueError("data.format='plan' needs the task's plan line")
+    return plan + "\n" + solution
   steps, final = _final_line(solution)
   if fmt == "direct" or not steps:
     return final

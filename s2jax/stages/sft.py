@@ -59,12 +59,21 @@ def prepare_data(config, workdir: str):
   tok_path = config.tokenizer.path or os.path.join(workdir, "tokenizer.model")
   if not os.path.exists(tok_path) and jax.process_index() == 0:
     train_recs = gsm8k.read_jsonl(paths["train"])[: config.tokenizer.corpus_size]
-    train_sentencepiece([r["question"] + "\n" + r["answer"] for r in train_recs],
+    # The plan format's first line is part of what the tokenizer should know.
+    plan = config.data.get("format", "cot") == "plan"
+    train_sentencepiece([r["question"] + "\n" + (target_text(task, r, "plan") if plan
+                                                 else r["answer"]) for r in train_recs],
                         tok_path[: -len(".model")], config.tokenizer.vocab_size)
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils
     multihost_utils.sync_global_devices("s2jax_prepare_data")
   return paths, SentencePieceTokenizer(tok_path)
+
+
+def target_text(task, record: dict, fmt: str, tokenizer=None) -> str:
+  """What the policy learns to write for a record in format `fmt` (s2jax/data/formats.py)."""
+  plan = task.plan(task.from_json(record)) if fmt == "plan" else ""
+  return formats.solution_text(record["answer"], fmt, tokenizer, plan=plan)
 
 
 def build_model(config, tokenizer) -> Transformer:
@@ -98,9 +107,10 @@ def run(config, workdir: str) -> dict:
                      f"data*fsdp*grad_accum = {shards}*{t.grad_accum}")
 
   train_records = gsm8k.read_jsonl(paths["train"])
-  fmt = config.data.get("format", "cot")  # cot | direct | filler (s2jax/data/formats.py)
+  fmt = config.data.get("format", "cot")  # cot | plan | direct | filler (data/formats.py)
+  task = tasks.for_config(config)
   examples = [batches.encode_example(tokenizer, r["question"],
-                                     formats.solution_text(r["answer"], fmt, tokenizer))
+                                     target_text(task, r, fmt, tokenizer))
               for r in train_records]
   batches.check_lengths(examples, config.data.seq_len, paths["train"])
 

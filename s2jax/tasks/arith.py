@@ -480,13 +480,56 @@ def check_step(problem: Problem, line: str, known: set,
   return StepVerdict(line, True, "ok")
 
 
+PLAN_PREFIX = "Plan:"
+
+
+def plan_names(problem: Problem) -> list[str]:
+  """The asked entity, then each one's first parent, back to a count the question gives:
+  the order in which the chain is looked up, one hop per name."""
+  if problem.relations is None:
+    raise ValueError("a plan needs the problem's relations (records written before they "
+                     "were stored have none)")
+  # The question ends by asking about the chain's last entity: the last name in it.
+  named = [n for n in re.findall(r"[A-Z][a-z]+", problem.question) if n in problem.values]
+  if not named or problem.values[named[-1]] != problem.answer:
+    raise ValueError(f"cannot tell which entity the question asks about: {problem.question!r}")
+  names = [named[-1]]
+  while problem.relations[names[-1]]["op"] != "given":
+    names.append(problem.relations[names[-1]]["parents"][0])
+  return names
+
+
+def plan_line(problem: Problem) -> str:
+  """`Plan: Zoe, Dev, Flo.`: the first line of a planned chain of thought."""
+  return f"{PLAN_PREFIX} {', '.join(plan_names(problem))}."
+
+
+def is_plan_line(line: str) -> bool:
+  return line.lstrip().startswith(PLAN_PREFIX)
+
+
+def check_plan(problem: Problem, line: str) -> StepVerdict:
+  """A plan line is valid when it names exactly the walk `plan_names` gives, in order."""
+  if problem.relations is None:
+    return StepVerdict(line, False, "no relations stored for this problem to check a plan")
+  got = re.findall(r"[A-Z][a-z]+", line.lstrip()[len(PLAN_PREFIX):])
+  want = plan_names(problem)
+  if got != want:
+    return StepVerdict(line, False, f"the plan is {', '.join(want)}, not {', '.join(got)}")
+  return StepVerdict(line, True, "ok")
+
+
 def check_solution(problem: Problem, text: str) -> SolutionVerdict:
-  """Label every step of any candidate solution text; never raises on malformed text."""
+  """Label every step of any candidate solution text; never raises on malformed text. A
+  plan line (`Plan: ...`, the planned format) is a step too, judged by `check_plan`."""
   steps, final = split_steps(text if isinstance(text, str) else "")
   known = {float(x) for x in problem.grounded}
   established = set()  # entities an earlier step gave their true count
   verdicts = []
   for line in steps:
+    if is_plan_line(line):
+      verdicts.append(check_plan(problem, line))
+      continue
     v = check_step(problem, line, known, established)
     verdicts.append(v)
     for _, value in _ANNOT.findall(line):

@@ -35,5 +35,8 @@ class ArithTask(Task):
   def generate_split(self, config, name: str, n: int) -> list:
     return splits.build_split(config, name, n)
 
+  def plan(self, problem) -> str:
+    return arith.plan_line(problem)
+
   def corrupt(self, problem, rng: np.random.Generator) -> tuple[list[str], int, str]:
     return arith.corrupt(problem, rng)

@@ -62,6 +62,10 @@ class Task(abc.ABC):
     raise ValueError(f"task {self.name!r} has no corrupter: set "
                      "labels.corrupted_per_problem=0 and recovery.fraction=0")
 
+  def plan(self, problem) -> str:
+    """The plan line of the planned chain of thought (`data.format=plan`)."""
+    raise ValueError(f"task {self.name!r} has no plan line: use data.format='cot'")
+
   def answers(self, texts: Sequence[str]) -> list[Optional[float]]:
     return [self.parse_answer(t) for t in texts]
 
