@@ -21,8 +21,10 @@ TASK = dict(min_steps=1, max_steps=4, min_distractors=0, max_distractors=2,
             ops=("add", "sub", "mul"), max_value=40, families=(0, 1))
 MODEL = dict(d_model=128, n_layers=4, n_heads=4, n_kv_heads=2, mlp_dim=384)
 EVAL_PROBLEMS = 150   # per split, the same problems for every stage's greedy accuracy
-MAX_NEW = 128         # 4 steps of ~25 tokens + the answer line
-CACHE = 576         # prompt bucket (up to 384 for shifted splits) + MAX_NEW
+# The longest reference of any split is 191 tokens (shift_steps, 8 steps; 218 with a plan
+# line): a shorter budget would measure truncation (tests/test_budgets.py checks it).
+MAX_NEW = 224
+CACHE = 640         # prompt bucket (up to 384 for shifted splits) + MAX_NEW
 
 
 def _load(name, arg=""):
