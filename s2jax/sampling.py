@@ -76,6 +76,7 @@ class Generation(NamedTuple):
   logprobs: np.ndarray   # [B, max_new_tokens] log p(token), 0 after the end
   lengths: np.ndarray    # [B] number of generated tokens, the stop token included
   stopped: np.ndarray    # [B] whether the row ended on eos or a stop token
+  tool_mask: np.ndarray  # [B, max_new_tokens] whether the calculator wrote the token
 
 
 def bucket_for(length: int, buckets: Sequence[int]) -> int:
@@ -96,15 +97,56 @@ def left_pad(prompts: Sequence[Sequence[int]], length: int, pad_id: int):
   return tokens, mask
 
 
+def _calculator_step(calc, chars, s, tok, done):
+  """Follow each live row's characters through `tok`; on `<<expr=` ask the host (once for
+  all rows that closed an expression this step) for the tokens the tool writes."""
+  from s2jax import calculator as calc_lib
+  b = tok.shape[0]
+  codes = jnp.where(done[:, None], 0, chars[tok])  # [B, W]
+  slots = jnp.arange(calc_lib.MAX_EXPR)[None, :]
+
+  def one_char(j, st):
+    mode, prev, buf, blen, trig = st
+    c = codes[:, j]
+    live = c > 0
+    opened = live & (mode == 0) & (prev == ord("<")) & (c == ord("<"))
+    in_expr = live & (mode == 1)
+    closed = in_expr & (c == ord("="))
+    aborted = in_expr & ((c == ord(">")) | (c == ord("<")) | (c == ord("\n")))
+    append = in_expr & ~closed & ~aborted
+    buf = jnp.where(append[:, None] & (slots == blen[:, None]), c[:, None], buf)
+    blen = jnp.where(opened, 0, blen + append.astype(jnp.int32))
+    mode = jnp.where(opened, 1, jnp.where(closed | aborted, 0, mode))
+    prev = jnp.where(opened, 0, jnp.where(live, c, prev))  # "<<<" opens once
+    return mode, prev, buf, blen, trig | closed
+
+  mode, prev, buf, blen, trig = jax.lax.fori_loop(
+      0, codes.shape[1], one_char,
+      (s["calc_mode"], s["calc_prev"], s["calc_buf"], s["calc_len"], jnp.zeros((b,), bool)))
+  shapes = (jax.ShapeDtypeStruct((b, calc_lib.MAX_FORCED), jnp.int32),
+            jax.ShapeDtypeStruct((b,), jnp.int32))
+  forced, count = jax.lax.cond(
+      jnp.any(trig),
+      lambda: jax.pure_callback(calc.callback, shapes, buf, blen, trig),
+      lambda: (jnp.zeros(shapes[0].shape, jnp.int32), jnp.zeros((b,), jnp.int32)))
+  return dict(calc_mode=mode, calc_prev=prev, calc_buf=buf, calc_len=blen,
+              queue=jnp.where(trig[:, None], forced, s["queue"]),
+              queue_len=jnp.where(trig, count, s["queue_len"]),
+              queue_pos=jnp.where(trig, 0, s["queue_pos"]))
+
+
 @functools.partial(jax.jit, static_argnames=("model", "max_new_tokens", "sampling",
-                                             "stop_ids", "pad_id"))
+                                             "stop_ids", "pad_id", "calculator"))
 def generate_padded(model: Transformer, params: Any, tokens: jax.Array, mask: jax.Array,
                     rng: jax.Array, *, max_new_tokens: int, sampling: SamplingConfig,
-                    stop_ids: tuple, pad_id: int, prefix: Optional[jax.Array] = None):
+                    stop_ids: tuple, pad_id: int, prefix: Optional[jax.Array] = None,
+                    calculator=None):
   """The jitted kernel: left-padded prompts [B, P] → generated tokens [B, max_new_tokens].
 
   `prefix` [P0]: tokens every prompt starts with (few-shot exemplars), prefilled once and
-  copied to every row; `tokens` are then the left-padded rest of each prompt."""
+  copied to every row; `tokens` are then the left-padded rest of each prompt.
+  `calculator` (s2jax.calculator.Calculator): after a row writes `<<expr=`, the value of
+  expr and `>>` are written for it (tool tokens are flagged in the last output)."""
   # Decode with per-layer weights and caches (see ModelConfig.scan_layers): unstacked once
   # here, outside the loop, instead of sliced out of the stack at every token.
   if model.cfg.scan_layers:
@@ -139,7 +181,17 @@ def generate_padded(model: Transformer, params: Any, tokens: jax.Array, mask: ja
       step=jnp.int32(0), cache=out.cache, kv_mask=kv_mask, pos=next_pos, tok=tok, lp=lp,
       done=jnp.zeros((b,), bool), lengths=jnp.zeros((b,), jnp.int32),
       out_tokens=jnp.full((b, max_new_tokens), pad_id, jnp.int32),
-      out_lps=jnp.zeros((b, max_new_tokens), jnp.float32), rng=rng)
+      out_lps=jnp.zeros((b, max_new_tokens), jnp.float32), rng=rng,
+      forced=jnp.zeros((b,), bool), out_tool=jnp.zeros((b, max_new_tokens), bool))
+  chars = None
+  if calculator is not None:
+    from s2jax import calculator as calc_lib
+    chars = jnp.asarray(calculator.chars)
+    init.update(calc_mode=jnp.zeros((b,), jnp.int32), calc_prev=jnp.zeros((b,), jnp.int32),
+                calc_buf=jnp.zeros((b, calc_lib.MAX_EXPR), jnp.int32),
+                calc_len=jnp.zeros((b,), jnp.int32),
+                queue=jnp.zeros((b, calc_lib.MAX_FORCED), jnp.int32),
+                queue_len=jnp.zeros((b,), jnp.int32), queue_pos=jnp.zeros((b,), jnp.int32))
 
   def cond(s):
     return (s["step"] < max_new_tokens) & ~jnp.all(s["done"])
@@ -149,28 +201,46 @@ def generate_padded(model: Transformer, params: Any, tokens: jax.Array, mask: ja
     # Record the token chosen last iteration (rows already done write padding).
     out_tokens = s["out_tokens"].at[:, step].set(jnp.where(done, pad_id, tok))
     out_lps = s["out_lps"].at[:, step].set(jnp.where(done, 0.0, s["lp"]))
+    out_tool = s["out_tool"].at[:, step].set(s["forced"] & ~done)
     lengths = s["lengths"] + (~done).astype(jnp.int32)
+    calc = {} if calculator is None else _calculator_step(calculator, chars, s, tok, done)
     done = done | jnp.isin(tok, stop_ids_arr)
     # Feed it to the model at slot p + step.
     slot = p + step
     kv_mask = jax.lax.dynamic_update_slice(s["kv_mask"], (~s["done"])[:, None], (0, slot))
     out = apply(tok[:, None], s["pos"][:, None], kv_mask, s["cache"], slot)
     rng, key = jax.random.split(s["rng"])
-    new_tok, new_lp = pick(out.logits[:, -1], key)
+    logits = out.logits[:, -1]
+    new_tok, new_lp = pick(logits, key)
+    forced = jnp.zeros((b,), bool)
+    if calculator is not None:  # the tool's next token replaces the model's choice
+      forced = calc["queue_pos"] < calc["queue_len"]
+      tool_tok = jnp.take_along_axis(
+          calc["queue"], jnp.minimum(calc["queue_pos"], calc["queue"].shape[1] - 1)[:, None],
+          axis=1)[:, 0]
+      tool_lp = jnp.take_along_axis(jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1),
+                                    tool_tok[:, None], axis=-1)[:, 0]
+      new_tok = jnp.where(forced, tool_tok, new_tok)
+      new_lp = jnp.where(forced, tool_lp, new_lp)
+      calc["queue_pos"] = calc["queue_pos"] + forced.astype(jnp.int32)
     return dict(step=step + 1, cache=out.cache, kv_mask=kv_mask, pos=s["pos"] + 1,
                 tok=new_tok, lp=new_lp, done=done, lengths=lengths, out_tokens=out_tokens,
-                out_lps=out_lps, rng=rng)
+                out_lps=out_lps, rng=rng, forced=forced, out_tool=out_tool, **calc)
 
   final = jax.lax.while_loop(cond, body, init)
-  return final["out_tokens"], final["out_lps"], final["lengths"], final["done"]
+  return (final["out_tokens"], final["out_lps"], final["lengths"], final["done"],
+          final["out_tool"])
 
 
 class Sampler:
   """Host-side wrapper: bucketing, padding, validation, and the jitted kernel."""
 
   def __init__(self, model: Transformer, *, pad_id: int, eos_id: int,
-               max_cache_len: int = 1024, buckets: Sequence[int] = DEFAULT_BUCKETS):
+               max_cache_len: int = 1024, buckets: Sequence[int] = DEFAULT_BUCKETS,
+               calculator=None):
+    """`calculator`: an s2jax.calculator.Calculator to write `<<expr=value>>` values."""
     self.model = model
+    self.calculator = calculator
     self.pad_id, self.eos_id = pad_id, eos_id
     self.max_cache_len = max_cache_len
     self.buckets = tuple(sorted(b for b in buckets if b <= max_cache_len)) or (max_cache_len,)
@@ -206,7 +276,8 @@ class Sampler:
     stops = tuple(sorted({self.eos_id, *map(int, stop_ids)}))
     out = generate_padded(self.model, params, tokens, mask, rng, max_new_tokens=max_new_tokens,
                           sampling=sampling, stop_ids=stops, pad_id=self.pad_id,
-                          prefix=jnp.asarray(prefix, jnp.int32) if len(prefix) else None)
+                          prefix=jnp.asarray(prefix, jnp.int32) if len(prefix) else None,
+                          calculator=self.calculator)
     return Generation(*(to_host(x) for x in out))
 
   def generate_all(self, params, prompts: Sequence[Sequence[int]], *, batch_size: int,

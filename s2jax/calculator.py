@@ -1,0 +1,84 @@
+"""Calculator tool use while sampling, as the GSM8K paper sampled: once a row has written
+`<<expr=`, the tool writes the value of `expr` and `>>`, and the model goes on from there.
+
+The sampler's jitted loop follows every row's characters with a small state machine
+(`CalculatorTables`: each token id's characters as codes) and collects the expression
+after `<<`. Only on the step where some row writes the `=` does it leave the device: one
+`jax.pure_callback` evaluates every such row's expression with the task's safe evaluator
+(+ - * /, parentheses, decimals; anything else, or a division by zero, writes nothing and
+the model continues alone) and returns the tokens to force. No host round trip per token.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import numpy as np
+
+from s2jax.tasks.arith import safe_eval
+
+MAX_EXPR = 64       # characters of an expression the tool reads
+MAX_FORCED = 24     # tokens it may write: the value and ">>"
+_CHARS_NEEDED = "0123456789.-"
+
+
+def format_value(v: float) -> str:
+  """How the tool writes a value: an integer without a point, otherwise up to six decimals
+  without trailing zeros (GSM8K's own annotations look like this)."""
+  if v == int(v):
+    return str(int(v))
+  return f"{v:.6f}".rstrip("0").rstrip(".")
+
+
+@dataclasses.dataclass(eq=False)  # hashed by identity: the jitted sampler keys on it
+class Calculator:
+  """Token tables of one tokenizer for the in-loop state machine, and the callback."""
+  chars: np.ndarray          # [V, W] int32 character codes of each token's text, 0 = none
+  char_ids: dict             # character -> the token id that is exactly that character
+  close_ids: tuple           # the tokens of ">>"
+
+  @classmethod
+  def for_tokenizer(cls, tokenizer) -> "Calculator":
+    texts = [tokenizer.decode([t]) for t in range(tokenizer.vocab_size)]
+    width = max(1, max(len(t) for t in texts))
+    chars = np.zeros((tokenizer.vocab_size, width), np.int32)
+    for t, text in enumerate(texts):
+      chars[t, :len(text)] = [ord(c) for c in text]
+    exact = {}
+    for t, text in enumerate(texts):
+      if t not in (tokenizer.eos_id, tokenizer.pad_id):
+        exact.setdefault(text, t)
+    missing = [c for c in _CHARS_NEEDED if c not in exact]
+    if missing:
+      raise ValueError(f"calculator: the tokenizer has no single-character token for "
+                       f"{missing}; the tool writes values digit by digit")
+    close = (exact[">>"],) if ">>" in exact else tuple([exact[">"]] * 2) if ">" in exact \
+        else None
+    if close is None:
+      raise ValueError("calculator: the tokenizer has no '>>' or '>' token to close with")
+    return cls(chars, {c: exact[c] for c in _CHARS_NEEDED}, close)
+
+  def forced_tokens(self, expr: str) -> Optional[list]:
+    """The tokens the tool writes after `<<expr=`, or None when it cannot evaluate it."""
+    v = safe_eval(expr)
+    if v is None:
+      return None
+    ids = [self.char_ids[c] for c in format_value(v)] + list(self.close_ids)
+    return ids if len(ids) <= MAX_FORCED else None
+
+  def callback(self, buffers: np.ndarray, lengths: np.ndarray,
+               triggered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Host side of the loop: [B, MAX_EXPR] codes, [B] lengths, [B] bool → the forced
+    tokens [B, MAX_FORCED] and their count [B] (0: nothing to write)."""
+    buffers, lengths, triggered = map(np.asarray, (buffers, lengths, triggered))
+    out = np.zeros((len(buffers), MAX_FORCED), np.int32)
+    count = np.zeros(len(buffers), np.int32)
+    for i in np.flatnonzero(triggered):
+      n = int(lengths[i])
+      if n > MAX_EXPR:  # longer than the buffer held: not this tool's expression
+        continue
+      ids = self.forced_tokens("".join(chr(c) for c in buffers[i, :n]))
+      if ids:
+        out[i, :len(ids)] = ids
+        count[i] = len(ids)
+    return out, count

@@ -1,0 +1,110 @@
+"""The calculator tool: the values it writes equal Python's, inside the jitted sampler it
+writes them only after `<<expr=`, and rows without an annotation decode as without it."""
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+from hypothesis import given, strategies as st
+
+from s2jax import calculator as calc_lib
+from s2jax import sharding
+from s2jax.models.transformer import ModelConfig, Transformer
+from s2jax.sampling import Sampler
+
+numbers = st.one_of(st.integers(0, 10 ** 6).map(str),
+                    st.tuples(st.integers(0, 999), st.integers(1, 99)).map(
+                        lambda t: f"{t[0]}.{t[1]}"))
+
+
+@st.composite
+def expressions(draw, depth=3):
+  if depth == 0 or draw(st.booleans()):
+    return draw(numbers)
+  op = draw(st.sampled_from("+-*/"))
+  left, right = draw(expressions(depth=depth - 1)), draw(expressions(depth=depth - 1))
+  text = f"{left}{op}{right}"
+  return f"({text})" if draw(st.booleans()) else text
+
+
+# A toy vocabulary: every character the tool writes, the expression characters, and a few
+# words to script the model's text with.
+VOCAB = ["<pad>", "<eos>"] + list("0123456789.-+*/()=") + ["<<", ">>", "q", "r", "x", "y"]
+ID = {t: i for i, t in enumerate(VOCAB)}
+
+
+def toy_calculator():
+  width = max(len(t) for t in VOCAB)
+  chars = np.zeros((len(VOCAB), width), np.int32)
+  for i, t in enumerate(VOCAB):
+    if not t.startswith("<") or t == "<<":
+      chars[i, :len(t)] = [ord(c) for c in t]
+  return calc_lib.Calculator(chars, {c: ID[c] for c in "0123456789.-"}, (ID[">>"],))
+
+
+@given(expressions())
+def test_the_values_it_writes_equal_pythons(expr):
+  calc = toy_calculator()
+  ids = calc.forced_tokens(expr)
+  try:
+    want = eval(expr)  # the expressions are digits, operators and parentheses only
+  except ZeroDivisionError:
+    assert ids is None
+    return
+  written = "".join(VOCAB[i] for i in ids)
+  assert written.endswith(">>")
+  value = float(written[:-2])
+  assert abs(value - want) <= 1e-6 * max(1.0, abs(want)), (expr, written, want)
+  assert written[:-2] == calc_lib.format_value(want)
+
+
+def scripted_model(successor: dict):
+  """A transformer whose greedy next token is successor[current token]: attention and MLP
+  outputs are zero, so the residual stream is the token's embedding, and the LM head maps
+  each (orthonormal) embedding to its successor's logit."""
+  v = len(VOCAB)
+  cfg = ModelConfig(vocab_size=v, d_model=32, n_layers=1, n_heads=2, n_kv_heads=1,
+                    mlp_dim=32, tie_embeddings=False)
+  model = Transformer(cfg)
+  params, _ = sharding.init_params(model, jax.random.key(0),
+                                   sharding.make_mesh((1, 1, 1), jax.devices()[:1]))
+  flat = flax.traverse_util.flatten_dict(jax.tree.map(np.asarray, params), sep="/")
+  emb = np.linalg.qr(np.random.default_rng(0).normal(size=(32, v)))[0].T  # [V, 32] orthonormal
+  head = np.zeros((32, v), np.float32)
+  for a, b in successor.items():
+    head[:, ID[b]] += 50 * emb[ID[a]]
+  for k in flat:
+    if k.endswith(("wo", "w_down")):
+      flat[k] = np.zeros_like(flat[k])
+  flat["embedding"] = (emb * np.sqrt(32)).astype(np.float32)
+  flat["lm_head"] = head
+  return model, jax.tree.map(jnp.asarray, flax.traverse_util.unflatten_dict(flat, sep="/"))
+
+
+def test_the_tool_writes_after_the_equals_sign_and_leaves_other_rows_alone():
+  # Row 0 writes "<<3+4=" and would then guess 9; row 1 never opens an annotation.
+  successor = {"q": "<<", "<<": "3", "3": "+", "+": "4", "4": "=", "=": "9", "9": ">>",
+               "7": ">>", ">>": "x", "x": "<eos>", "r": "y", "y": "x"}
+  model, params = scripted_model(successor)
+  prompts = [[ID["q"]], [ID["r"]]]
+  off = Sampler(model, pad_id=0, eos_id=1, max_cache_len=48)(params, prompts, max_new_tokens=12)
+  on = Sampler(model, pad_id=0, eos_id=1, max_cache_len=48, calculator=toy_calculator())(
+      params, prompts, max_new_tokens=12)
+  text = lambda g, i: [VOCAB[t] for t in g.tokens[i, :g.lengths[i]]]
+  assert text(off, 0) == ["<<", "3", "+", "4", "=", "9", ">>", "x", "<eos>"]
+  assert text(on, 0) == ["<<", "3", "+", "4", "=", "7", ">>", "x", "<eos>"]
+  assert on.tool_mask[0, :on.lengths[0]].tolist() == [0, 0, 0, 0, 0, 1, 1, 0, 0]
+  np.testing.assert_array_equal(on.tokens[1], off.tokens[1])
+  np.testing.assert_array_equal(on.logprobs[1], off.logprobs[1])
+  assert not on.tool_mask[1].any() and not off.tool_mask.any()
+  # The log-probability of a tool token is the model's own for that token.
+  assert on.logprobs[0, 5] < off.logprobs[0, 5]
+
+
+def test_an_expression_it_cannot_evaluate_writes_nothing():
+  successor = {"q": "<<", "<<": "3", "3": "/", "/": "0", "0": "=", "=": "x", "x": "<eos>"}
+  model, params = scripted_model(successor)
+  on = Sampler(model, pad_id=0, eos_id=1, max_cache_len=48, calculator=toy_calculator())(
+      params, [[ID["q"]]], max_new_tokens=12)
+  assert [VOCAB[t] for t in on.tokens[0, :on.lengths[0]]] == ["<<", "3", "/", "0", "=", "x",
+                                                             "<eos>"]
+  assert not on.tool_mask.any()
