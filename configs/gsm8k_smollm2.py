@@ -100,8 +100,9 @@ def _get_config(arg: str):
   c.optim = config_blocks.optim(lr=2e-5, warmup_steps=20, decay_steps=500, b2=0.95)
   c.train = dict(steps=500, batch_size=32, grad_accum=1, log_every=10, eval_every=0,
                  checkpoint_every=100, keep_checkpoints=2)
+  # calculator: the sampler writes the value of every <<expr= (s2jax.calculator).
   c.eval = dict(enabled=True, batch_size=32, max_new_tokens=256, max_cache_len=1536,
-                chunk=128)
+                chunk=128, calculator=False)
   return config_blocks.runtime(c)
 
 

@@ -91,5 +91,11 @@ def load_for_eval(config, policy_workdir: str = ""):
 
 
 def sampler_for(model, tok, config) -> Sampler:
+  """The evaluation sampler; `eval.calculator` turns on the calculator tool (the value
+  of every `<<expr=` is written for the model, as the GSM8K paper sampled)."""
+  calculator = None
+  if config.eval.get("calculator", False):
+    from s2jax.calculator import Calculator
+    calculator = Calculator.for_tokenizer(tok)
   return Sampler(model, pad_id=tok.pad_id, eos_id=tok.eos_id,
-                 max_cache_len=config.eval.max_cache_len)
+                 max_cache_len=config.eval.max_cache_len, calculator=calculator)

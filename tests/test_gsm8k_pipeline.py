@@ -110,6 +110,11 @@ def test_eval_gsm8k_resumes_and_reports_a_wilson_interval(root, tmp_path, tiny_p
   with pytest.raises(ValueError, match="outputs of other problems"):
     (tmp_path / "outputs.jsonl").write_text(lines[1] + lines[0])
     eval_gsm8k.run(c, str(tmp_path), limit=4)
+  # The calculator tool on SmolLM2's vocabulary (digits and '>>' are single tokens).
+  c = stage_config(root, "", tiny_pretrained)
+  c.eval.calculator = True
+  s = eval_gsm8k.run(c, str(tmp_path / "calc"), limit=2)
+  assert s["calculator"] and s["n"] == 2
 
 
 @pytest.mark.slow

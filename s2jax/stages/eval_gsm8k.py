@@ -54,6 +54,7 @@ def run(config, workdir: str, policy_workdir: str = "", limit: int = 0) -> dict:
   n, k = len(done), sum(r["correct"] for r in done)
   lo, hi = wilson_interval(k, n)
   summary = {"model": source, "prompt": config.prompt.to_dict(), "n": n, "correct": k,
+             "calculator": bool(e.get("calculator", False)),
              "accuracy": k / n, "wilson95": [lo, hi],
              "answered": sum(r["answer"] is not None for r in done) / n,
              "max_new_tokens": e.max_new_tokens, "seconds_this_run": time.time() - t0,
