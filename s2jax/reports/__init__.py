@@ -1,0 +1,1 @@
+"""Machine-written result reports built from saved workdirs, without compute."""
