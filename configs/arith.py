@@ -24,8 +24,9 @@ def get_config(arg: str = ""):
 
   # bucket_window: batches drawn from a pool of that many, sorted by length (less padding).
   # format: what the policy learns to write before the answer, cot | plan | direct | filler.
+  # tool_tokens: train | mask (keep the values the calculator tool writes out of the loss).
   c.data = dict(num_train=20000, num_eval=150, seq_len=384, pad_multiple=32, bucket_window=16,
-                format="cot")
+                format="cot", tool_tokens="train")
   c.tokenizer = dict(path="", vocab_size=512, corpus_size=5000)
 
   c.model = dict(vocab_size=512, d_model=256, n_layers=4, n_heads=4, n_kv_heads=2,

@@ -82,3 +82,26 @@ class Calculator:
         out[i, :len(ids)] = ids
         count[i] = len(ids)
     return out, count
+
+
+def tool_token_mask(token_texts) -> list:
+  """Which tokens of a text (given as each token's text) the calculator writes: after every
+  `<<expr=`, the tokens up to and including the one that holds `>>`. The same character
+  rules as the sampler's state machine, so training masks exactly what sampling forces."""
+  out, mode, prev, writing = [], 0, "", False
+  for text in token_texts:
+    out.append(writing)
+    if writing and ">>" in text:
+      writing = False
+      continue
+    for c in text:
+      if mode == 0:
+        if prev == "<" and c == "<":
+          mode, c = 1, ""
+      elif c == "=":
+        mode, writing = 0, True
+      elif c in "<>\n":
+        mode = 0
+      prev = c
+  return out
+

@@ -33,6 +33,9 @@ def validate_train_config(config) -> None:
   from s2jax.data.formats import FORMATS
   require(d.get("format", "cot") in FORMATS, "data.format", d.get("format"),
           f"must be one of {FORMATS}")
+  from s2jax.data.batches import TOOL_TOKENS
+  require(d.get("tool_tokens", "train") in TOOL_TOKENS, "data.tool_tokens",
+          d.get("tool_tokens"), f"must be one of {TOOL_TOKENS}")
   checks = [("data.seq_len", d.seq_len), ("data.pad_multiple", d.pad_multiple)]
   if d.get("source", "synthetic") == "synthetic":
     checks += [("data.num_train", d.num_train),

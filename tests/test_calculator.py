@@ -98,6 +98,8 @@ def test_the_tool_writes_after_the_equals_sign_and_leaves_other_rows_alone():
   assert not on.tool_mask[1].any() and not off.tool_mask.any()
   # The log-probability of a tool token is the model's own for that token.
   assert on.logprobs[0, 5] < off.logprobs[0, 5]
+  # Training masks exactly the tokens sampling forces.
+  assert calc_lib.tool_token_mask(text(on, 0)) == on.tool_mask[0, :on.lengths[0]].tolist()
 
 
 def test_an_expression_it_cannot_evaluate_writes_nothing():
@@ -108,3 +110,26 @@ def test_an_expression_it_cannot_evaluate_writes_nothing():
   assert [VOCAB[t] for t in on.tokens[0, :on.lengths[0]]] == ["<<", "3", "/", "0", "=", "x",
                                                              "<eos>"]
   assert not on.tool_mask.any()
+
+
+def test_tool_tokens_are_kept_out_of_the_loss_when_asked():
+  from s2jax.data import batches
+  texts = ["Flo", " has", " 2", "3", "-", "6", " =", " <<", "2", "3", "-", "6", "=", "1", "7",
+           ">>", "1", "7", " stamps", ".", " <<", "2", "*", "3", "=", "6", ">>", "6"]
+  mask = calc_lib.tool_token_mask(texts)
+  assert [t for t, m in zip(texts, mask) if m] == ["1", "7", ">>", "6", ">>"]
+
+  class Tok:  # one token per entry of `texts`
+    eos_id, pad_id, bos_id, newline_id = len(texts), len(texts) + 1, 0, 0
+    def encode(self, text):
+      return list(range(len(texts)))
+    def decode(self, ids):
+      return "".join(texts[i] if i < len(texts) else "" for i in ids)
+  tok = Tok()
+  tok.prompt_format = None
+  e = batches.encode_example(tok, "q", "".join(texts), "mask")
+  assert e.loss_mask == [not m for m in mask] + [True]  # eos is trained on
+  b = batches.make_batch([batches.Example([0], e.completion, e.loss_mask)], 40, tok.pad_id)
+  assert b["targets"][0, 1:len(texts) + 2].tolist() == e.loss_mask
+  assert batches.encode_example(tok, "q", "".join(texts), "train").loss_mask is None
+

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -13,14 +13,29 @@ from s2jax.data import prompts
 class Example:
   prompt: list      # the prompt format's ids ([bos] question <nl> by default)
   completion: list  # solution tokens ... eos (the tokens the loss is on)
+  # Per completion token: False where the loss skips it (tokens the calculator tool
+  # writes, with data.tool_tokens="mask"); None: the loss is on every completion token.
+  loss_mask: Optional[list] = None
 
   def __len__(self):
     return len(self.prompt) + len(self.completion)
 
 
-def encode_example(tokenizer, question: str, solution: str) -> Example:
-  return Example(encode_prompt(tokenizer, question),
-                 tokenizer.encode(solution) + [tokenizer.eos_id])
+TOOL_TOKENS = ("train", "mask")
+
+
+def encode_example(tokenizer, question: str, solution: str,
+                   tool_tokens: str = "train") -> Example:
+  """`tool_tokens="mask"` keeps the values the calculator writes (`<<expr=` value `>>`) out
+  of the loss: with the tool on while sampling, the model never has to produce them."""
+  if tool_tokens not in TOOL_TOKENS:
+    raise ValueError(f"data.tool_tokens={tool_tokens!r} must be one of {TOOL_TOKENS}")
+  completion = tokenizer.encode(solution) + [tokenizer.eos_id]
+  mask = None
+  if tool_tokens == "mask":
+    from s2jax.calculator import tool_token_mask
+    mask = [not t for t in tool_token_mask([tokenizer.decode([i]) for i in completion])]
+  return Example(encode_prompt(tokenizer, question), completion, mask)
 
 
 def encode_prompt(tokenizer, question: str) -> list:
@@ -54,7 +69,7 @@ def make_batch(examples: Sequence[Example], length: int, pad_id: int) -> dict:
     ids = e.prompt + e.completion
     tokens[i, :len(ids)] = ids
     mask[i, :len(ids)] = True
-    targets[i, len(e.prompt):len(ids)] = True
+    targets[i, len(e.prompt):len(ids)] = True if e.loss_mask is None else e.loss_mask
   return {"tokens": tokens, "mask": mask, "targets": targets}
 
 

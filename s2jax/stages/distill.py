@@ -108,7 +108,8 @@ def select_samples(policy: Policy, config, round_seed: int) -> tuple[list, dict]
     raise ValueError(f"round with filter {f.kind!r} kept no samples (sample accuracy "
                      f"{correct.mean():.3f}); loosen the filter")
   tok = policy.tokenizer()
-  examples = [batches.encode_example(tok, p.question, t)
+  tool_tokens = config.data.get("tool_tokens", "train")
+  examples = [batches.encode_example(tok, p.question, t, tool_tokens)
               for p, ts, ks in zip(probs, texts, mask) for t, k in zip(ts, ks) if k]
   return examples, stats
 

@@ -110,7 +110,8 @@ def run(config, workdir: str) -> dict:
   fmt = config.data.get("format", "cot")  # cot | plan | direct | filler (data/formats.py)
   task = tasks.for_config(config)
   examples = [batches.encode_example(tokenizer, r["question"],
-                                     target_text(task, r, fmt, tokenizer))
+                                     target_text(task, r, fmt, tokenizer),
+                                     config.data.get("tool_tokens", "train"))
               for r in train_records]
   batches.check_lengths(examples, config.data.seq_len, paths["train"])
 
