@@ -37,7 +37,10 @@ def get_config(arg: str = ""):
   c.optim = config_blocks.optim(lr=1e-3, warmup_steps=50, decay_steps=800, weight_decay=0.1)
   c.train = dict(steps=800, batch_size=16, grad_accum=1, log_every=25, eval_every=0,
                  checkpoint_every=250, keep_checkpoints=3)
-  c.eval = dict(enabled=True, batch_size=100, max_new_tokens=192, max_cache_len=576)
+  # calculator: every sampler of this policy (evaluation, later stages) writes the value of
+  # each <<expr= for it (s2jax.calculator); pair it with data.tool_tokens="mask".
+  c.eval = dict(enabled=True, batch_size=100, max_new_tokens=192, max_cache_len=576,
+                calculator=False)
 
   config_blocks.runtime(c)
   if "tiny" in config_blocks.words(arg, ("tiny",), __file__):

@@ -46,7 +46,17 @@ class Policy:
   def sampler(self, max_cache_len: int) -> Sampler:
     m = self.load()
     return Sampler(m.model, pad_id=m.tokenizer.pad_id, eos_id=m.tokenizer.eos_id,
-                   max_cache_len=max_cache_len)
+                   max_cache_len=max_cache_len, calculator=self.calculator())
+
+  def calculator(self):
+    """The calculator tool when the policy samples with it (`eval.calculator` of its
+    config), else None; built once."""
+    if not self.config.get("eval", {}).get("calculator", False):
+      return None
+    if getattr(self, "_calculator", None) is None:
+      from s2jax.calculator import Calculator
+      self._calculator = Calculator.for_tokenizer(self.tokenizer())
+    return self._calculator
 
   def split_path(self, name: str) -> str:
     path = os.path.join(self.workdir, "data", f"{name}.jsonl")

@@ -100,3 +100,36 @@ def test_a_registered_reward_is_placed_and_weighted_with_the_built_in_ones():
   want[0, 6] = 2.0 * 1 + 0.5 * 2   # both outcome rewards on the last generated token
   want[1, 2] = 2.0 * 0 + 0.5 * 1
   np.testing.assert_array_equal(placed, want)  # an empty response gets nothing
+
+
+def test_a_loss_mask_keeps_tokens_in_context_but_out_of_the_loss():
+  """Tool-written tokens (data.tool_tokens="mask"): the entropy the update reports is the
+  mean over the loss-mask tokens only, from the same forward pass."""
+  cfg = rl.RLConfig(algorithm="ppo", epochs=1, minibatches=1)
+  mcfg = ModelConfig(vocab_size=16, d_model=16, n_layers=1, n_heads=2, n_kv_heads=1,
+                     mlp_dim=32, scalar_head=True)
+  policy = Transformer(mcfg)
+  mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
+  p, _ = sharding.init_params(policy, jax.random.key(0), mesh)
+  opt = optax.sgd(0.0)
+  state = train_lib.TrainState(step=jnp.int32(0), params={"policy": p},
+                               opt_state=opt.init({"policy": p}))
+  ro = rl.rollout(Sampler(policy, pad_id=0, eos_id=1, max_cache_len=16), p, [[2, 3]] * 4,
+                  max_new_tokens=6, sampling=SamplingConfig(1.0), rng=jax.random.key(3),
+                  trim_multiple=0)
+  resp = ro["response_mask"]
+  loss_mask = resp & (np.arange(6)[None, :] % 2 == 0)
+  inputs = dict(tokens=ro["tokens"], mask=ro["mask"], response_mask=resp,
+                score_rewards=np.zeros((4, 6), np.float32), ref_params=p,
+                kl_coef=jnp.float32(0.0), rng=jax.random.key(1))
+  update = jax.jit(rl.make_update(policy, None, opt, cfg))
+  _, full = update(state, inputs)
+  _, same = update(state, dict(inputs, loss_mask=resp))
+  _, part = update(state, dict(inputs, loss_mask=loss_mask))
+  assert float(same["entropy"]) == float(full["entropy"])
+  logits, _ = rl.response_logits_values(policy, None, {"policy": p}, ro["tokens"], ro["mask"], 6)
+  _, entropy = rl.token_logprobs(logits, ro["tokens"][:, -6:])
+  want = np.asarray(entropy)[loss_mask].mean()
+  np.testing.assert_allclose(float(part["entropy"]), want, rtol=1e-5)
+  assert abs(float(part["entropy"]) - float(full["entropy"])) > 1e-4
+

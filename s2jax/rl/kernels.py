@@ -138,7 +138,7 @@ def rl_loss(policy, value, cfg: RLConfig, params, batch) -> tuple:
   logits, values = response_logits_values(policy, value, params, batch["tokens"],
                                           batch["mask"], n)
   logp, entropy = token_logprobs(logits, batch["response"])
-  m = batch["response_mask"].astype(jnp.float32)
+  m = batch["loss_mask"].astype(jnp.float32)
   pg, per_token = losses.get(cfg.loss)(logp, batch["old_logp"], batch["advantages"], cfg)
   loss = pg - cfg.entropy_coef * entropy
   metrics = {k: jnp.sum(v * m) for k, v in per_token.items()}
@@ -159,7 +159,9 @@ def make_update(policy: Transformer, value: Optional[Transformer], optimizer,
   """Pure `(state, inputs) -> (state, metrics)`; jit it with `train.jit_train_step`.
 
   inputs: tokens/mask [B, P+N], response_mask/score_rewards [B, N] (host-placed step and
-  outcome rewards), ref_params (the frozen reference policy), kl_coef (scalar), rng."""
+  outcome rewards), ref_params (the frozen reference policy), kl_coef (scalar), rng, and
+  optionally loss_mask [B, N]: the response tokens the loss is on (default: all of them;
+  the calculator's tokens are left out with data.tool_tokens="mask")."""
   step = train_lib.make_train_step(
       lambda p, b: rl_loss(policy, value, cfg, p, b), optimizer)
 
@@ -181,6 +183,7 @@ def make_update(policy: Transformer, value: Optional[Transformer], optimizer,
       old_values = jnp.zeros_like(m)
     advantages, returns = cfg.estimator.fn(rewards, old_values, resp_mask, cfg)
     batch = {"tokens": tokens, "mask": mask, "response": response, "response_mask": resp_mask,
+             "loss_mask": inputs.get("loss_mask", resp_mask),
              "old_logp": jax.lax.stop_gradient(old_logp),
              "old_values": jax.lax.stop_gradient(old_values),
              "advantages": jax.lax.stop_gradient(advantages),

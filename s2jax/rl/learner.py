@@ -109,7 +109,10 @@ class Learner:
       self._restore()
     ro = config.rollout
     self.sampler = Sampler(self.policy, pad_id=self.tok.pad_id, eos_id=self.tok.eos_id,
-                           max_cache_len=ro.max_cache_len)
+                           max_cache_len=ro.max_cache_len, calculator=self.base.calculator())
+    # Tokens the calculator wrote stay in context but out of the loss, if the policy was
+    # trained that way (data.tool_tokens="mask").
+    self.mask_tool_tokens = self.base.config.data.get("tool_tokens", "train") == "mask"
     self.sampling = SamplingConfig(ro.temperature, ro.top_k, ro.top_p)
     self.rows = ro.prompts * self.cfg.group_size
     self.batch_sh = sharding.batch_sharding(mesh, 2, self.rows)
@@ -226,6 +229,8 @@ class Learner:
               "response_mask": put(out["response_mask"]), "score_rewards": put(placed),
               "ref_params": self.ref_params, "kl_coef": jnp.float32(self.kl.value),
               "rng": jax.random.fold_in(key, 1)}
+    if self.mask_tool_tokens:
+      inputs["loss_mask"] = put(out["response_mask"] & ~out["tool_mask"])
     self.state, m = self.update(self.state, inputs)
     m = jax.device_get(m)
     self.iterations_done = it + 1

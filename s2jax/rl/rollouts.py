@@ -29,7 +29,7 @@ def rollout(sampler: Sampler, params, prompts: Sequence[Sequence[int]], *, max_n
           "mask": np.concatenate([prompt_mask, resp_mask], axis=1),
           "response_mask": resp_mask,
           "responses": [gen.tokens[i, :gen.lengths[i]].tolist() for i in range(len(prompts))],
-          "stopped": gen.stopped}
+          "stopped": gen.stopped, "tool_mask": gen.tool_mask[:, :n] & resp_mask}
 
 
 _LINE_BREAKS: dict = {}

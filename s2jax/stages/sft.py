@@ -140,8 +140,7 @@ def run(config, workdir: str) -> dict:
 
 
 def evaluate_all(config, workdir, model, params, tokenizer, paths, mesh) -> dict:
-  sampler = Sampler(model, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
-                    max_cache_len=config.eval.max_cache_len)
+  sampler = pretrained.sampler_for(model, tokenizer, config)
   bsh = sharding.batch_sharding(mesh, 2, config.eval.batch_size)
   task = tasks.for_config(config)
   records = {name: gsm8k.read_jsonl(paths[name]) for name in task.eval_split_names(config)}
