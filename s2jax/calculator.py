@@ -4,9 +4,9 @@
 The sampler's jitted loop follows every row's characters with a small state machine
 (`CalculatorTables`: each token id's characters as codes) and collects the expression
 after `<<`. Only on the step where some row writes the `=` does it leave the device: one
-`jax.pure_callback` evaluates every such row's expression with the task's safe evaluator
-(+ - * /, parentheses, decimals; anything else, or a division by zero, writes nothing and
-the model continues alone) and returns the tokens to force. No host round trip per token.
+`jax.pure_callback` evaluates every such row's expression exactly with the task's evaluator
+(+ - * /, parentheses, decimals; anything else, a division by zero or a value longer than
+the tool writes, writes nothing and the model continues alone) and returns the tokens to force. No host round trip per token.
 """
 from __future__ import annotations
 
@@ -15,19 +15,20 @@ from typing import Optional
 
 import numpy as np
 
-from s2jax.tasks.arith import safe_eval
+from s2jax.tasks.arith import exact_eval
 
 MAX_EXPR = 64       # characters of an expression the tool reads
 MAX_FORCED = 24     # tokens it may write: the value and ">>"
 _CHARS_NEEDED = "0123456789.-"
 
 
-def format_value(v: float) -> str:
-  """How the tool writes a value: an integer without a point, otherwise up to six decimals
-  without trailing zeros (GSM8K's own annotations look like this)."""
+def format_value(v) -> str:
+  """How the tool writes a value (an exact Fraction, or a float): an integer without a
+  point and exact however large, otherwise rounded to six decimals without trailing zeros
+  (GSM8K's own annotations look like this)."""
   if v == int(v):
     return str(int(v))
-  return f"{v:.6f}".rstrip("0").rstrip(".")
+  return f"{float(v):.6f}".rstrip("0").rstrip(".")
 
 
 @dataclasses.dataclass(eq=False)  # hashed by identity: the jitted sampler keys on it
@@ -60,7 +61,7 @@ class Calculator:
 
   def forced_tokens(self, expr: str) -> Optional[list]:
     """The tokens the tool writes after `<<expr=`, or None when it cannot evaluate it."""
-    v = safe_eval(expr)
+    v = exact_eval(expr)
     if v is None:
       return None
     ids = [self.char_ids[c] for c in format_value(v)] + list(self.close_ids)

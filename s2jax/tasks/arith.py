@@ -23,6 +23,7 @@ import dataclasses
 import math
 import operator
 import re
+from fractions import Fraction
 from typing import Optional, Sequence
 
 import numpy as np
@@ -282,6 +283,17 @@ _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
 
 def safe_eval(expr: str) -> Optional[float]:
   """Evaluate + - * / over numbers and parentheses; None for anything else."""
+  v = exact_eval(expr)
+  try:
+    v = None if v is None else float(v)
+  except OverflowError:
+    return None
+  return v if v is not None and math.isfinite(v) else None
+
+
+def exact_eval(expr: str) -> Optional[Fraction]:
+  """`safe_eval` in exact rational arithmetic: integers stay exact however large, and a
+  decimal is the number it spells (0.1 is 1/10)."""
   try:
     tree = ast.parse(expr.replace(",", "").strip(), mode="eval")
   except (SyntaxError, ValueError):
@@ -292,7 +304,10 @@ def safe_eval(expr: str) -> Optional[float]:
       return ev(node.body)
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
         and not isinstance(node.value, bool):
-      return float(node.value)
+      if isinstance(node.value, float) and not math.isfinite(node.value):
+        raise ValueError("not a finite number")
+      return Fraction(str(node.value)) if isinstance(node.value, float) else \
+          Fraction(node.value)
     if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
       left, right = ev(node.left), ev(node.right)
       if isinstance(node.op, ast.Div) and right == 0:
@@ -304,10 +319,9 @@ def safe_eval(expr: str) -> Optional[float]:
     raise ValueError("unsupported expression")
 
   try:
-    v = ev(tree)
+    return ev(tree)
   except (ValueError, ZeroDivisionError, RecursionError, OverflowError):
     return None
-  return v if math.isfinite(v) else None
 
 
 def parse_number(text: str) -> Optional[float]:
