@@ -1,6 +1,8 @@
 """Small shared builders for tests."""
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 
 from s2jax import sharding
 from s2jax.models.transformer import ModelConfig, Transformer
@@ -25,3 +27,13 @@ def random_batch(b, t, vocab, seed=0, min_len=4):
   tokens = np.where(mask, tokens, 0)
   targets = mask & (np.arange(t)[None, :] >= 2)
   return {"tokens": tokens, "mask": mask, "targets": targets}
+
+
+def frozen_rl_state(policy_params):
+  """(optimizer, TrainState) around {"policy": params} that an update never moves (SGD at
+  rate 0), so the update's metrics describe exactly the inputs it was given."""
+  from s2jax.train import TrainState
+  opt = optax.sgd(0.0)
+  params = {"policy": policy_params}
+  return opt, TrainState(step=jnp.int32(0), params=params, opt_state=opt.init(params))
+

@@ -3,15 +3,13 @@ registration; the jitted update and the learner's reward assembly then use it by
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from ml_collections import ConfigDict
 
-from s2jax import rl, sharding
-from s2jax import train as train_lib
-from s2jax.models.transformer import ModelConfig, Transformer
+from s2jax import rl
 from s2jax.rl import advantages, losses, rewards
 from s2jax.sampling import Sampler, SamplingConfig
+from tests.helpers import frozen_rl_state, tiny_model
 
 
 # A critic-free estimator that no built-in computes: each response's total reward minus the
@@ -34,15 +32,12 @@ def steps_count(batch, ctx):
   return np.asarray([len(j["steps"]) for j in batch.judged], np.float32)
 
 
+TOY_RL = dict(vocab_size=16, d_model=16, n_layers=1, n_heads=2, n_kv_heads=1, mlp_dim=32)
+
+
 def _rollout_and_update(cfg):
-  mcfg = ModelConfig(vocab_size=16, d_model=16, n_layers=1, n_heads=2, n_kv_heads=1,
-                     mlp_dim=32)
-  policy = Transformer(mcfg)
-  mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
-  p, _ = sharding.init_params(policy, jax.random.key(0), mesh)
-  opt = optax.sgd(0.0)  # nothing moves: the metrics describe the inputs
-  state = train_lib.TrainState(step=jnp.int32(0), params={"policy": p},
-                               opt_state=opt.init({"policy": p}))
+  policy, p, _ = tiny_model(**TOY_RL)
+  opt, state = frozen_rl_state(p)
   ro = rl.rollout(Sampler(policy, pad_id=0, eos_id=1, max_cache_len=16), p, [[2, 3]] * 4,
                   max_new_tokens=5, sampling=SamplingConfig(1.0), rng=jax.random.key(3),
                   trim_multiple=0)
@@ -106,14 +101,8 @@ def test_a_loss_mask_keeps_tokens_in_context_but_out_of_the_loss():
   """Tool-written tokens (data.tool_tokens="mask"): the entropy the update reports is the
   mean over the loss-mask tokens only, from the same forward pass."""
   cfg = rl.RLConfig(algorithm="ppo", epochs=1, minibatches=1)
-  mcfg = ModelConfig(vocab_size=16, d_model=16, n_layers=1, n_heads=2, n_kv_heads=1,
-                     mlp_dim=32, scalar_head=True)
-  policy = Transformer(mcfg)
-  mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
-  p, _ = sharding.init_params(policy, jax.random.key(0), mesh)
-  opt = optax.sgd(0.0)
-  state = train_lib.TrainState(step=jnp.int32(0), params={"policy": p},
-                               opt_state=opt.init({"policy": p}))
+  policy, p, _ = tiny_model(**TOY_RL, scalar_head=True)
+  opt, state = frozen_rl_state(p)
   ro = rl.rollout(Sampler(policy, pad_id=0, eos_id=1, max_cache_len=16), p, [[2, 3]] * 4,
                   max_new_tokens=6, sampling=SamplingConfig(1.0), rng=jax.random.key(3),
                   trim_multiple=0)
