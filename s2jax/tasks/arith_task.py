@@ -23,14 +23,8 @@ class ArithTask(Task):
   def check(self, problem, text: str) -> arith.SolutionVerdict:
     return arith.check_solution(problem, text)
 
-  def split_steps(self, text: str) -> tuple[list[str], Optional[str]]:
-    return arith.split_steps(text)
-
   def parse_answer(self, text: str) -> Optional[float]:
     return arith.parse_final_answer(text)
-
-  def is_final_line(self, line: str) -> bool:
-    return arith.is_final_line(line)
 
   def generate_split(self, config, name: str, n: int) -> list:
     return splits.build_split(config, name, n)

@@ -38,17 +38,20 @@ class Task(abc.ABC):
     """A `SolutionVerdict`: a verdict per step and for the final answer. Never raises on
     malformed text."""
 
-  @abc.abstractmethod
   def split_steps(self, text: str) -> tuple[list[str], Optional[str]]:
-    """(reasoning steps, the final-answer line or None)."""
+    """(reasoning steps, the final-answer line or None): the GSM8K format every task's
+    records use, one step a line and `#### N` last."""
+    from s2jax.tasks import arith
+    return arith.split_steps(text)
 
   @abc.abstractmethod
   def parse_answer(self, text: str) -> Optional[float]:
     """The final answer a solution text gives, None when it gives none."""
 
-  @abc.abstractmethod
   def is_final_line(self, line: str) -> bool:
     """Whether a line is the final-answer line (generation of steps ends there)."""
+    from s2jax.tasks import arith
+    return arith.is_final_line(line)
 
   @abc.abstractmethod
   def generate_split(self, config, name: str, n: int) -> list:

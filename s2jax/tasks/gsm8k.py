@@ -39,14 +39,8 @@ class Gsm8kTask(Task):
     verdict.answer_correct = gsm8k_data.answers_match(verdict.answer, problem.answer)
     return verdict
 
-  def split_steps(self, text: str) -> tuple[list[str], Optional[str]]:
-    return arith.split_steps(text)
-
   def parse_answer(self, text: str) -> Optional[float]:
     return gsm8k_data.extract_answer(text)
-
-  def is_final_line(self, line: str) -> bool:
-    return arith.is_final_line(line)
 
   def generate_split(self, config, name: str, n: int) -> list:
     """The first n problems of the official split (0: all of it)."""
