@@ -39,8 +39,9 @@ def get_config(arg: str = ""):
                  checkpoint_every=250, keep_checkpoints=3)
   # calculator: every sampler of this policy (evaluation, later stages) writes the value of
   # each <<expr= for it (s2jax.calculator); pair it with data.tool_tokens="mask".
+  # train.eval_every > 0: a learning curve on the first eval.curve_problems test problems.
   c.eval = dict(enabled=True, batch_size=100, max_new_tokens=192, max_cache_len=576,
-                calculator=False)
+                calculator=False, curve_problems=150)
 
   config_blocks.runtime(c)
   if "tiny" in config_blocks.words(arg, ("tiny",), __file__):

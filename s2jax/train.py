@@ -237,12 +237,14 @@ def setup_job(model: Transformer, loss: Callable, config, workdir: str, mesh, *,
 
 
 def fit(state: TrainState, step_fn, batch_at: Callable, *, steps: int, ckpt, writer,
-        log_every: int, desc: str) -> TrainState:
+        log_every: int, desc: str, every: int = 0,
+        on_every: Optional[Callable[[int, TrainState], None]] = None) -> TrainState:
   """The one training loop every job uses: `batch_at(step)` gives the global batch.
 
   Saves through the checkpointer (which decides how often), logs the step's metrics every
   `log_every` steps (`tokens`, the loss weight, becomes a rate), and stops on a non-finite
-  step with the last good checkpoint kept."""
+  step with the last good checkpoint kept. `on_every(step, state)` runs after every
+  `every`-th step (learning curves); its time is not counted in the logged rate."""
   start = int(state.step)
   bar = progress(steps, initial=start, desc=desc)
   t0, weight_since = time.time(), 0.0
@@ -264,6 +266,10 @@ def fit(state: TrainState, step_fn, batch_at: Callable, *, steps: int, ckpt, wri
       logged = {k: v for k, v in metrics.items() if k not in ("finite", "tokens")}
       writer.write(step + 1, **logged, targets_per_s=weight_since / max(dt, 1e-9))
       t0, weight_since = time.time(), 0.0
+    if on_every is not None and every > 0 and (step + 1) % every == 0:
+      paused = time.time()
+      on_every(step + 1, state)
+      t0 += time.time() - paused
   bar.close()
   save_state(ckpt, state, force=ckpt.latest_step() != steps)
   return state

@@ -128,7 +128,8 @@ def run(config, workdir: str) -> dict:
                                  bucket_window=config.data.bucket_window)
 
   state = train_lib.fit(state, job.step_fn, batch_at, steps=t.steps, ckpt=ckpt, writer=writer,
-                        log_every=t.log_every, desc="sft")
+                        log_every=t.log_every, desc="sft", every=t.get("eval_every", 0),
+                        on_every=learning_curve(config, model, tokenizer, paths, mesh, writer))
   ckpt.close()
 
   summaries = {}
@@ -137,6 +138,33 @@ def run(config, workdir: str) -> dict:
     writer.write(t.steps, **{f"eval/{k}/accuracy": v["accuracy"] for k, v in summaries.items()},
                  **{f"eval/{k}/fully_valid": v["fully_valid"] for k, v in summaries.items()})
   return {"final_step": int(state.step), "eval": summaries}
+
+
+def learning_curve(config, model, tokenizer, paths, mesh, writer):
+  """`on_every` for `train.fit`: greedy accuracy and fully valid chains on the first
+  `eval.curve_problems` in-distribution test problems, overall and by number of steps,
+  written to metrics.jsonl as `curve/...` (what results/testbed.md plots)."""
+  sampler = pretrained.sampler_for(model, tokenizer, config)
+  records = gsm8k.read_jsonl(paths["test"])[: config.eval.get("curve_problems", 0) or None]
+  task = tasks.for_config(config)
+  bsh = sharding.batch_sharding(mesh, 2, config.eval.batch_size)
+
+  def on_every(step, state):
+    _, s = evaluation.evaluate_records(
+        sampler, state.params, tokenizer, records, task=task,
+        batch_size=config.eval.batch_size, max_new_tokens=config.eval.max_new_tokens,
+        desc=f"curve@{step}", batch_sharding=bsh)
+    writer.write(step, **curve_metrics(s))
+  return on_every
+
+
+def curve_metrics(summary: dict) -> dict:
+  out = {"curve/n": summary["n"], "curve/accuracy": summary["accuracy"],
+         "curve/fully_valid": summary["fully_valid"]}
+  for k, v in summary["by_num_steps"].items():
+    out.update({f"curve/steps{k}/accuracy": v["accuracy"],
+                f"curve/steps{k}/fully_valid": v["fully_valid"], f"curve/steps{k}/n": v["n"]})
+  return out
 
 
 def evaluate_all(config, workdir, model, params, tokenizer, paths, mesh) -> dict:
