@@ -6,6 +6,8 @@ setup(
     description="System 2 reasoning in JAX: CoT SFT, step-level verifiers, "
                 "verifier-filtered self-distillation, PPO and verifier-guided search.",
     packages=find_packages(include=["s2jax", "s2jax.*"]),
+    # The shipped base policy (s2jax/base_policy.py): weights, tokenizer, policy.json.
+    package_data={"s2jax": ["assets/*/*"]},
     python_requires=">=3.10",
     install_requires=[
         "jax>=0.4.35",

@@ -28,6 +28,9 @@ def get_config(arg: str = ""):
   c.data = dict(num_train=20000, num_eval=150, seq_len=384, pad_multiple=32, bucket_window=16,
                 format="cot", tool_tokens="train")
   c.tokenizer = dict(path="", vocab_size=512, corpus_size=5000)
+  # A shipped base policy to start from (s2jax/base_policy.py; its model and tokenizer
+  # replace the blocks here), or "" to train from scratch.
+  c.init_from = ""
 
   c.model = dict(vocab_size=512, d_model=256, n_layers=4, n_heads=4, n_kv_heads=2,
                  mlp_dim=768, head_dim=None, rope_theta=10000.0, norm_eps=1e-5,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from typing import Any, Callable, Optional
 
@@ -47,7 +48,10 @@ def job(run: Callable[..., Any], *, summarize: Optional[Callable[[Any], None]] =
       with open(report_from.value) as f:
         write_report(json.load(f), out.value)
       return
-    result = run(config.value, workdir.value, **{k: v.value for k, v in extra.items()})
+    from s2jax import report
+    # Every launch of the script, failed ones included, in <workdir>/launches.jsonl.
+    with report.launch(workdir.value, os.path.basename(sys.argv[0])):
+      result = run(config.value, workdir.value, **{k: v.value for k, v in extra.items()})
     if jax.process_index() == 0:
       if out is not None and out.value:
         write_report(result, out.value)

@@ -53,8 +53,11 @@ def validate_train_config(config) -> None:
 def validate_optim_config(config) -> None:
   """The train/optim/mesh blocks every training job (SFT, verifier, RL) shares."""
   t = config.train
-  for key, v in (("train.steps", t.steps), ("train.batch_size", t.batch_size),
-                 ("train.grad_accum", t.grad_accum)):
+  # 0 steps is allowed from given weights (a base policy, evaluated as it is).
+  start_given = bool(config.get("init_from", "")) or "pretrained" in config
+  require(isinstance(t.steps, int) and t.steps >= (0 if start_given else 1), "train.steps",
+          t.steps, "must be a positive integer" + (" or 0" if start_given else ""))
+  for key, v in (("train.batch_size", t.batch_size), ("train.grad_accum", t.grad_accum)):
     require(isinstance(v, int) and v > 0, key, v, "must be a positive integer")
   require(t.batch_size % t.grad_accum == 0, "train.batch_size", t.batch_size,
           f"must be divisible by train.grad_accum={t.grad_accum}")

@@ -89,13 +89,6 @@ def run(config, workdir: str) -> dict:
   """Every stage in order (finished ones skipped); returns the gathered metrics."""
   validate(config)
   os.makedirs(workdir, exist_ok=True)
-  timing_path = os.path.join(workdir, "stages.json")
-  timings = {}
-  if os.path.exists(timing_path):
-    with open(timing_path) as f:
-      timings = json.load(f)
-  if "run_info" not in timings:
-    timings["run_info"] = report.run_info()
   with open(os.path.join(workdir, "config.json"), "w") as f:
     f.write(config.to_json_best_effort(indent=2))
   for stage in config.stages:
@@ -104,12 +97,9 @@ def run(config, workdir: str) -> dict:
       logging.warning("pipeline: %s finished before (%s), skipped", stage, d)
       continue
     print(f"== pipeline stage {stage} -> {d}", flush=True)
-    t0 = time.time()
-    run_stage(stage, stage_config(config, stage, workdir), d)
-    # Seconds of this launch; a resumed stage adds its launches up.
-    timings[stage] = timings.get(stage, 0.0) + time.time() - t0
-    with open(timing_path, "w") as f:
-      json.dump(timings, f, indent=2)
+    # Every launch of every stage, failed and interrupted ones included, with its time.
+    with report.launch(workdir, stage):
+      run_stage(stage, stage_config(config, stage, workdir), d)
   metrics = gather(config, workdir)
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "metrics.json"), "w") as f:
@@ -125,9 +115,12 @@ def _json(path: str):
 def gather(config, workdir: str) -> dict:
   """Everything the report shows, read from the stage workdirs (a plain dict)."""
   stages = list(config.stages)
-  timings = _json(os.path.join(workdir, "stages.json"))
-  out = {"run_info": timings.get("run_info", {}), "config": config.to_dict(),
-         "stages": stages, "seconds": {s: timings.get(s) for s in stages},
+  launches = report.read_launches(workdir)
+  run_info = {k: launches[0][k] for k in ("command", "commit", "started")} if launches else {}
+  out = {"run_info": run_info, "config": config.to_dict(), "launches": launches,
+         "stages": stages,
+         "seconds": {s: sum(r["seconds"] for r in launches if r["what"] == s) or None
+                     for s in stages},
          "accuracy": {}, "fully_valid": {}, "compute": {}}
   sft_dir = stage_dir(workdir, "sft")
   if "sft" in stages:
@@ -186,6 +179,15 @@ def gather(config, workdir: str) -> dict:
 
 # ----------------------------------------------------------------------------- report
 
+def total_minutes(metrics: dict) -> float:
+  """Wall time of the whole run: its pipeline launches (start-up and report included), or
+  the stages' sum for a run recorded before launches were."""
+  launches = [r for r in metrics.get("launches", []) if r["what"] == "pipeline.py"]
+  if launches:
+    return sum(r["seconds"] for r in launches) / 60
+  return sum(v or 0 for v in metrics["seconds"].values()) / 60
+
+
 def write_report(metrics: dict, out: str) -> None:
   """<out>/REPORT.md, metrics.json and plots, from gathered metrics only."""
   import matplotlib
@@ -206,7 +208,8 @@ def write_report(metrics: dict, out: str) -> None:
         "- wall time per stage (s): " + ", ".join(
             f"{s} {metrics['seconds'][s]:.0f}" for s in metrics["stages"]
             if metrics["seconds"].get(s) is not None)
-        + f"; total {sum(v or 0 for v in metrics['seconds'].values()) / 60:.1f} min", ""]
+        + f"; total {total_minutes(metrics):.1f} min (every launch, failed ones included)",
+        ""]
   sft_task = metrics["config"]["sft"]["task"]
   md += ["## Greedy accuracy after each stage", "",
          f"Training distribution: {sft_task['min_steps']}–{sft_task['max_steps']} steps, "
@@ -295,5 +298,15 @@ def write_report(metrics: dict, out: str) -> None:
     fig.savefig(os.path.join(out, "training.png"), dpi=120)
     plt.close(fig)
     md += ["![training curves](training.png)", ""]
+  if metrics.get("launches"):
+    md += ["## Launches", "", "Every launch of the pipeline and of each stage, failed and "
+           "killed ones included (the workdir's launches.jsonl); a stage's wall time above "
+           "is the sum of its launches.", "",
+           report.markdown_table(
+               ["what", "status", "started", "seconds", "commit", "command"],
+               [[r["what"], r["status"] + (f" ({r['error']})" if r.get("error") else ""),
+                 r["started"], f"{r['seconds']:.0f}", f"`{r['commit'][:12]}`"
+                 + (" dirty" if r["commit"].endswith("-dirty") else ""), f"`{r['command']}`"]
+                for r in metrics["launches"]]), ""]
   with open(os.path.join(out, "REPORT.md"), "w") as f:
     f.write("\n".join(md))

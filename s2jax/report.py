@@ -2,6 +2,8 @@
 config and git commit."""
 from __future__ import annotations
 
+import calendar
+import contextlib
 import json
 import os
 import subprocess
@@ -45,6 +47,65 @@ def write_run_info(workdir: str) -> dict:
     with open(path, "w") as f:
       json.dump(info, f, indent=2)
   return info
+
+
+LAUNCHES = "launches.jsonl"
+
+
+@contextlib.contextmanager
+def launch(workdir: str, what: str):
+  """Records one launch of `what` in <workdir>/launches.jsonl: a "started" line when it
+  begins and an "ok" / "failed" / "interrupted" line with its wall time when it ends, so
+  every launch is counted, failed ones included. A launch killed outright leaves only its
+  "started" line (`launch_seconds` charges it up to the workdir's last write)."""
+  import jax
+  info = {**run_info(), "what": what, "pid": os.getpid(), "id": f"{os.getpid()}-{time.time():.3f}"}
+  t0 = time.time()
+
+  def append(record):
+    if jax.process_index() == 0:
+      os.makedirs(workdir, exist_ok=True)
+      with open(os.path.join(workdir, LAUNCHES), "a") as f:
+        f.write(json.dumps(record) + "\n")
+  append({**info, "status": "started"})
+  status, error = "ok", None
+  try:
+    yield
+  except KeyboardInterrupt:
+    status, error = "interrupted", "KeyboardInterrupt"
+    raise
+  except BaseException as e:  # noqa: B902 - record any failure, then let it propagate
+    status, error = "failed", f"{type(e).__name__}: {e}"[:500]
+    raise
+  finally:
+    append({"id": info["id"], "what": what, "status": status, "error": error,
+            "seconds": time.time() - t0})
+
+
+def read_launches(workdir: str) -> list[dict]:
+  """One dict per launch: its "started" line merged with its end line; a launch with no
+  end line has status "killed" and seconds up to the newest file written in the workdir."""
+  path = os.path.join(workdir, LAUNCHES)
+  if not os.path.exists(path):
+    return []
+  by_id = {}
+  with open(path) as f:
+    for line in f:
+      r = json.loads(line)
+      by_id.setdefault(r["id"], {}).update(r)
+  newest = max((os.path.getmtime(os.path.join(d, f)) for d, _, fs in os.walk(workdir)
+                for f in fs), default=0.0)
+  starts = [calendar.timegm(time.strptime(r["started"], "%Y-%m-%dT%H:%M:%SZ"))
+            for r in by_id.values()]
+  out = []
+  for r, start in zip(by_id.values(), starts):
+    if r["status"] == "started" and r.get("pid") == os.getpid():  # this very launch
+      r = {**r, "status": "running", "seconds": time.time() - start}
+    elif r["status"] == "started":  # killed: it ran until the next launch or the last write
+      end = min([newest] + [s for s in starts if s > start])
+      r = {**r, "status": "killed", "seconds": max(0.0, end - start)}
+    out.append(r)
+  return out
 
 
 def mark_done(workdir: str) -> None:

@@ -7,7 +7,7 @@ import sys
 import ml_collections
 import pytest
 
-from s2jax import pipeline
+from s2jax import pipeline, report
 from s2jax.config import load_config_file
 from tests.conftest import ROOT, script_env
 
@@ -24,10 +24,17 @@ def test_every_stage_ran_once_and_the_second_launch_skipped_the_first_two(tiny_p
   assert "sft finished before" in second
   for stage in ("distill", "ppo", "search"):
     assert f"== pipeline stage {stage}" in second
-  timings = json.load(open(os.path.join(wd, "stages.json")))
-  assert set(pipeline.STAGES) <= set(timings)
-  # The run's provenance is the first launch's.
-  assert "--config.stages" in timings["run_info"]["command"]
+  everything = report.read_launches(wd)
+  assert [r["what"] for r in everything].count("pipeline.py") == 2
+  launches = [r for r in everything if r["what"] != "pipeline.py"]
+  # One ok launch per stage; sft and verifier ran in the first pipeline launch only.
+  assert sorted(r["what"] for r in launches) == sorted(pipeline.STAGES)
+  assert all(r["status"] == "ok" and r["seconds"] > 0 for r in launches)
+  first = {r["what"]: r["command"] for r in launches}
+  assert "--config.stages" in first["sft"] and "--config.stages" not in first["ppo"]
+  m = json.load(open(os.path.join(wd, "metrics.json")))
+  assert m["seconds"]["sft"] == pytest.approx(
+      sum(r["seconds"] for r in launches if r["what"] == "sft"))
 
 
 def test_metrics_cover_every_stage(tiny_pipeline):

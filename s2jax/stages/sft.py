@@ -19,7 +19,7 @@ import os
 
 import jax
 
-from s2jax import evaluation, pretrained, report, sharding, tasks
+from s2jax import base_policy, evaluation, pretrained, report, sharding, tasks
 from s2jax import train as train_lib
 from s2jax.config import model_config, validate_train_config
 from s2jax.data import batches, formats, gsm8k
@@ -93,6 +93,10 @@ def run(config, workdir: str) -> dict:
     config.model = pretrained.model_dict(model_cfg)
     config.tokenizer.path = os.path.abspath(config.tokenizer.get("path", "")
                                             or pretrained.checkpoint_path(config))
+  if config.get("init_from", ""):
+    # A shipped base policy (s2jax/base_policy.py): its model, tokenizer and weights.
+    base = base_policy.apply(config)
+    host_params = base.host_params()
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json_best_effort(indent=2))

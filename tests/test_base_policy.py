@@ -1,0 +1,74 @@
+"""A base policy exported from an SFT workdir loads bit for bit, is checked by its hash,
+and starts an SFT run (s2jax.base_policy)."""
+import json
+import os
+import shutil
+
+import flax
+import jax
+import numpy as np
+import pytest
+
+from s2jax import base_policy, report, workdirs
+from s2jax.stages import sft
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_pipeline, tmp_path_factory):
+  source = os.path.join(tiny_pipeline["workdir"], "sft")
+  out = str(tmp_path_factory.mktemp("base") / "policy")
+  return source, out, base_policy.export(source, out)
+
+
+def _flat(params):
+  return flax.traverse_util.flatten_dict(jax.device_get(params), sep="/")
+
+
+def test_export_round_trips_the_weights_and_records_hash_and_accuracy(exported):
+  source, out, meta = exported
+  m = workdirs.load_model(source)
+  base = base_policy.load(out)
+  assert meta["sha256"] == base_policy.sha256(os.path.join(out, "params.npz"))
+  want, got = _flat(m.params), base.host_params()
+  got = flax.traverse_util.flatten_dict(got, sep="/")
+  assert set(want) == set(got)
+  for k in want:
+    np.testing.assert_array_equal(np.asarray(want[k]), got[k])
+  # The recorded accuracy is what greedy decoding gives on the same 100 problems.
+  again = base_policy.accuracy(m.model, m.params, m.tokenizer, base.meta)
+  assert again == meta["check"] and meta["check"]["n"] == base_policy.CHECK_PROBLEMS
+  assert meta["launches"] == report.read_launches(source)  # a pipeline stage: none of its own
+
+
+def test_sft_starts_from_the_base_policy(exported, tiny_config, tmp_path):
+  _, out, _ = exported
+  c = tiny_config()
+  c.init_from = out
+  c.model.d_model = 999  # replaced by the policy's model
+  c.train.steps = 0
+  c.eval.enabled = False
+  sft.run(c, str(tmp_path))
+  m = workdirs.load_model(str(tmp_path))
+  assert m.config.model.d_model != 999
+  got = _flat(m.params)
+  with np.load(os.path.join(out, "params.npz")) as f:
+    for k in f.files:
+      np.testing.assert_array_equal(np.asarray(got[k]), f[k])
+
+
+def test_a_changed_file_or_another_format_is_refused(exported, tiny_config, tmp_path):
+  _, out, _ = exported
+  bad = str(tmp_path / "bad")
+  shutil.copytree(out, bad)
+  meta = json.load(open(os.path.join(bad, "policy.json")))
+  meta["sha256"] = "0" * 64
+  json.dump(meta, open(os.path.join(bad, "policy.json"), "w"))
+  with pytest.raises(ValueError, match="SHA-256"):
+    base_policy.load(bad).host_params()
+  c = tiny_config()
+  c.init_from = out
+  c.data.format = "plan"
+  with pytest.raises(ValueError, match="data.format='cot'"):
+    sft.run(c, str(tmp_path / "run"))
+  with pytest.raises(FileNotFoundError, match="no_such_policy"):
+    base_policy.load("no_such_policy")

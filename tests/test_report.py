@@ -1,0 +1,44 @@
+"""The launch log: every launch of a job is recorded with its status and wall time."""
+import json
+import os
+import time
+
+import pytest
+
+from s2jax import report
+
+
+def test_ok_failed_and_interrupted_launches_are_all_recorded(tmp_path):
+  wd = str(tmp_path)
+  with report.launch(wd, "sft"):
+    time.sleep(0.05)
+  with pytest.raises(ValueError):
+    with report.launch(wd, "verifier"):
+      raise ValueError("bad record #3")
+  with pytest.raises(KeyboardInterrupt):
+    with report.launch(wd, "verifier"):
+      raise KeyboardInterrupt
+  got = report.read_launches(wd)
+  assert [(r["what"], r["status"]) for r in got] == [
+      ("sft", "ok"), ("verifier", "failed"), ("verifier", "interrupted")]
+  assert got[0]["seconds"] >= 0.05 and got[1]["error"] == "ValueError: bad record #3"
+  assert all(r["commit"] and r["command"].startswith("python") for r in got)
+
+
+def test_a_killed_launch_is_charged_until_the_next_launch_or_the_last_write(tmp_path):
+  wd = str(tmp_path)
+
+  def started(i, t):
+    return {"id": str(i), "what": "sft", "status": "started", "command": "python x",
+            "commit": "c", "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))}
+  t0 = 1_700_000_000
+  with open(os.path.join(wd, report.LAUNCHES), "w") as f:
+    f.write(json.dumps(started(1, t0)) + "\n")           # killed; the next starts at +100 s
+    f.write(json.dumps(started(2, t0 + 100)) + "\n")     # killed; last write at +130 s
+  other = os.path.join(wd, "metrics.jsonl")
+  open(other, "w").close()
+  os.utime(other, (t0 + 130, t0 + 130))
+  os.utime(os.path.join(wd, report.LAUNCHES), (t0 + 101, t0 + 101))
+  got = report.read_launches(wd)
+  assert [r["status"] for r in got] == ["killed", "killed"]
+  assert [r["seconds"] for r in got] == [100, 30]
