@@ -53,11 +53,21 @@ class Calculator:
     if missing:
       raise ValueError(f"calculator: the tokenizer has no single-character token for "
                        f"{missing}; the tool writes values digit by digit")
-    close = (exact[">>"],) if ">>" in exact else tuple([exact[">"]] * 2) if ">" in exact \
-        else None
+
+    def as_written(text, piece):
+      # Several tokens can spell one character (SentencePiece's byte-fallback <0x33> and
+      # the piece "3"): the tool must write the one the tokenizer gives that character in
+      # an annotation, i.e. what the model was trained on, or its next tokens go astray.
+      ids = tokenizer.encode(text)
+      return ids[-1] if ids and tokenizer.decode([ids[-1]]) == piece else None
+    char_ids = {c: as_written(f"<<1+1={c}", c) or as_written(f"<<1+1=1{c}", c) or exact[c]
+                for c in _CHARS_NEEDED}
+    close_id = as_written("<<1+1=2>>", ">>") or exact.get(">>")
+    close = (close_id,) if close_id is not None else tuple([exact[">"]] * 2) \
+        if ">" in exact else None
     if close is None:
       raise ValueError("calculator: the tokenizer has no '>>' or '>' token to close with")
-    return cls(chars, {c: exact[c] for c in _CHARS_NEEDED}, close)
+    return cls(chars, char_ids, close)
 
   def forced_tokens(self, expr: str) -> Optional[list]:
     """The tokens the tool writes after `<<expr=`, or None when it cannot evaluate it."""

@@ -139,3 +139,22 @@ def test_tool_tokens_are_kept_out_of_the_loss_when_asked():
   assert b["targets"][0, 1:len(texts) + 2].tolist() == e.loss_mask
   assert batches.encode_example(tok, "q", "".join(texts), "train").loss_mask is None
 
+
+
+def test_the_tool_writes_the_tokens_the_tokenizer_gives_an_annotation(tmp_path):
+  # A SentencePiece tokenizer with byte fallback has two tokens for every digit; the tool
+  # must write the one training text uses, or the model reads tokens it never saw.
+  from s2jax.tasks import arith
+  from s2jax.tokenizers import SentencePieceTokenizer, train_sentencepiece
+  problems = arith.generate_split(arith.TaskConfig(), 300, seed=0)
+  tok = SentencePieceTokenizer(train_sentencepiece(
+      [p.question + "\n" + p.solution for p in problems], str(tmp_path / "sp"), 512))
+  calc = calc_lib.Calculator.for_tokenizer(tok)
+  for expr in ("17+17", "3*4", "2-9", "7/2", "9/4", "123*45"):
+    text = f"x has {expr} = <<{expr}="
+    value = calc_lib.format_value(calc_lib.exact_eval(expr))
+    full = tok.encode(text + value + ">>" + value + " x.")
+    head = tok.encode(text)
+    assert full[:len(head)] == head
+    assert calc.forced_tokens(expr) == full[len(head):len(head) + len(calc.forced_tokens(expr))]
+    assert tok.decode(calc.forced_tokens(expr)) == value + ">>"
