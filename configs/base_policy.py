@@ -13,7 +13,7 @@ STEPS = 4000
 
 def get_config(arg: str = ""):
   config_blocks.words(arg, (), __file__)
-  c = config_blocks.sibling(__file__, "pipeline.py").sft
+  c = config_blocks.sibling(__file__, "pipeline.py", "scratch").sft
   c.init_from = ""  # trained from scratch
   # Its own problem streams: no pipeline seed (0, 1, 2, ...) trains or evaluates on them.
   c.seed = 1000

@@ -15,7 +15,7 @@ STEPS = 1500
 
 def get_config(arg: str = ""):
   config_blocks.words(arg, (), __file__)
-  c = config_blocks.sibling(__file__, "pipeline.py").sft
+  c = config_blocks.sibling(__file__, "pipeline.py", "scratch").sft
   c.train.update(steps=STEPS, eval_every=250, checkpoint_every=250)
   c.optim.update(decay_steps=STEPS)
   return c

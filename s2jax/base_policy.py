@@ -50,6 +50,18 @@ class BasePolicy:
     return flax.traverse_util.unflatten_dict(flat)
 
 
+  def model(self):
+    """(Transformer, host parameters, tokenizer), ready for a sampler."""
+    import ml_collections
+    from s2jax.config import model_config
+    from s2jax.models.transformer import Transformer
+    from s2jax.tokenizers import SentencePieceTokenizer
+    tok = SentencePieceTokenizer(self.tokenizer_path)
+    model = Transformer(model_config(ml_collections.ConfigDict(self.meta["config"]["model"]),
+                                     vocab_size=tok.vocab_size))
+    return model, self.host_params(), tok
+
+
 def directory(name: str) -> str:
   """A shipped policy's name (s2jax/assets/<name>) or a directory path."""
   return name if os.sep in name or os.path.isdir(name) else os.path.join(ASSETS, name)

@@ -139,6 +139,10 @@ def gather(config, workdir: str) -> dict:
                                                  "solution_auroc", "error_precision",
                                                  "error_recall", "first_error_accuracy")}
                        for k, v in summary.items() if isinstance(v, dict) and "auroc" in v}
+    data = summary.get("data", {})
+    out["verifier_data"] = {"label_source": config.verifier.labels.source,
+                            **{k: data.get(k) for k in ("valid_steps", "invalid_steps",
+                                                        "label_agreement")}}
     out["compute"]["verifier"] = compute.verifier_passes(d)["total"]
   if "distill" in stages:
     rounds = _json(os.path.join(stage_dir(workdir, "distill"), "rounds.json"))["rounds"]
@@ -236,6 +240,15 @@ def write_report(metrics: dict, out: str) -> None:
                 + [f"{v[m]:.3f}" if v[m] is not None else "" for m in
                    ("solution_auroc", "error_precision", "error_recall",
                     "first_error_accuracy")] for k, v in metrics["verifier"].items()]), ""]
+  if metrics.get("verifier_data"):
+    d = metrics["verifier_data"]
+    agree = d.get("label_agreement") or {}
+    md += [f"Training labels: source `{d['label_source']}`, {d['valid_steps']} valid and "
+           f"{d['invalid_steps']} invalid steps (corrupted references included)"
+           + (f"; on the policy's samples they agree with the strict checker on "
+              f"{agree['agreement']:.3f} of steps (invalid-class precision "
+              f"{agree['invalid_precision']:.3f}, recall {agree['invalid_recall']:.3f})"
+              if agree else "") + ".", ""]
   if "distill_selection" in metrics:
     sel = metrics["distill_selection"]
     md += ["## Self-distillation", "",

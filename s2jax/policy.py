@@ -43,6 +43,12 @@ class Policy:
       return self._loaded.tokenizer
     return workdirs.tokenizer(self.workdir, self.config)
 
+  @property
+  def planned(self) -> bool:
+    """Whether the policy writes the planned chain of thought (a plan line first): the
+    prefixes planted for it (corrupted references) must too."""
+    return self.config.get("data", {}).get("format", "cot") == "plan"
+
   def sampler(self, max_cache_len: int) -> Sampler:
     m = self.load()
     return Sampler(m.model, pad_id=m.tokenizer.pad_id, eos_id=m.tokenizer.eos_id,

@@ -39,6 +39,27 @@ def test_corrupted_step_is_invalid_and_prefix_valid(cfg, seed):
   assert v.first_error == i
 
 
+@given(cfg=configs, seed=st.integers(0, 2 ** 31 - 1))
+def test_planned_corruptions_open_with_the_plan_and_end_in_the_one_invalid_step(cfg, seed):
+  rng = np.random.default_rng(seed)
+  p = arith.generate(cfg, rng)
+  steps, i, kind = arith.corrupt_planned(p, rng)
+  assert len(steps) == i + 1
+  v = arith.check_solution(p, "\n".join(steps))
+  assert [s.valid for s in v.steps] == [True] * i + [False]
+  if kind == "plan":
+    assert i == 0 and steps[0] != arith.plan_line(p) and arith.is_plan_line(steps[0])
+  else:
+    assert steps[0] == arith.plan_line(p) and kind in arith.CORRUPTIONS
+
+
+def test_the_plan_line_is_the_wrong_step_as_often_as_any_other():
+  rng = np.random.default_rng(0)
+  p = arith.generate(TaskConfig(min_steps=3, max_steps=3), rng)  # 4 steps with the plan
+  at = [arith.corrupt_planned(p, rng)[1] for _ in range(2000)]
+  assert np.bincount(at).tolist() == pytest.approx([500] * 4, abs=80)
+
+
 @pytest.mark.parametrize("kind", arith.CORRUPTIONS)
 def test_each_corruption_kind_is_used_and_plausible(kind):
   rng = np.random.default_rng(0)

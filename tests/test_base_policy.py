@@ -72,3 +72,18 @@ def test_a_changed_file_or_another_format_is_refused(exported, tiny_config, tmp_
     sft.run(c, str(tmp_path / "run"))
   with pytest.raises(FileNotFoundError, match="no_such_policy"):
     base_policy.load("no_such_policy")
+
+
+def test_the_shipped_base_policy_has_its_hash_and_accuracy():
+  """s2jax/assets/arith_base (configs/base_policy.py): the weights are the ones exported
+  (host_params checks the SHA-256), and greedy decoding on its 100 check problems gives
+  the accuracy policy.json records, which meets the testbed's targets."""
+  base = base_policy.load("arith_base")
+  model, params, tok = base.model()
+  got = base_policy.accuracy(model, params, tok, base.meta)
+  want = base.meta["check"]
+  assert got["n"] == want["n"] == base_policy.CHECK_PROBLEMS
+  # Greedy decoding is deterministic; 0.02 (two problems) allows for another XLA build.
+  assert abs(got["accuracy"] - want["accuracy"]) <= 0.02
+  assert abs(got["fully_valid"] - want["fully_valid"]) <= 0.02
+  assert want["accuracy"] >= 0.6 and want["fully_valid"] >= 0.5

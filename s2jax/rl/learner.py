@@ -172,7 +172,7 @@ class Learner:
         if rc.source == "sampled" and self.mistakes:
           problem, prefix = self.mistakes[int(rng.integers(len(self.mistakes)))]
         else:
-          prefix = self.task.corrupt(problem, rng)[0]
+          prefix = self.task.corrupt(problem, rng, plan=self.base.planned)[0]
       out += [(problem, prefix)] * self.cfg.group_size
     return out
 
@@ -290,7 +290,8 @@ def recovery_problems(policy: Policy, config) -> list:
     return []
   rng = np.random.default_rng([config.seed, 99])
   recs = gsm8k.read_jsonl(policy.split_path("test"))[:n]
-  return [(p, policy.task.corrupt(p, rng)[0]) for p in map(policy.task.from_json, recs)]
+  return [(p, policy.task.corrupt(p, rng, plan=policy.planned)[0])
+          for p in map(policy.task.from_json, recs)]
 
 
 class AdaptiveKL:

@@ -533,6 +533,29 @@ def check_plan(problem: Problem, line: str) -> StepVerdict:
   return StepVerdict(line, True, "ok")
 
 
+def corrupt_plan(problem: Problem, rng: np.random.Generator) -> str:
+  """A wrong plan line: one hop named as another entity of the question, or one hop left
+  out (the errors a policy makes when it loses the chain)."""
+  names = plan_names(problem)
+  others = [n for n in problem.values if n not in names]
+  if others and rng.random() < 0.5:
+    names[int(rng.integers(len(names)))] = str(rng.choice(others))
+  else:  # a chain has at least two names: the asked entity and a given count
+    del names[int(rng.integers(1, len(names)))]
+  return f"{PLAN_PREFIX} {', '.join(names)}."
+
+
+def corrupt_planned(problem: Problem, rng: np.random.Generator,
+                    kinds: Optional[Sequence[str]] = None) -> tuple[list[str], int, str]:
+  """`corrupt` for the planned format: the reference opens with its plan line, and the
+  wrong step is the plan line itself (kind "plan") as often as any other step."""
+  steps, _ = split_steps(problem.solution)
+  if int(rng.integers(0, len(steps) + 1)) == 0:
+    return [corrupt_plan(problem, rng)], 0, "plan"
+  prefix, i, kind = corrupt(problem, rng, kinds or CORRUPTIONS)
+  return [plan_line(problem)] + prefix, i + 1, kind
+
+
 def check_solution(problem: Problem, text: str) -> SolutionVerdict:
   """Label every step of any candidate solution text; never raises on malformed text. A
   plan line (`Plan: ...`, the planned format) is a step too, judged by `check_plan`."""

@@ -32,5 +32,6 @@ class ArithTask(Task):
   def plan(self, problem) -> str:
     return arith.plan_line(problem)
 
-  def corrupt(self, problem, rng: np.random.Generator) -> tuple[list[str], int, str]:
-    return arith.corrupt(problem, rng)
+  def corrupt(self, problem, rng: np.random.Generator,
+              plan: bool = False) -> tuple[list[str], int, str]:
+    return arith.corrupt_planned(problem, rng) if plan else arith.corrupt(problem, rng)
