@@ -74,8 +74,10 @@ def get_config(arg: str = ""):
     start_from_base(c.sft)
 
   c.verifier = _load("verifier_arith.py")
-  c.verifier.samples.update(train_problems=400, per_problem=4, heldout_problems=100,
-                            heldout_per_problem=2, batch_size=128, max_new_tokens=MAX_NEW,
+  # Held-out: 150 problems x 3 samples per split, so each class has the 100+ steps an
+  # AUROC needs (s2jax.verifier_metrics.describe_auroc) even with mostly valid steps.
+  c.verifier.samples.update(train_problems=400, per_problem=4, heldout_problems=EVAL_PROBLEMS,
+                            heldout_per_problem=3, batch_size=128, max_new_tokens=MAX_NEW,
                             max_cache_len=CACHE)
   c.verifier.data.update(seq_len=320)
   c.verifier.train.update(steps=200, batch_size=32, checkpoint_every=100)

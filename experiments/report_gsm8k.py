@@ -7,12 +7,13 @@ eval_gsm8k workdirs), next to the published figure, and the generation benchmark
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import sys
 
 
-from s2jax import report
+from s2jax import report, stats
 
 # The model card's own table (lighteval, 5-shot), the figure to compare with.
 PUBLISHED = {"accuracy": 0.014, "setting": "GSM8K (5-shot), lighteval",
@@ -26,19 +27,56 @@ def describe(prompt: dict) -> str:
   return "zero-shot, chat template" if prompt["kind"] == "chat" else prompt["kind"]
 
 
+def load_eval(wd: str, outputs_dir: str) -> tuple[str, dict, list]:
+  """(name, summary, per-problem outputs) of an eval_gsm8k workdir, copied into
+  `outputs_dir` (<name>.summary.json, <name>.jsonl.gz) so the report regenerates from
+  results/ alone; a workdir that is gone is read back from those copies."""
+  name = os.path.basename(wd.rstrip("/"))
+  kept_summary = os.path.join(outputs_dir, f"{name}.summary.json")
+  kept_outputs = os.path.join(outputs_dir, f"{name}.jsonl.gz")
+  if os.path.exists(os.path.join(wd, "summary.json")):
+    with open(os.path.join(wd, "summary.json")) as f:
+      summary = json.load(f)
+    with open(os.path.join(wd, "outputs.jsonl")) as f:
+      outputs = [json.loads(line) for line in f if line.strip()]
+    os.makedirs(outputs_dir, exist_ok=True)
+    with open(kept_summary, "w") as f:
+      json.dump(summary, f, indent=2)
+    with gzip.open(kept_outputs, "wt") as f:
+      f.writelines(json.dumps(r) + "\n" for r in outputs)
+  elif os.path.exists(kept_summary):
+    with open(kept_summary) as f:
+      summary = json.load(f)
+    with gzip.open(kept_outputs, "rt") as f:
+      outputs = [json.loads(line) for line in f if line.strip()]
+  else:
+    sys.exit(f"error: {wd} has no summary.json and {kept_summary} does not exist")
+  if len(outputs) != summary["n"]:
+    sys.exit(f"error: {name}: {len(outputs)} outputs but summary.json says n={summary['n']}")
+  return name, summary, outputs
+
+
+def describe_run(s: dict) -> str:
+  return describe(s["prompt"]) + (", calculator" if s.get("calculator") else "")
+
+
 def main():
   ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   ap.add_argument("--evals", required=True, help="comma-separated eval_gsm8k workdirs")
+  ap.add_argument("--outputs_dir", default="results/gsm8k_smollm2_outputs",
+                  help="where each eval's summary and outputs are kept (and read back from "
+                       "when its workdir is gone)")
+  ap.add_argument("--pairs", default="", help="comma-separated a:b eval names compared "
+                                               "problem by problem (b minus a)")
   ap.add_argument("--bench", default="")
   ap.add_argument("--out", required=True)
   args = ap.parse_args()
-  rows, data = [], {"published": PUBLISHED, "evals": {}}
+  rows, data, outputs = [], {"published": PUBLISHED, "evals": {}, "pairs": {}}, {}
   for wd in args.evals.split(","):
-    with open(os.path.join(wd, "summary.json")) as f:
-      s = json.load(f)
-    data["evals"][os.path.basename(wd.rstrip("/"))] = s
+    name, s, outputs[name] = load_eval(wd, args.outputs_dir)
+    data["evals"][name] = s
     lo, hi = s["wilson95"]
-    rows.append([describe(s["prompt"]), f"{s['correct']}/{s['n']}", f"{100 * s['accuracy']:.2f}%",
+    rows.append([describe_run(s), f"{s['correct']}/{s['n']}", f"{100 * s['accuracy']:.2f}%",
                  f"[{100 * lo:.2f}%, {100 * hi:.2f}%]", f"{100 * s['answered']:.0f}%",
                  s["max_new_tokens"], f"`{s['run_info']['command']}` @ {s['run_info']['commit'][:12]}"])
   md = ["# SmolLM2-135M-Instruct on GSM8K (s2jax)", "",
@@ -49,6 +87,29 @@ def main():
                                "max new tokens", "command"], rows), "",
         f"Published: {100 * PUBLISHED['accuracy']:.1f}% ({PUBLISHED['setting']}; "
         f"{PUBLISHED['source']}).", ""]
+  prow = []
+  for pair in filter(None, args.pairs.split(",")):
+    a, b = pair.split(":")
+    qa = [r["question"] for r in outputs[a]]
+    if qa != [r["question"] for r in outputs[b]]:
+      sys.exit(f"error: {a} and {b} are not on the same problems in the same order")
+    ca, cb = [r["correct"] for r in outputs[a]], [r["correct"] for r in outputs[b]]
+    d = stats.paired_difference(ca, cb)
+    m = stats.mcnemar_exact(ca, cb)
+    data["pairs"][pair] = {**d, **m, "verdict": stats.verdict(d["ci"])}
+    prow.append([f"{describe_run(data['evals'][b])} − {describe_run(data['evals'][a])}",
+                 str(d["n"]), f"{100 * d['difference']:+.2f} pts",
+                 f"[{100 * d['ci'][0]:+.2f}, {100 * d['ci'][1]:+.2f}]",
+                 f"{m['only_a']} / {m['only_b']}", f"{m['p_value']:.3g}",
+                 data["pairs"][pair]["verdict"]])
+  if prow:
+    md += ["## Paired comparisons (same problems)", "",
+           "Difference in accuracy with a 95% paired bootstrap interval; the exact McNemar "
+           "test on the problems only one run solves; the verdict comes from the interval "
+           "(s2jax.stats).", "",
+           report.markdown_table(["comparison", "n", "difference", "95% interval",
+                                  "solved only by first / second", "McNemar p", "verdict"],
+                                 prow), ""]
   if args.bench:
     with open(args.bench) as f:
       b = json.load(f)
