@@ -15,7 +15,7 @@ from s2jax import report
 from s2jax.metrics import latest_per_step, read_metrics
 
 # The config keys that tell the options apart (shown in the table when they differ).
-KEYS = ("data.format", "eval.calculator", "data.tool_tokens", "train.steps", "train.batch_size",
+KEYS = ("seed", "data.format", "eval.calculator", "data.tool_tokens", "train.steps", "train.batch_size",
         "optim.lr", "model.d_model", "model.n_layers", "model.mlp_dim", "data.num_train")
 
 
@@ -31,14 +31,35 @@ def load_run(workdir: str) -> dict:
   curve = latest_per_step([m for m in read_metrics(os.path.join(workdir, "metrics.jsonl"))
                            if "curve/accuracy" in m])
   summary_path = os.path.join(workdir, "eval", "summary.json")
-  final = None
+  final, outcomes = None, {}
   if os.path.exists(summary_path):
     with open(summary_path) as f:
       final = json.load(f)
+    for split in final:  # per problem, for paired comparisons: (num_steps, correct)
+      with open(os.path.join(workdir, "eval", f"{split}.jsonl")) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+      outcomes[split] = {"question": [r["question"] for r in rows],
+                         "num_steps": [r["num_steps"] for r in rows],
+                         "correct": [bool(r["correct"]) for r in rows],
+                         "fully_valid": [bool(r["fully_valid"]) for r in rows]}
   return {"name": os.path.basename(os.path.normpath(workdir)), "workdir": workdir,
           "options": {k: _get(cfg, k) for k in KEYS}, "curve": curve, "final": final,
-          "launches": report.read_launches(workdir),
+          "outcomes": outcomes,
+          "launches": launches(workdir),
           "finished": os.path.exists(os.path.join(workdir, "eval", "summary.json"))}
+
+
+def launches(workdir: str) -> list:
+  """The run's launches; a run from before launches were recorded gets one, from its
+  run_info.json and the span of its metrics.jsonl timestamps (status "recorded")."""
+  got = report.read_launches(workdir)
+  if got or not os.path.exists(os.path.join(workdir, "run_info.json")):
+    return got
+  with open(os.path.join(workdir, "run_info.json")) as f:
+    info = json.load(f)
+  times = [m["time"] for m in read_metrics(os.path.join(workdir, "metrics.jsonl"))]
+  return [{**info, "what": "sft.py", "status": "recorded",
+           "seconds": max(times) - min(times) if times else 0.0}]
 
 
 def depths(runs: list) -> list:
@@ -47,27 +68,59 @@ def depths(runs: list) -> list:
 
 
 def best(runs: list) -> dict:
-  """The option kept: most fully valid chains at its last curve point, then accuracy."""
-  scored = [r for r in runs if r["curve"]]
+  """The option kept: among the runs of the most common length (equal compute), the most
+  fully valid chains at the last curve point, then accuracy."""
+  lengths = [r["options"]["train.steps"] for r in runs if r["curve"]]
+  common = max(set(lengths), key=lengths.count)
+  scored = [r for r in runs if r["curve"] and r["options"]["train.steps"] == common]
   return max(scored, key=lambda r: (r["curve"][-1]["curve/fully_valid"],
                                     r["curve"][-1]["curve/accuracy"]))
 
 
-def write_report(runs: list, out: str, command: str) -> None:
+def compare(a: dict, b: dict) -> dict:
+  """b against a on every split's final evaluation (the same problems): the paired
+  difference in accuracy and in fully valid chains, overall and by number of steps."""
+  from s2jax import stats
+  out = {}
+  for split in a["outcomes"]:
+    oa, ob = a["outcomes"][split], b["outcomes"][split]
+    if oa["question"] != ob["question"]:
+      raise ValueError(f"{a['name']} and {b['name']} were evaluated on different {split} "
+                       "problems; paired comparisons need the same ones")
+    res = {m: stats.paired_difference(oa[m], ob[m]) for m in ("correct", "fully_valid")}
+    by = {}
+    for k in sorted(set(oa["num_steps"])):
+      idx = [i for i, n in enumerate(oa["num_steps"]) if n == k]
+      by[str(k)] = stats.paired_difference([oa["correct"][i] for i in idx],
+                                           [ob["correct"][i] for i in idx])
+    out[split] = {**res, "by_num_steps": by}
+  return out
+
+
+def _diff(d: dict) -> str:
+  return (f"{d['difference']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] "
+          f"{_verdict(d['ci'])}")
+
+
+def _verdict(ci) -> str:
+  from s2jax import stats
+  v = stats.verdict(ci, better="(better)", worse="(worse)")
+  return v if v.startswith("(") else "(no difference detected)"
+
+
+def write_report(runs: list, out: str, command: str, pairs: tuple = ()) -> None:
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
-  with open(out + ".json", "w") as f:
-    json.dump({"command": command, "runs": runs}, f, indent=2)
   ds = depths(runs)
   varying = [k for k in KEYS if len({json.dumps(r["options"][k]) for r in runs}) > 1]
   kept = best(runs)
   md = ["# Testbed: SFT learning curves for the pipeline's policy", "",
         f"Machine-written by `{command}` from the runs' workdirs. Each curve point is greedy "
         "accuracy and the fraction of fully valid chains (every step passes the strict "
-        "checker and the answer is right) on the same first in-distribution test problems.",
-        ""]
+        "checker and the answer is right) on the first in-distribution test problems of the "
+        "run's seed (the same problems for runs of one seed).", ""]
   rows = []
   for r in runs:
     last = r["curve"][-1] if r["curve"] else {}
@@ -113,6 +166,30 @@ def write_report(runs: list, out: str, command: str) -> None:
           [[r["name"]] + [f"{r['final'][s]['by_num_steps'][k]['accuracy']:.2f}"
                           if k in r["final"][s]["by_num_steps"] else "" for k in ks]
            for r in finals]), ""]
+  by_name = {r["name"]: r for r in runs}
+  comparisons = {f"{b} vs {a}": compare(by_name[a], by_name[b]) for a, b in pairs}
+  for title, c in comparisons.items():
+    splits = list(c)
+    md += [f"## {title}: paired differences on the same problems", "",
+           "The second minus the first, with a 95% paired bootstrap interval (s2jax.stats); "
+           f"n = {c[splits[0]]['correct']['n']} problems per split.", "",
+           report.markdown_table(
+               ["split", "accuracy", "fully valid"],
+               [[s, _diff(c[s]["correct"]), _diff(c[s]["fully_valid"])] for s in splits]), "",
+           "Accuracy by number of steps:", "",
+           report.markdown_table(
+               ["split"] + [f"{k} steps" for k in c[splits[0]]["by_num_steps"]],
+               [[s] + [f"{d['difference']:+.2f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}] "
+                       f"(n={d['n']})" for d in c[s]["by_num_steps"].values()]
+                for s in splits if list(c[s]["by_num_steps"]) == list(
+                    c[splits[0]]["by_num_steps"])]), ""]
+    for s in splits:
+      if list(c[s]["by_num_steps"]) != list(c[splits[0]]["by_num_steps"]):
+        md += [f"`{s}` by number of steps: " + ", ".join(
+            f"{k}: {d['difference']:+.2f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}] (n={d['n']})"
+            for k, d in c[s]["by_num_steps"].items()), ""]
+  with open(out + ".json", "w") as f:
+    json.dump({"command": command, "runs": runs, "comparisons": comparisons}, f, indent=2)
   md += ["![learning curves](" + os.path.basename(out) + ".png)", ""]
   with open(out + ".md", "w") as f:
     f.write("\n".join(md))
