@@ -54,6 +54,17 @@ def sft_passes(workdir: str, steps: int | None = None) -> float:
   return float(steps * c["train"]["batch_size"] * mean_example_tokens(workdir) * TRAIN)
 
 
+def base_policy_passes(workdir: str) -> float:
+  """The SFT that trained the base policy an SFT workdir started from (`init_from`; done
+  once, outside the pipeline), in the same units; 0 when it started from scratch."""
+  c = _config(workdir)
+  if not c.get("init_from"):
+    return 0.0
+  from s2jax import base_policy
+  t = base_policy.load(c["init_from"]).meta["config"]["train"]
+  return float(t["steps"] * t["batch_size"] * mean_example_tokens(workdir) * TRAIN)
+
+
 def sft_steps_for(policy_workdir: str, passes: float, batch_size: int) -> int:
   """How many next-token steps of `batch_size` reference examples cost `passes`."""
   per_step = batch_size * mean_example_tokens(policy_workdir) * TRAIN

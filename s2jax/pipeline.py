@@ -131,6 +131,8 @@ def gather(config, workdir: str) -> dict:
     out["sft_loss"] = [(m["step"], m["loss"]) for m in latest_per_step(
         [m for m in read_metrics(os.path.join(sft_dir, "metrics.jsonl")) if "loss" in m])]
     out["compute"]["sft"] = compute.sft_passes(sft_dir)
+    if config.sft.get("init_from"):
+      out["compute"]["base policy (trained once)"] = compute.base_policy_passes(sft_dir)
   if "verifier" in stages:
     d = stage_dir(workdir, "verifier")
     summary = _json(os.path.join(d, "eval", "summary.json"))

@@ -1,0 +1,78 @@
+"""results/pipeline/seeds.{md,json}: the main job over seeds against the testbed's targets,
+from each seed's saved metrics.json (s2jax.pipeline.gather), computing nothing.
+
+The targets (issue "a testbed with signal"), checked in code: the whole pipeline within
+30 minutes; SFT greedy accuracy in-distribution at least 0.60 and fully valid chains at
+least 0.50; PRM step AUROC in-distribution at least 0.90 on at least 200 valid and 200
+invalid held-out policy steps.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from s2jax import report
+from s2jax.metrics import wilson_interval
+
+TARGETS = {"minutes": 30.0, "sft_accuracy": 0.60, "sft_fully_valid": 0.50, "prm_auroc": 0.90,
+           "prm_steps_per_class": 200}
+SPLIT = "test"  # in-distribution
+
+
+def check(metrics: dict) -> dict:
+  """Each target's measured value and whether it is met."""
+  from s2jax.pipeline import total_minutes
+  v = metrics.get("verifier", {}).get(SPLIT, {})
+  got = {"minutes": total_minutes(metrics),
+         "sft_accuracy": metrics["accuracy"]["SFT"][SPLIT],
+         "sft_fully_valid": metrics["fully_valid"]["SFT"][SPLIT],
+         "prm_auroc": v.get("auroc"),
+         "prm_valid_steps": v.get("valid_steps", 0), "prm_invalid_steps": v.get("invalid_steps", 0)}
+  enough = min(got["prm_valid_steps"], got["prm_invalid_steps"]) >= TARGETS["prm_steps_per_class"]
+  met = {"minutes": got["minutes"] <= TARGETS["minutes"],
+         "sft_accuracy": got["sft_accuracy"] >= TARGETS["sft_accuracy"],
+         "sft_fully_valid": got["sft_fully_valid"] >= TARGETS["sft_fully_valid"],
+         "prm_auroc": enough and got["prm_auroc"] is not None
+         and got["prm_auroc"] >= TARGETS["prm_auroc"]}
+  return {"value": got, "met": met}
+
+
+def write(runs: dict, out: str, command: str) -> None:
+  """`runs`: {seed name: gathered metrics}."""
+  checks = {name: check(m) for name, m in runs.items()}
+  os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+  with open(out + ".json", "w") as f:
+    json.dump({"command": command, "targets": TARGETS, "checks": checks}, f, indent=2)
+
+  def mark(ok):
+    return "✓" if ok else "✗"
+  rows = []
+  for name, c in checks.items():
+    v, m = c["value"], c["met"]
+    n = runs[name]["config"]["sft"]["data"]["num_eval"]
+    lo, hi = wilson_interval(round(v["sft_accuracy"] * n), n)
+    auroc = "—" if v["prm_auroc"] is None else f"{v['prm_auroc']:.3f}"
+    rows.append([name, f"{v['minutes']:.1f} {mark(m['minutes'])}",
+                 f"{v['sft_accuracy']:.3f} [{lo:.2f}, {hi:.2f}] {mark(m['sft_accuracy'])}",
+                 f"{v['sft_fully_valid']:.3f} {mark(m['sft_fully_valid'])}",
+                 f"{auroc} ({v['prm_valid_steps']} valid / {v['prm_invalid_steps']} invalid) "
+                 f"{mark(m['prm_auroc'])}"])
+  splits = list(next(iter(runs.values()))["accuracy"]["SFT"])
+  acc_rows = [[name] + [f"{m['accuracy']['SFT'][s]:.3f} / {m['fully_valid']['SFT'][s]:.3f}"
+                        for s in splits] for name, m in runs.items()]
+  all_met = all(all(c["met"].values()) for c in checks.values())
+  md = ["# The main job over seeds, against the testbed's targets", "",
+        f"Machine-written by `{command}` from each seed's metrics.json (per-seed reports "
+        "beside this file). Targets: the whole pipeline ≤ "
+        f"{TARGETS['minutes']:.0f} min; SFT greedy accuracy in-distribution ≥ "
+        f"{TARGETS['sft_accuracy']} and fully valid chains ≥ {TARGETS['sft_fully_valid']}; "
+        f"PRM step AUROC in-distribution ≥ {TARGETS['prm_auroc']} on ≥ "
+        f"{TARGETS['prm_steps_per_class']} valid and invalid held-out policy steps.", "",
+        report.markdown_table(["seed", "minutes (all launches)", "SFT accuracy [95% Wilson]",
+                               "SFT fully valid", "PRM step AUROC (held-out steps)"], rows), "",
+        f"Every target met on every seed: **{'yes' if all_met else 'no'}**.", "",
+        "SFT (the shipped base policy as the pipeline evaluates it) on every split, "
+        "accuracy / fully valid:", "",
+        report.markdown_table(["seed"] + splits, acc_rows), ""]
+  with open(out + ".md", "w") as f:
+    f.write("\n".join(md))
