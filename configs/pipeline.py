@@ -25,7 +25,7 @@ MODEL = dict(d_model=128, n_layers=4, n_heads=4, n_kv_heads=2, mlp_dim=384)
 EVAL_PROBLEMS = 150   # per split, the same problems for every stage's greedy accuracy
 # The longest reference of any split is 191 tokens (shift_steps, 8 steps; 218 with a plan
 # line): a shorter budget would measure truncation (tests/test_budgets.py checks it).
-MAX_NEW = 224
+MAX_NEW = 240
 CACHE = 640         # prompt bucket (up to 384 for shifted splits) + MAX_NEW
 
 
@@ -102,7 +102,8 @@ def get_config(arg: str = ""):
   c.search.num_problems = 50
   c.search.ns = (1, 4, 16)
   c.search.sampling.update(batch_size=128, max_new_tokens=MAX_NEW, max_cache_len=CACHE)
-  c.search.beam.update(budgets=(4,), max_depth=8, batch_size=128)
+  # max_depth: 8 steps and the plan line, with one to spare.
+  c.search.beam.update(budgets=(4,), max_depth=10, batch_size=128)
   # Which policy search runs on: the last of these stages that is in `stages`.
   c.search_policy = ("ppo", "distill", "sft")
   if tiny:  # seconds-long, for tests: every stage's own tiny config

@@ -48,7 +48,9 @@ def job(run: Callable[..., Any], *, summarize: Optional[Callable[[Any], None]] =
       with open(report_from.value) as f:
         write_report(json.load(f), out.value)
       return
-    from s2jax import report
+    from s2jax import report, sharding
+    # Before anything touches JAX (the launch log asks which process writes it).
+    sharding.initialize_distributed(sharding.distributed_block(config.value))
     # Every launch of the script, failed ones included, in <workdir>/launches.jsonl.
     with report.launch(workdir.value, os.path.basename(sys.argv[0])):
       result = run(config.value, workdir.value, **{k: v.value for k, v in extra.items()})

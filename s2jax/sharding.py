@@ -161,13 +161,24 @@ def process_rows(global_rows: int) -> slice:
   return slice(jax.process_index() * per, (jax.process_index() + 1) * per)
 
 
+def distributed_block(config):
+  """The `distributed` block of a job's config; a pipeline's is its stages' (the first
+  stage block that has one: they start one set of processes together)."""
+  if "distributed" in config:
+    return config.distributed
+  for value in config.values():
+    if hasattr(value, "get") and value.get("distributed") is not None:
+      return value.distributed
+  return {}
+
+
 def initialize_distributed(cfg) -> None:
   """`jax.distributed.initialize` from a config's `distributed` block.
 
   cfg.enabled=False: single process. cfg.coordinator_address empty with enabled=True:
   auto-detection (Cloud TPU, SLURM, ...). On CPU, collectives go through gloo.
   """
-  if not cfg.get("enabled", False):
+  if not cfg.get("enabled", False) or jax.distributed.is_initialized():
     return
   if cfg.get("cpu_collectives"):
     jax.config.update("jax_cpu_collectives_implementation", cfg.cpu_collectives)

@@ -20,6 +20,14 @@ def exported(tiny_pipeline, tmp_path_factory):
   return source, out, base_policy.export(source, out)
 
 
+def _tiny_config_like_the_pipeline(tiny_config):
+  """arith.py:tiny with what the tiny pipeline's SFT trains (plan format, calculator)."""
+  c = tiny_config()
+  c.data.update(format="plan", tool_tokens="mask")
+  c.eval.calculator = True
+  return c
+
+
 def _flat(params):
   return flax.traverse_util.flatten_dict(jax.device_get(params), sep="/")
 
@@ -42,7 +50,7 @@ def test_export_round_trips_the_weights_and_records_hash_and_accuracy(exported):
 
 def test_sft_starts_from_the_base_policy(exported, tiny_config, tmp_path):
   _, out, _ = exported
-  c = tiny_config()
+  c = _tiny_config_like_the_pipeline(tiny_config)
   c.init_from = out
   c.model.d_model = 999  # replaced by the policy's model
   c.train.steps = 0
@@ -65,10 +73,10 @@ def test_a_changed_file_or_another_format_is_refused(exported, tiny_config, tmp_
   json.dump(meta, open(os.path.join(bad, "policy.json"), "w"))
   with pytest.raises(ValueError, match="SHA-256"):
     base_policy.load(bad).host_params()
-  c = tiny_config()
+  c = _tiny_config_like_the_pipeline(tiny_config)
   c.init_from = out
-  c.data.format = "plan"
-  with pytest.raises(ValueError, match="data.format='cot'"):
+  c.data.format = "cot"
+  with pytest.raises(ValueError, match="data.format='plan'"):
     sft.run(c, str(tmp_path / "run"))
   with pytest.raises(FileNotFoundError, match="no_such_policy"):
     base_policy.load("no_such_policy")

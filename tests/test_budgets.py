@@ -12,9 +12,12 @@ from tests.conftest import ROOT
 
 @pytest.fixture(scope="module")
 def pipeline_and_tokenizer(tmp_path_factory):
-  """configs/pipeline.py and the tokenizer its SFT stage trains (same data, same size)."""
-  from s2jax import tasks
+  """configs/pipeline.py and the tokenizer of the base policy its SFT stage starts from
+  (or, from scratch, the one it trains: same data, same size)."""
+  from s2jax import base_policy, tasks
   c = load_config_file(os.path.join(ROOT, "configs", "pipeline.py"))
+  if c.sft.init_from:
+    return c, SentencePieceTokenizer(base_policy.load(c.sft.init_from).tokenizer_path)
   task = tasks.for_config(c.sft)
   train = task.generate_split(c.sft, "train", c.sft.tokenizer.corpus_size)
   path = train_sentencepiece([p.question + "\n" + p.solution for p in train],
