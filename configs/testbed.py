@@ -25,11 +25,11 @@ PLAN_CALC = {"data.format": "plan", "eval.calculator": True, "data.tool_tokens":
 
 
 def options():
-  """(name, overrides): the chain-of-thought format, the calculator, and then training
-  options on top of the winner."""
+  """(name, overrides) at equal steps: the calculator (cot against cot_calc) and the plan
+  line (cot_calc against plan_calc). The option kept then trains longer on more problems
+  as the base policy (configs/base_policy.py)."""
   return [
       ("cot", {}),
       ("plan_calc", PLAN_CALC),
       ("cot_calc", {"eval.calculator": True, "data.tool_tokens": "mask"}),
-      ("plan", {"data.format": "plan"}),
   ]
