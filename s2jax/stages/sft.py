@@ -25,7 +25,6 @@ from s2jax.config import model_config, validate_train_config
 from s2jax.data import batches, formats, gsm8k
 from s2jax.metrics import MetricWriter
 from s2jax.models.transformer import Transformer
-from s2jax.sampling import Sampler
 from s2jax.tokenizers import SentencePieceTokenizer, train_sentencepiece
 
 
