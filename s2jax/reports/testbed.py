@@ -104,8 +104,8 @@ def _diff(d: dict) -> str:
 
 def _verdict(ci) -> str:
   from s2jax import stats
-  v = stats.verdict(ci, better="(better)", worse="(worse)")
-  return v if v.startswith("(") else "(no difference detected)"
+  v = stats.verdict(ci, better="better", worse="worse")
+  return f"({v})" if v in ("better", "worse") else v
 
 
 def write_report(runs: list, out: str, command: str, pairs: tuple = ()) -> None:
