@@ -55,4 +55,6 @@ def verdict(ci: Sequence[float], better: str = "higher", worse: str = "lower") -
     return better
   if hi < 0:
     return worse
+  if lo == hi == 0:  # the bootstrap never saw a discordant problem
+    return "no difference detected (same outcome on every problem)"
   return f"no difference detected (±{max(-lo, hi):.3f})"

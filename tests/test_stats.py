@@ -40,5 +40,8 @@ def test_verdict_comes_from_the_interval():
   assert stats.verdict([0.01, 0.05]) == "higher"
   assert stats.verdict([-0.05, -0.01]) == "lower"
   assert stats.verdict([-0.02, 0.04]) == "no difference detected (±0.040)"
+  same = stats.paired_difference([1, 0, 0], [1, 0, 0])
+  assert same["ci"] == [0.0, 0.0]
+  assert stats.verdict(same["ci"]) == "no difference detected (same outcome on every problem)"
   with pytest.raises(ValueError, match="equal"):
     stats.paired_difference([1, 0], [1])
