@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import functools
 import json
 import os
 import subprocess
 import sys
 import time
+import uuid
 
 
 def git_commit(path: str = ".") -> str:
@@ -22,14 +24,19 @@ def git_commit(path: str = ".") -> str:
     return "unknown"
 
 
-def run_info() -> dict:
-  """What produced a run: written into the workdir when the run starts. The commit is the
+@functools.lru_cache(maxsize=None)
+def process_commit() -> str:
+  """The commit of the code this process runs: read once, when it first asks, so that a
+  commit made while a long job runs is not taken for the one it started from. It is the
   checkout the package lives in or, for an installed package, the working directory's."""
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   commit = git_commit(root)
-  if commit == "unknown":
-    commit = git_commit(os.getcwd())
-  return {"command": " ".join(["python"] + sys.argv), "commit": commit,
+  return git_commit(os.getcwd()) if commit == "unknown" else commit
+
+
+def run_info() -> dict:
+  """What produced a run: written into the workdir when the run starts."""
+  return {"command": " ".join(["python"] + sys.argv), "commit": process_commit(),
           "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
@@ -59,7 +66,7 @@ def launch(workdir: str, what: str):
   every launch is counted, failed ones included. A launch killed outright leaves only its
   "started" line (`launch_seconds` charges it up to the workdir's last write)."""
   import jax
-  info = {**run_info(), "what": what, "pid": os.getpid(), "id": f"{os.getpid()}-{time.time():.3f}"}
+  info = {**run_info(), "what": what, "pid": os.getpid(), "id": uuid.uuid4().hex}
   t0 = time.time()
 
   def append(record):

@@ -59,3 +59,9 @@ def test_the_testbed_targets_are_checked_at_their_thresholds():
   got = seeds.check(_metrics(30.1, 0.59, 0.49, 0.95, 500, 199))
   assert not any(got["met"].values())  # too few invalid steps: no AUROC counts
   assert got["value"]["minutes"] == pytest.approx(30.1)
+
+
+def test_a_process_keeps_the_commit_it_started_from(monkeypatch):
+  first = report.run_info()["commit"]
+  monkeypatch.setattr(report, "git_commit", lambda path=".": "changed-meanwhile")
+  assert report.run_info()["commit"] == first
