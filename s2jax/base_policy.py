@@ -49,7 +49,6 @@ class BasePolicy:
       flat = {tuple(k.split("/")): f[k] for k in f.files}
     return flax.traverse_util.unflatten_dict(flat)
 
-
   def model(self):
     """(Transformer, host parameters, tokenizer), ready for a sampler."""
     import ml_collections
@@ -99,7 +98,7 @@ def apply(config) -> BasePolicy:
     if want != have:
       raise ValueError(f"init_from={config.init_from!r} was trained with {block}.{key}="
                        f"{want!r}; this config has {have!r}")
-  config.model = base.meta["config"]["model"]
+  config.model = trained["model"]
   config.tokenizer.path = os.path.abspath(base.tokenizer_path)
   return base
 

@@ -84,18 +84,18 @@ def run(config, workdir: str) -> dict:
   validate_train_config(config)
   sharding.initialize_distributed(config.distributed)
   os.makedirs(workdir, exist_ok=True)
-  host_params = None
+  init_params = None  # weights to start from, loaded only if no checkpoint is resumed
   if "pretrained" in config:
     # The checkpoint defines the model; the config's overrides (dtype, remat) apply on top.
     # Written into config.json, so later stages rebuild the same model from the workdir.
     model_cfg, host_params = pretrained.load_host(config)
+    init_params = lambda: host_params  # noqa: E731
     config.model = pretrained.model_dict(model_cfg)
     config.tokenizer.path = os.path.abspath(config.tokenizer.get("path", "")
                                             or pretrained.checkpoint_path(config))
   if config.get("init_from", ""):
     # A shipped base policy (s2jax/base_policy.py): its model, tokenizer and weights.
-    base = base_policy.apply(config)
-    host_params = base.host_params()
+    init_params = base_policy.apply(config).host_params
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json_best_effort(indent=2))
@@ -119,7 +119,7 @@ def run(config, workdir: str) -> dict:
   batches.check_lengths(examples, config.data.seq_len, paths["train"])
 
   job = train_lib.setup_job(model, train_lib.next_token_loss, config, workdir, mesh,
-                            init_params=None if host_params is None else lambda: host_params)
+                            init_params=init_params)
   state, ckpt = job.state, job.ckpt
   start = int(state.step)
   writer = MetricWriter(workdir)
