@@ -136,9 +136,9 @@ def gather(config, workdir: str) -> dict:
   if "verifier" in stages:
     d = stage_dir(workdir, "verifier")
     summary = _json(os.path.join(d, "eval", "summary.json"))
-    out["verifier"] = {k: {m: v.get(m) for m in ("auroc", "valid_steps", "invalid_steps",
-                                                 "solution_auroc", "error_precision",
-                                                 "error_recall", "first_error_accuracy")}
+    kept = ("auroc", "valid_steps", "invalid_steps", "same_index_auroc", "solution_auroc",
+            "error_precision", "error_recall", "first_error_accuracy")
+    out["verifier"] = {k: {m: v.get(m) for m in kept}
                        for k, v in summary.items() if isinstance(v, dict) and "auroc" in v}
     data = summary.get("data", {})
     out["verifier_data"] = {"label_source": config.verifier.labels.source,
@@ -235,11 +235,11 @@ def write_report(metrics: dict, out: str) -> None:
   if "verifier" in metrics:
     md += ["## Verifier (PRM) on held-out policy samples", "",
            report.markdown_table(
-               ["split", "step AUROC (held-out steps)", "solution AUROC", "error precision",
-                "error recall", "first-error accuracy"],
+               ["split", "step AUROC (held-out steps)", "same-index AUROC", "solution AUROC",
+                "error precision", "error recall", "first-error accuracy"],
                [[k, verifier_metrics.describe_auroc(v)]
-                + [f"{v[m]:.3f}" if v[m] is not None else "" for m in
-                   ("solution_auroc", "error_precision", "error_recall",
+                + [f"{v[m]:.3f}" if v.get(m) is not None else "" for m in
+                   ("same_index_auroc", "solution_auroc", "error_precision", "error_recall",
                     "first_error_accuracy")] for k, v in metrics["verifier"].items()]), ""]
   if metrics.get("verifier_data"):
     d = metrics["verifier_data"]

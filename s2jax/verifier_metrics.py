@@ -63,6 +63,26 @@ def reliability(scores, labels, bins: int = 10) -> dict:
   return {"bins": rows, "ece": float(ece)}
 
 
+def same_index_auroc(step_scores: Sequence[Sequence[float]],
+                     step_labels: Sequence[Sequence[bool]]) -> float:
+  """AUROC over pairs of a valid and an invalid step at the same step index (ties half).
+
+  Later steps are invalid more often (an error spreads to the steps after it), so a
+  verifier that only learned "deep steps are wrong" gets a good plain AUROC; this one is
+  0.5 for it. nan when no index has both classes."""
+  by_index: dict = {}
+  for s, l in zip(step_scores, step_labels):
+    for i, (x, y) in enumerate(zip(s, l)):
+      by_index.setdefault(i, ([], []))[0 if y else 1].append(float(x))
+  wins = pairs = 0.0
+  for pos, neg in by_index.values():
+    if pos and neg:
+      a = auroc(pos + neg, [True] * len(pos) + [False] * len(neg))
+      wins += a * len(pos) * len(neg)
+      pairs += len(pos) * len(neg)
+  return float(wins / pairs) if pairs else float("nan")
+
+
 # An AUROC on fewer steps of either class than this is not reported: with a handful of
 # valid steps its interval spans most of [0, 1].
 MIN_CLASS_STEPS = 100
@@ -81,6 +101,7 @@ def step_report(step_scores: Sequence[Sequence[float]], step_labels: Sequence[Se
   return {"steps": int(len(flat_s)), "valid_fraction": float(np.mean(flat_l)),
           "valid_steps": valid, "invalid_steps": invalid, "min_class_steps": min_class,
           "auroc": auroc(flat_s, flat_l) if enough else None,
+          "same_index_auroc": same_index_auroc(step_scores, step_labels) if enough else None,
           **error_detection(flat_s, flat_l, threshold),
           "first_error_accuracy": first_error_accuracy(step_scores, step_labels, threshold),
           "reliability": reliability(flat_s, flat_l)}

@@ -64,3 +64,28 @@ def test_step_auroc_needs_enough_steps_of_each_class():
   assert vm.describe_auroc(r) == "too few invalid steps (n=3)"
   assert vm.step_report(scores, labels, min_class=200)["auroc"] is None
 
+
+
+def brute_same_index_auroc(scores, labels):
+  wins = pairs = 0.0
+  for s1, l1 in zip(scores, labels):
+    for i, (x, y) in enumerate(zip(s1, l1)):
+      if not y:
+        continue
+      for s2, l2 in zip(scores, labels):
+        if i < len(l2) and not l2[i]:
+          wins += 1.0 if x > s2[i] else 0.5 if x == s2[i] else 0.0
+          pairs += 1
+  return wins / pairs
+
+
+def test_same_index_auroc_sees_through_a_position_only_verifier():
+  rng = np.random.default_rng(1)
+  # errors spread: every step after the first invalid one is invalid too
+  labels = [np.arange(6) < rng.integers(0, 7) for _ in range(60)]
+  position_only = [1.0 - np.arange(6) / 6 for _ in labels]
+  assert vm.auroc(np.concatenate(position_only), np.concatenate(labels)) > 0.75
+  assert vm.same_index_auroc(position_only, labels) == pytest.approx(0.5)
+  noisy = [l * 0.3 + rng.random(6) for l in labels]
+  assert vm.same_index_auroc(noisy, labels) == pytest.approx(brute_same_index_auroc(noisy, labels))
+  assert np.isnan(vm.same_index_auroc([[0.2]], [[True]]))
