@@ -85,7 +85,7 @@ def get_config(arg: str = ""):
                             heldout_problems=EVAL_PROBLEMS, heldout_per_problem=3,
                             batch_size=128, max_new_tokens=MAX_NEW, max_cache_len=CACHE)
   c.verifier.labels.update(balance=False, corrupted_per_problem=1)
-  c.verifier.data.update(seq_len=320)
+  c.verifier.data.update(seq_len=384)  # a long sample (240 new tokens) with its prompt
   c.verifier.train.update(steps=1000, batch_size=32, checkpoint_every=250)
   c.verifier.optim.update(decay_steps=1000)
 
