@@ -26,7 +26,7 @@ def check(metrics: dict) -> dict:
   got = {"minutes": total_minutes(metrics),
          "sft_accuracy": metrics["accuracy"]["SFT"][SPLIT],
          "sft_fully_valid": metrics["fully_valid"]["SFT"][SPLIT],
-         "prm_auroc": v.get("auroc"),
+         "prm_auroc": v.get("auroc"), "prm_same_index_auroc": v.get("same_index_auroc"),
          "prm_valid_steps": v.get("valid_steps", 0), "prm_invalid_steps": v.get("invalid_steps", 0)}
   enough = min(got["prm_valid_steps"], got["prm_invalid_steps"]) >= TARGETS["prm_steps_per_class"]
   met = {"minutes": got["minutes"] <= TARGETS["minutes"],
@@ -52,11 +52,13 @@ def write(runs: dict, out: str, command: str) -> None:
     n = runs[name]["config"]["sft"]["data"]["num_eval"]
     lo, hi = wilson_interval(round(v["sft_accuracy"] * n), n)
     auroc = "—" if v["prm_auroc"] is None else f"{v['prm_auroc']:.3f}"
+    same = v.get("prm_same_index_auroc")
+    same = "—" if same is None else f"{same:.3f}"
     rows.append([name, f"{v['minutes']:.1f} {mark(m['minutes'])}",
                  f"{v['sft_accuracy']:.3f} [{lo:.2f}, {hi:.2f}] {mark(m['sft_accuracy'])}",
                  f"{v['sft_fully_valid']:.3f} {mark(m['sft_fully_valid'])}",
                  f"{auroc} ({v['prm_valid_steps']} valid / {v['prm_invalid_steps']} invalid) "
-                 f"{mark(m['prm_auroc'])}"])
+                 f"{mark(m['prm_auroc'])}", same])
   splits = list(next(iter(runs.values()))["accuracy"]["SFT"])
   acc_rows = [[name] + [f"{m['accuracy']['SFT'][s]:.3f} / {m['fully_valid']['SFT'][s]:.3f}"
                         for s in splits] for name, m in runs.items()]
@@ -69,7 +71,10 @@ def write(runs: dict, out: str, command: str) -> None:
         f"PRM step AUROC in-distribution ≥ {TARGETS['prm_auroc']} on ≥ "
         f"{TARGETS['prm_steps_per_class']} valid and invalid held-out policy steps.", "",
         report.markdown_table(["seed", "minutes (all launches)", "SFT accuracy [95% Wilson]",
-                               "SFT fully valid", "PRM step AUROC (held-out steps)"], rows), "",
+                               "SFT fully valid", "PRM step AUROC (held-out steps)",
+                               "PRM same-index AUROC"], rows), "",
+        "(Same-index AUROC compares valid and invalid steps at the same step index only: "
+        "a PRM that learned that late steps are wrong scores 0.5 there.)", "",
         f"Every target met on every seed: **{'yes' if all_met else 'no'}**.", "",
         "SFT (the shipped base policy as the pipeline evaluates it) on every split, "
         "accuracy / fully valid:", "",
