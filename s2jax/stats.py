@@ -10,7 +10,8 @@ from scipy import stats as sps
 
 from s2jax.metrics import wilson_interval
 
-__all__ = ["wilson_interval", "mcnemar_exact", "paired_difference", "verdict"]
+__all__ = ["wilson_interval", "mcnemar_exact", "paired_difference", "pooled_difference",
+           "minimum_detectable_effect", "verdict", "compare"]
 
 
 def _paired(a: Sequence[bool], b: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:
@@ -58,3 +59,56 @@ def verdict(ci: Sequence[float], better: str = "higher", worse: str = "lower") -
   if lo == hi == 0:  # the bootstrap never saw a discordant problem
     return "no difference detected (same outcome on every problem)"
   return f"no difference detected (±{max(-lo, hi):.3f})"
+
+
+def pooled_difference(pairs: Sequence[tuple[Sequence[bool], Sequence[bool]]], *,
+                      level: float = 0.95, resamples: int = 10000, seed: int = 0) -> dict:
+  """Arm b minus arm a pooled over seeds: `pairs` holds one (a, b) per seed, each on that
+  seed's problems. Stratified bootstrap: every resample redraws each seed's problems (both
+  arms together) within that seed, so the interval keeps the design's seeds and sizes.
+  The pooled difference weighs seeds by their problem counts."""
+  diffs = []
+  for a, b in pairs:
+    a, b = _paired(a, b)
+    diffs.append(b.astype(float) - a.astype(float))
+  if not diffs:
+    raise ValueError("pooled_difference needs at least one seed")
+  n = sum(len(d) for d in diffs)
+  rng = np.random.default_rng(seed)
+  boot = np.zeros(resamples)
+  for d in diffs:
+    idx = rng.integers(0, len(d), size=(resamples, len(d)))
+    boot += d[idx].sum(axis=1)
+  boot /= n
+  alpha = (1 - level) / 2
+  lo, hi = np.quantile(boot, [alpha, 1 - alpha])
+  per_seed = [float(d.mean()) for d in diffs]
+  return {"n": int(n), "seeds": len(diffs), "difference": float(sum(d.sum() for d in diffs) / n),
+          "per_seed": per_seed, "ci": [float(lo), float(hi)], "level": level}
+
+
+def minimum_detectable_effect(n: int, discordant_rate: float, *, level: float = 0.95,
+                              power: float = 0.8) -> float:
+  """The smallest accuracy difference a paired comparison of `n` problems detects with
+  the given power at a two-sided `level`, when a fraction `discordant_rate` of problems
+  is solved by exactly one arm (normal approximation: the difference's standard error
+  under no effect is sqrt(discordant_rate / n))."""
+  if n <= 0:
+    raise ValueError(f"minimum_detectable_effect: n must be positive, got {n}")
+  z = sps.norm.ppf(1 - (1 - level) / 2) + sps.norm.ppf(power)
+  return float(z * np.sqrt(max(discordant_rate, 1.0 / n) / n))
+
+
+def compare(a: Sequence[bool], b: Sequence[bool], *, better: str = "helps",
+            worse: str = "hurts", level: float = 0.95, seed: int = 0) -> dict:
+  """Everything an ablation table row needs for arm b against baseline a on the same
+  problems: both accuracies, the difference with its bootstrap interval, n, the exact
+  McNemar p, the smallest effect this n could detect, and the verdict from the interval."""
+  diff = paired_difference(a, b, level=level, seed=seed)
+  test = mcnemar_exact(a, b)
+  discordant = (test["only_a"] + test["only_b"]) / diff["n"]
+  mde = minimum_detectable_effect(diff["n"], discordant, level=level)
+  word = verdict(diff["ci"], better, worse)
+  if word.startswith("no difference"):
+    word = f"no effect detected at ±{mde:.3f}"
+  return {**diff, "mcnemar_p": test["p_value"], "mde": mde, "verdict": word}

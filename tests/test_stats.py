@@ -45,3 +45,62 @@ def test_verdict_comes_from_the_interval():
   assert stats.verdict(same["ci"]) == "no difference detected (same outcome on every problem)"
   with pytest.raises(ValueError, match="equal"):
     stats.paired_difference([1, 0], [1])
+
+
+def test_pooled_difference_matches_the_stratified_normal_approximation():
+  rng = np.random.default_rng(2)
+  pairs = []
+  for n, flip in ((400, 0.08), (600, 0.15), (500, 0.10)):
+    a = rng.random(n) < 0.5
+    b = a.copy()
+    f = rng.random(n) < flip
+    b[f] = ~b[f]
+    b[: n // 20] = True  # arm b a little better
+    pairs.append((a, b))
+  got = stats.pooled_difference(pairs, resamples=8000)
+  diffs = [b.astype(float) - a.astype(float) for a, b in pairs]
+  n = sum(len(d) for d in diffs)
+  mean = sum(d.sum() for d in diffs) / n
+  # Var of the pooled mean when each seed's problems are redrawn within the seed.
+  se = math.sqrt(sum((len(d) / n) ** 2 * d.var() / len(d) for d in diffs))
+  assert got["n"] == n and got["seeds"] == 3
+  assert got["difference"] == pytest.approx(mean)
+  assert got["ci"][0] == pytest.approx(mean - 1.96 * se, abs=0.004)
+  assert got["ci"][1] == pytest.approx(mean + 1.96 * se, abs=0.004)
+  assert got["per_seed"] == pytest.approx([d.mean() for d in diffs])
+  one = stats.pooled_difference(pairs[:1], seed=3)
+  assert one["ci"] == pytest.approx(stats.paired_difference(*pairs[0], seed=3)["ci"], abs=0.004)
+  with pytest.raises(ValueError, match="at least one seed"):
+    stats.pooled_difference([])
+
+
+def test_minimum_detectable_effect_by_hand_and_by_simulation():
+  # (z_0.975 + z_0.8) * sqrt(0.2 / 500) = (1.959964 + 0.841621) * 0.02
+  assert stats.minimum_detectable_effect(500, 0.2) == pytest.approx(0.0560317, abs=1e-6)
+  # At that effect a paired comparison of 500 problems finds a difference ~80% of the time.
+  rng = np.random.default_rng(4)
+  mde, n, hits, reps = stats.minimum_detectable_effect(500, 0.2), 500, 0, 2000
+  p_only_b, p_only_a = 0.1 + mde / 2, 0.1 - mde / 2
+  for _ in range(reps):
+    u = rng.random(n)
+    d = (u < p_only_b).astype(float) - ((u >= p_only_b) & (u < p_only_b + p_only_a))
+    half = 1.96 * d.std(ddof=1) / math.sqrt(n)
+    hits += d.mean() - half > 0
+  assert 0.76 < hits / reps < 0.86
+  with pytest.raises(ValueError, match="n must be positive"):
+    stats.minimum_detectable_effect(0, 0.1)
+
+
+def test_compare_gives_the_row_of_an_ablation_table():
+  a = np.array([1] * 40 + [0] * 60, bool)
+  b = a.copy()
+  b[40:70] = True  # 30 problems only b solves, none only a
+  row = stats.compare(a, b)
+  assert row["difference"] == pytest.approx(0.30) and row["n"] == 100
+  assert row["mcnemar_p"] == pytest.approx(2 * 0.5 ** 30)
+  assert row["verdict"] == "helps"
+  assert stats.compare(b, a)["verdict"] == "hurts"
+  c = a.copy()
+  c[[0, 50]] = [False, True]  # one problem each way
+  row = stats.compare(a, c)
+  assert row["verdict"] == f"no effect detected at ±{stats.minimum_detectable_effect(100, 0.02):.3f}"
