@@ -133,3 +133,24 @@ def test_label_sources_are_registered_and_rollouts_are_drawn_only_on_demand():
   with pytest.raises(ValueError, match="annotation, exact, mc"):
     labels.label("humans", ctx)
 
+
+
+def test_dedupe_keeps_one_record_per_distinct_sample():
+  from types import SimpleNamespace
+  import ml_collections
+  from s2jax.stages.verifier import training_records
+  ps = problems(4, seed=3)
+  wrong = [arith.corrupt(p, np.random.default_rng(i))[0] for i, p in enumerate(ps)]
+  recs = [dict(p.to_json(), samples=[p.solution, p.solution, "\n".join(w), p.solution])
+          for p, w in zip(ps, wrong)]
+  config = ml_collections.ConfigDict(dict(
+      seed=0, kind="prm", samples={"n": 1}, data={"max_steps": 16},
+      labels=dict(source="exact", max_solutions=0, corrupted_per_problem=0, balance=False,
+                  dedupe=True, mc_k=1, mc_rollouts=1, mc_mode="hard")))
+  policy = SimpleNamespace(task=ARITH, planned=False)
+  got, stats = training_records(policy, config, recs)
+  assert stats["solutions"] == 16 and stats["unique_solutions"] == 8 and len(got) == 8
+  # each problem: its reference once (all valid) and its corrupted prefix once
+  assert sorted(sum(r["labels"]) == len(r["labels"]) for r in got) == [False] * 4 + [True] * 4
+  config.labels.dedupe = False
+  assert len(training_records(policy, config, recs)[0]) == 16

@@ -77,6 +77,11 @@ def training_records(policy: Policy, config, sample_records: list) -> tuple[list
   pairs = solutions_of(task, sample_records, lc.max_solutions)
   rng = np.random.default_rng(config.seed)
   stats = {"solutions": len(pairs)}
+  if lc.get("dedupe", False):  # a sample drawn twice is one record, not twice the weight
+    seen = set()
+    pairs = [(p, t) for p, t in pairs
+             if (p.question, t) not in seen and not seen.add((p.question, t))]
+    stats["unique_solutions"] = len(pairs)
   if config.kind == "orm":
     recs = [{"prompt": p.question, "solution": t,
              "label": bool(task.check(p, t).answer_correct)} for p, t in pairs]
