@@ -10,10 +10,14 @@ import argparse
 import gzip
 import json
 import os
+import re
 import sys
 
 
 from s2jax import report, stats
+from s2jax.tasks.arith import check_annotation
+
+ANNOTATION = re.compile(r"<<[^=<>]*=[^<>]*>>")
 
 # The model card's own table (lighteval, 5-shot), the figure to compare with.
 PUBLISHED = {"accuracy": 0.014, "setting": "GSM8K (5-shot), lighteval",
@@ -56,6 +60,17 @@ def load_eval(wd: str, outputs_dir: str) -> tuple[str, dict, list]:
   return name, summary, outputs
 
 
+def annotation_stats(outputs: list) -> tuple[int, int]:
+  """(calculator annotations `<<expr=value>>` in the outputs, how many of them have the
+  right value): what the calculator tool changes, beside the accuracy."""
+  total = right = 0
+  for r in outputs:
+    for m in ANNOTATION.finditer(r.get("output") or ""):
+      total += 1
+      right += check_annotation(m.group(0))[0]
+  return total, right
+
+
 def describe_run(s: dict) -> str:
   return describe(s["prompt"]) + (", calculator" if s.get("calculator") else "")
 
@@ -76,15 +91,19 @@ def main():
     name, s, outputs[name] = load_eval(wd, args.outputs_dir)
     data["evals"][name] = s
     lo, hi = s["wilson95"]
+    annots, right = annotation_stats(outputs[name])
+    data["evals"][name]["annotations"] = {"total": annots, "arithmetic_right": right}
     rows.append([describe_run(s), f"{s['correct']}/{s['n']}", f"{100 * s['accuracy']:.2f}%",
                  f"[{100 * lo:.2f}%, {100 * hi:.2f}%]", f"{100 * s['answered']:.0f}%",
+                 f"{right}/{annots}" if annots else "0",
                  s["max_new_tokens"], f"`{s['run_info']['command']}` @ {s['run_info']['commit'][:12]}"])
   md = ["# SmolLM2-135M-Instruct on GSM8K (s2jax)", "",
         "Greedy decoding with s2jax's sampler on the GGUF checkpoint (dequantized to fp32), "
         "answers graded by `gsm8k.extract_answer`. Machine-written by "
         f"`python {' '.join(sys.argv)}`.", "",
         report.markdown_table(["prompt", "correct", "accuracy", "95% Wilson", "answered",
-                               "max new tokens", "command"], rows), "",
+                               "annotations with the right value", "max new tokens",
+                               "command"], rows), "",
         f"Published: {100 * PUBLISHED['accuracy']:.1f}% ({PUBLISHED['setting']}; "
         f"{PUBLISHED['source']}).", ""]
   prow = []
