@@ -36,7 +36,9 @@ def get_config(arg: str = ""):
                    max_new_tokens=160, max_cache_len=576)
   # Error recovery: this fraction of each iteration's prompts start after a wrong step.
   c.recovery = dict(fraction=0.0, source="corrupted", eval_problems=100)
-  c.hacking = dict(window=5, tolerance=0.02)
+  # Reward-hacking alarm: reward up and exact accuracy down, each beyond its noise
+  # (one-sided Welch tests at `alpha`), last `window` iterations against the ones before.
+  c.hacking = dict(window=5, alpha=0.05)
   c.optim = config_blocks.optim(lr=5e-5, warmup_steps=5, decay_steps=400, final_lr_fraction=1.0,
                                 schedule="constant")
   c.train = dict(iterations=40, checkpoint_every=10, keep_checkpoints=2)
@@ -47,7 +49,7 @@ def get_config(arg: str = ""):
     c.rl.update(epochs=1, minibatches=2)
     c.rollout.update(prompts=4, train_problems=16, max_new_tokens=32, max_cache_len=448)
     c.recovery.update(fraction=0.5, eval_problems=2)
-    c.hacking.update(window=1)
+    c.hacking.update(window=2)
     c.train.update(iterations=2, checkpoint_every=1)
     c.eval.update(every=2, num_problems=4, batch_size=4, max_new_tokens=32)
     c.score_batch_size = 8

@@ -139,12 +139,41 @@ def test_step_reward_transforms():
     rl.step_reward(p, "square")
 
 
-def test_hacking_alarm():
-  flat = [0.5] * 6
-  assert not hacking_alarm([0.1, 0.2, 0.3, 0.4], flat, window=2)
-  assert hacking_alarm([0.1, 0.1, 0.5, 0.6], [0.5, 0.5, 0.3, 0.2], window=2)
-  assert not hacking_alarm([0.1, 0.1, 0.5, 0.6], [0.3, 0.3, 0.5, 0.6], window=2)
-  assert not hacking_alarm([0.1, 0.5], [0.5, 0.1], window=2)  # too little history
+def _curves(rng, iterations, reward, accuracy, noise):
+  """Per-iteration means of a reward and an accuracy over 32 rollouts: a trend plus the
+  binomial noise of 32 draws (accuracy) and Gaussian noise of the same size (reward)."""
+  t = np.linspace(0, 1, iterations)
+  acc = rng.binomial(32, np.clip(accuracy(t), 0, 1)) / 32
+  return reward(t) + noise * rng.standard_normal(iterations), acc
+
+
+def test_hacking_alarm_on_synthetic_curves():
+  rng = np.random.default_rng(0)
+  fired = {"hacked": 0, "flat": 0, "improving": 0, "reward_only": 0}
+  runs = 200
+  for _ in range(runs):
+    # reward 0.1 -> 0.4 while accuracy 0.6 -> 0.3 over the last two windows
+    r, a = _curves(rng, 10, lambda t: 0.1 + 0.3 * (t > 0.5), lambda t: 0.6 - 0.3 * (t > 0.5),
+                   0.03)
+    fired["hacked"] += hacking_alarm(r, a, window=5)
+    r, a = _curves(rng, 10, lambda t: 0.2 + 0 * t, lambda t: 0.5 + 0 * t, 0.05)
+    fired["flat"] += hacking_alarm(r, a, window=5)
+    r, a = _curves(rng, 10, lambda t: 0.1 + 0.3 * t, lambda t: 0.3 + 0.3 * t, 0.03)
+    fired["improving"] += hacking_alarm(r, a, window=5)
+    # reward 0.07 -> 0.21 with flat accuracy: the verifier is pleased, the answers no worse
+    r, a = _curves(rng, 10, lambda t: 0.07 + 0.14 * (t > 0.5), lambda t: 0.4 + 0 * t, 0.03)
+    fired["reward_only"] += hacking_alarm(r, a, window=5)
+  assert fired["hacked"] / runs > 0.95
+  # two one-sided tests at 0.05 on independent noise: ~0.05 * 0.05 false alarms
+  assert fired["flat"] / runs < 0.03
+  assert fired["improving"] == 0
+  assert fired["reward_only"] / runs < 0.1
+  # an accuracy drop of 0.02 (a fixed tolerance's threshold) is inside the noise of 32
+  # rollouts per iteration, so it does not fire
+  drop = [0.52, 0.48, 0.5, 0.53, 0.47] + [0.5, 0.46, 0.49, 0.44, 0.51]
+  assert not hacking_alarm([0.1] * 4 + [0.12] + [0.5, 0.52, 0.49, 0.51, 0.5], drop, window=5)
+  assert not hacking_alarm([0.1, 0.5, 0.6], [0.5, 0.1, 0.1], window=2)  # too little history
+  assert not hacking_alarm([0.1] * 4, [0.5] * 4, window=1)  # no noise estimate from one value
 
 
 def test_adaptive_kl_moves_towards_target():

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from scipy import stats as sps
 
 from s2jax import checkpoints, evaluation, sharding, verifier, workdirs
 from s2jax import train as train_lib
@@ -309,12 +310,18 @@ class AdaptiveKL:
 
 
 def hacking_alarm(rewards: Sequence[float], accuracies: Sequence[float], window: int,
-                  tolerance: float = 0.02) -> bool:
+                  alpha: float = 0.05) -> bool:
   """True when, over the last `window` iterations against the `window` before them, the
-  verifier's reward rose while the exact checker's accuracy fell (each by > tolerance):
-  the policy is learning to please the verifier, not to be right."""
-  if window < 1 or len(rewards) < 2 * window or len(accuracies) < 2 * window:
-    return False
-  r_now, r_before = np.mean(rewards[-window:]), np.mean(rewards[-2 * window:-window])
-  a_now, a_before = np.mean(accuracies[-window:]), np.mean(accuracies[-2 * window:-window])
-  return bool(r_now - r_before > tolerance and a_before - a_now > tolerance)
+  verifier's reward rose and the exact checker's accuracy fell, each by more than its
+  iteration-to-iteration noise: one-sided Welch t-tests on the per-iteration values, both
+  below `alpha`. The policy is then learning to please the verifier, not to be right.
+  (A fixed tolerance fires on noise when it is below the accuracy's standard error.)"""
+  if window < 2 or len(rewards) < 2 * window or len(accuracies) < 2 * window:
+    return False  # a window of one iteration has no noise estimate
+
+  def rose(before, now) -> bool:
+    p = sps.ttest_ind(now, before, equal_var=False, alternative="greater").pvalue
+    return bool(np.isfinite(p) and p < alpha)
+  r, a = np.asarray(rewards, float), np.asarray(accuracies, float)
+  return (rose(r[-2 * window:-window], r[-window:])
+          and rose(-a[-2 * window:-window], -a[-window:]))

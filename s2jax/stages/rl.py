@@ -65,7 +65,7 @@ def run(config, workdir: str) -> dict:
     if m["true_accuracy"] is not None:
       accs.append(m["true_accuracy"])
     m["hacking_alarm"] = hacking_alarm(rewards, accs, config.hacking.window,
-                                          config.hacking.tolerance)
+                                          config.hacking.alpha)
     if m["hacking_alarm"]:
       logging.error("!" * 72 + "\nREWARD HACKING? iteration %d: the verifier's reward rose "
                     "(%.3f -> %.3f) while exact-checker accuracy fell (%.3f -> %.3f) over the "
