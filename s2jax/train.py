@@ -129,7 +129,12 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation,
     new_state = TrainState(step=state.step + finite.astype(state.step.dtype),
                            params=keep(new_params, state.params),
                            opt_state=keep(new_opt, state.opt_state))
-    metrics = {"loss": loss, "grad_norm": grad_norm, "finite": finite, "tokens": weight}
+    # What the step computed over, for compute accounting from counts (s2jax.compute):
+    # the real tokens and every position of the padded batch.
+    positions = batch["tokens"].size
+    real = jnp.sum(batch["mask"]) if "mask" in batch else positions
+    metrics = {"loss": loss, "grad_norm": grad_norm, "finite": finite, "tokens": weight,
+               "input_tokens": real, "positions": jnp.asarray(positions, jnp.float32)}
     metrics.update({k: v / denom for k, v in metric_sums.items()})
     return new_state, metrics
 
@@ -242,12 +247,15 @@ def fit(state: TrainState, step_fn, batch_at: Callable, *, steps: int, ckpt, wri
   """The one training loop every job uses: `batch_at(step)` gives the global batch.
 
   Saves through the checkpointer (which decides how often), logs the step's metrics every
-  `log_every` steps (`tokens`, the loss weight, becomes a rate), and stops on a non-finite
-  step with the last good checkpoint kept. `on_every(step, state)` runs after every
+  `log_every` steps (`tokens`, the loss weight, becomes a rate; `trained_tokens` and
+  `trained_positions` count the real tokens and padded positions of the steps since the
+  previous line, so their sum over a run's lines is its training compute), and stops on a
+  non-finite step with the last good checkpoint kept. `on_every(step, state)` runs after every
   `every`-th step (learning curves); its time is not counted in the logged rate."""
   start = int(state.step)
   bar = progress(steps, initial=start, desc=desc)
   t0, weight_since = time.time(), 0.0
+  counted = {"trained_tokens": 0.0, "trained_positions": 0.0}
   for step in range(start, steps):
     state, metrics = step_fn(state, batch_at(step))
     metrics = jax.device_get(metrics)
@@ -258,14 +266,18 @@ def fit(state: TrainState, step_fn, batch_at: Callable, *, steps: int, ckpt, wri
           f"update was not applied and the last good checkpoint (step {ckpt.latest_step()}) "
           f"is kept in {ckpt.directory}")
     weight_since += float(metrics["tokens"])
+    counted["trained_tokens"] += float(metrics["input_tokens"])
+    counted["trained_positions"] += float(metrics["positions"])
     save_state(ckpt, state)
     bar.update(1)
     if (step + 1) % log_every == 0 or step + 1 == steps:
       dt = time.time() - t0
       bar.set_postfix(loss=f"{metrics['loss']:.4f}")
-      logged = {k: v for k, v in metrics.items() if k not in ("finite", "tokens")}
-      writer.write(step + 1, **logged, targets_per_s=weight_since / max(dt, 1e-9))
+      logged = {k: v for k, v in metrics.items()
+                if k not in ("finite", "tokens", "input_tokens", "positions")}
+      writer.write(step + 1, **logged, **counted, targets_per_s=weight_since / max(dt, 1e-9))
       t0, weight_since = time.time(), 0.0
+      counted = dict.fromkeys(counted, 0.0)
     if on_every is not None and every > 0 and (step + 1) % every == 0:
       paused = time.time()
       on_every(step + 1, state)

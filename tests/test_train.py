@@ -166,3 +166,20 @@ def test_weight_decay_by_parameter_path(scan, layers, decay_embeddings):
                                rtol=1e-6, err_msg=path)
   # The model has every kind the rule must handle.
   assert {"scale", "bq", "bk", "bv", "scalar_bias", "embedding"} <= seen
+
+
+def test_fit_logs_the_tokens_and_positions_it_trained_on(tmp_path):
+  from s2jax.metrics import MetricWriter, latest_per_step, read_metrics
+  _, state, step, _ = setup()
+  shapes = [(4, 8), (6, 12), (4, 16), (8, 8), (4, 12)]  # a batch shape per step
+  batches = [random_batch(b, t, 64, seed=i) for i, (b, t) in enumerate(shapes)]
+  ck = checkpoints.Checkpointer(str(tmp_path / "ck"), keep=2, every=100)
+  T.fit(state, step, lambda s: batches[s], steps=5, ckpt=ck, writer=MetricWriter(str(tmp_path)),
+        log_every=2, desc="count")
+  ck.close()
+  lines = latest_per_step([m for m in read_metrics(str(tmp_path / "metrics.jsonl"))
+                           if "loss" in m])
+  assert [m["step"] for m in lines] == [2, 4, 5]
+  assert sum(m["trained_tokens"] for m in lines) == sum(int(b["mask"].sum()) for b in batches)
+  assert sum(m["trained_positions"] for m in lines) == sum(b * t for b, t in shapes)
+  assert lines[0]["trained_positions"] == 4 * 8 + 6 * 12  # the steps since the last line
