@@ -41,7 +41,10 @@ def summarize(results: Sequence[dict]) -> dict:
 def generate_solutions(sampler, params, tokenizer, questions: Sequence[str], *,
                        batch_size: int, max_new_tokens: int,
                        sampling: SamplingConfig = SamplingConfig(), rng=None,
-                       desc: str = "generate", batch_sharding=None) -> list[str]:
+                       desc: str = "generate", batch_sharding=None,
+                       with_counts: bool = False):
+  """Solution texts, one per question; `with_counts` adds each row's (prompt tokens,
+  generated tokens), what compute accounting counts."""
   fmt = prompts.prompt_format(tokenizer)
   prefix = fmt.shared_prefix(tokenizer)
   ids = [encode_prompt(tokenizer, q) for q in questions]
@@ -52,7 +55,10 @@ def generate_solutions(sampler, params, tokenizer, questions: Sequence[str], *,
   outs = sampler.generate_all(params, ids, batch_size=batch_size, max_new_tokens=max_new_tokens,
                               rng=rng, sampling=sampling, batch_sharding=batch_sharding,
                               desc=desc, stop_ids=fmt.stop_ids(tokenizer), prefix=prefix)
-  return [fmt.cut(tokenizer.decode(ids)) for ids, _ in outs]
+  texts = [fmt.cut(tokenizer.decode(ids)) for ids, _ in outs]
+  if not with_counts:
+    return texts
+  return texts, [(len(prefix) + len(i), len(o)) for i, (o, _) in zip(ids, outs)]
 
 
 def evaluate_records(sampler, params, tokenizer, records: Sequence[dict], *, task,

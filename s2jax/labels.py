@@ -68,10 +68,12 @@ def annotation_record(task, question: str, solution: str) -> dict | None:
 def rollout_outcomes(sampler, params, tokenizer, questions: Sequence[str],
                      step_lists: Sequence[Sequence[str]], answers: Sequence[float], *, k: int,
                      batch_size: int, max_new_tokens: int, sampling: SamplingConfig, rng,
-                     extract_answer, batch_sharding=None, desc: str = "mc rollouts") -> list:
+                     extract_answer, batch_sharding=None, desc: str = "mc rollouts",
+                     with_counts: bool = False):
   """For every solution, a [num_steps, k] bool array: did rollout j from the prefix that
   ends with step i reach the reference answer? All prefixes go through the sampler in
-  fixed-size batches, so the cost is (total steps * k) completions."""
+  fixed-size batches, so the cost is (total steps * k) completions. `with_counts` adds,
+  per solution, the (prompt, generated) tokens of all its rollouts."""
   if k <= 0:
     raise ValueError(f"mc rollouts: k={k} must be positive")
   prompts, owner = [], []
@@ -85,11 +87,14 @@ def rollout_outcomes(sampler, params, tokenizer, questions: Sequence[str],
                               batch_sharding=batch_sharding, desc=desc)
   result = [np.zeros((len(steps), k), bool) for steps in step_lists]
   filled = [np.zeros(len(steps), int) for steps in step_lists]
-  for (n, i), (ids, _) in zip(owner, outs):
+  counts = [[0, 0] for _ in step_lists]
+  for (n, i), prompt, (ids, _) in zip(owner, prompts, outs):
     got = extract_answer(tokenizer.decode(ids))
     result[n][i, filled[n][i]] = got is not None and got == answers[n]
     filled[n][i] += 1
-  return result
+    counts[n][0] += len(prompt)
+    counts[n][1] += len(ids)
+  return (result, [tuple(c) for c in counts]) if with_counts else result
 
 
 def mc_record(question: str, steps: Sequence[str], outcomes: np.ndarray, k: int,

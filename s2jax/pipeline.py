@@ -151,6 +151,7 @@ def gather(config, workdir: str) -> dict:
     out["accuracy"]["self-distilled"] = {k: v["accuracy"] for k, v in last["eval"].items()}
     out["fully_valid"]["self-distilled"] = {k: v["fully_valid"] for k, v in last["eval"].items()}
     out["distill_selection"] = last.get("selection", {})
+    out["compute"]["distill"] = compute.distill_passes(stage_dir(workdir, "distill"))["total"]
   if "ppo" in stages:
     d = stage_dir(workdir, "ppo")
     evals = read_metrics(os.path.join(d, "eval.jsonl"))

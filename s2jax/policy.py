@@ -78,7 +78,8 @@ class Policy:
               sampling: SamplingConfig, batch_size: int, max_new_tokens: int,
               max_cache_len: int) -> list:
     """The first `num_problems` records of `split`, each with "samples": `per_problem`
-    solution texts, from the cache when they were drawn before."""
+    solution texts and "sample_tokens": (prompt, generated) token counts per sample, from
+    the cache when they were drawn before."""
     path = self.cache_path(f"samples_{split}", n=num_problems, k=per_problem, seed=seed,
                            sampling=[sampling.temperature, sampling.top_k, sampling.top_p],
                            max_new=max_new_tokens)
@@ -90,11 +91,13 @@ class Policy:
     m = self.load()
     params, tok, mesh = m.params, m.tokenizer, m.mesh
     questions = [r["question"] for r in records for _ in range(per_problem)]
-    texts = evaluation.generate_solutions(
+    texts, counts = evaluation.generate_solutions(
         self.sampler(max_cache_len), params, tok, questions, batch_size=batch_size,
         max_new_tokens=max_new_tokens, sampling=sampling, rng=jax.random.key(seed),
-        desc=f"sample {split}", batch_sharding=sharding.batch_sharding(mesh, 2, batch_size))
-    out = [dict(r, samples=texts[i * per_problem:(i + 1) * per_problem])
+        desc=f"sample {split}", batch_sharding=sharding.batch_sharding(mesh, 2, batch_size),
+        with_counts=True)
+    per = lambda xs, i: xs[i * per_problem:(i + 1) * per_problem]
+    out = [dict(r, samples=per(texts, i), sample_tokens=per(counts, i))
            for i, r in enumerate(records)]
     if jax.process_index() == 0:
       jsonl.write_jsonl(path, out)

@@ -123,23 +123,69 @@ def test_grid_axis_errors_are_named():
 
 # ------------------------------------------------------------------ compute, seeds, points
 
-def test_compute_accounting_matches_its_definition(tiny_pipeline):
+def test_compute_counts_of_a_real_run(tiny_pipeline):
+  import glob
+  from s2jax import workdirs
+  from s2jax.data import batches
+  from s2jax.metrics import latest_per_step, read_metrics
   wd = tiny_pipeline["workdir"]
   sft = os.path.join(wd, "sft")
-  cfg = json.load(open(os.path.join(sft, "config.json")))
-  mean = compute.mean_example_tokens(sft)
-  assert 20 < mean < cfg["data"]["seq_len"]
-  assert compute.sft_passes(sft) == pytest.approx(
-      cfg["train"]["steps"] * cfg["train"]["batch_size"] * mean * 3)
-  passes = compute.sft_passes(sft, steps=40)
-  assert compute.sft_steps_for(sft, passes, cfg["train"]["batch_size"]) == 40
+  lines = latest_per_step([m for m in read_metrics(os.path.join(sft, "metrics.jsonl"))
+                           if "loss" in m])
+  assert compute.sft_passes(sft) == 3 * sum(m["trained_positions"] for m in lines) > 0
+  # The verifier's sampling is the prompt + generated tokens of its cached training
+  # samples; each prompt count is the prompt's own encoding.
   v = compute.verifier_passes(os.path.join(wd, "verifier"))
-  assert v["sampling"] > 0 and v["training"] > 0 and v["total"] == v["sampling"] + v["training"]
+  tok = workdirs.tokenizer(sft, workdirs.read_config(sft))
+  (cache,) = [p for p in glob.glob(os.path.join(sft, "samples", "samples_train_*.jsonl"))]
+  recs = [json.loads(line) for line in open(cache)]
+  assert v["sampling"] == sum(a + b for r in recs for a, b in r["sample_tokens"])
+  for r in recs:
+    assert {a for a, _ in r["sample_tokens"]} == {len(batches.encode_prompt(tok, r["question"]))}
+  assert v["total"] == v["sampling"] + v["training"] and v["training"] > 0
   p = compute.ppo_passes(os.path.join(wd, "ppo"))
   rl = json.load(open(os.path.join(wd, "ppo", "config.json")))["rl"]
   assert p["iterations"] == rl["train"]["iterations"]
-  # Per token: the rollout's forward, then PRM + reference + old policy and the updates.
-  assert p["scoring_and_update"] == pytest.approx(p["rollout"] * (3 + 3 * rl["rl"]["epochs"]))
+  assert p["total"] == pytest.approx(p["rollout"] + p["scoring"] + p["update"])
+  # the tiny PPO rewards steps with the PRM, so the PRM scores every rollout token once
+  assert p["scoring"] == pytest.approx(p["rollout"])
+  d = compute.distill_passes(os.path.join(wd, "distill"))
+  assert d["total"] == pytest.approx(d["sampling"] + d["scoring"] + d["training"])
+
+
+def test_compute_from_logged_counts_by_hand(tmp_path):
+  from s2jax.metrics import MetricWriter
+  w = MetricWriter(str(tmp_path))
+  w.write(0, event="data", sampled_tokens=1000)
+  w.write(2, loss=1.0, trained_positions=64.0)
+  w.write(4, loss=1.0, trained_positions=96.0)
+  w.write(4, loss=1.0, trained_positions=96.0)  # a resumed run's repeated line
+  assert compute.trained_passes(str(tmp_path)) == 3 * (64 + 96)
+  v = compute.verifier_passes(str(tmp_path))
+  assert (v["sampling"], v["training"]) == (1000, 480)
+  w.write(0, event="data", sampled_tokens=None)
+  with pytest.raises(ValueError, match="no count of sampled tokens"):
+    compute.verifier_passes(str(tmp_path))
+  old = tmp_path / "old"
+  MetricWriter(str(old)).write(2, loss=1.0)
+  with pytest.raises(ValueError, match="no trained_positions"):
+    compute.trained_passes(str(old))
+
+
+def test_an_rl_iteration_is_charged_only_for_what_it_runs():
+  from types import SimpleNamespace
+  from s2jax.rl.learner import Learner
+  prompts, lengths, shape = [[1, 2, 3], [4, 5]], [4, 6], (2, 9)  # 2 rows, 3 + 6 positions
+
+  def counts(sources, value=None, epochs=2):
+    fake = SimpleNamespace(reward_sources=sources, value=value, cfg=SimpleNamespace(epochs=epochs))
+    return Learner.counts(fake, prompts, lengths, shape)
+  outcome_only = counts([("exact_outcome", 1.0)])
+  assert outcome_only == {"prompt_tokens": 5, "generated_tokens": 10, "scored_tokens": 0,
+                          "forward_positions": 36, "update_positions": 36}
+  assert counts([("prm_steps", 1.0), ("orm", 1.0)])["scored_tokens"] == 30
+  critic = counts([("prm_steps", 1.0)], value=object(), epochs=3)
+  assert (critic["forward_positions"], critic["update_positions"]) == (54, 108)
 
 
 def test_mean_and_spread_over_seeds():

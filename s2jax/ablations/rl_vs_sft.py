@@ -57,9 +57,7 @@ def sft_more(config, workdir: str, seed: int) -> None:
   summaries = Policy(d).evaluate(num_problems=e.num_problems, batch_size=e.batch_size,
                                  max_new_tokens=e.max_new_tokens, max_cache_len=e.max_cache_len)
   with open(os.path.join(d, "result.json"), "w") as fh:
-    json.dump({"steps": steps, "matched_passes": passes,
-               "passes": steps * f.batch_size * compute.mean_example_tokens(sft_dir)
-               * compute.TRAIN,
+    json.dump({"steps": steps, "matched_passes": passes, "passes": compute.sft_passes(d),
                "accuracy": {k: v["accuracy"] for k, v in summaries.items()}}, fh, indent=2)
   report.mark_done(d)
 

@@ -215,7 +215,8 @@ class Learner:
     rows = self.prompts_for(it)
     t0 = time.perf_counter()
     key = jax.random.fold_in(jax.random.key(self.config.seed), it)
-    out = rollout(self.sampler, self.state.params["policy"], self._encode(rows),
+    prompts = self._encode(rows)
+    out = rollout(self.sampler, self.state.params["policy"], prompts,
                      max_new_tokens=ro.max_new_tokens, sampling=self.sampling,
                      rng=jax.random.fold_in(key, 0), batch_sharding=self.batch_sh)
     t1 = time.perf_counter()
@@ -244,10 +245,25 @@ class Learner:
     kl_coef = self.kl.value
     self.kl.update(float(m["kl_per_sequence"]), self.rows)
     metrics = {k: float(v) for k, v in m.items() if k != "finite"}
+    metrics.update(self.counts(prompts, lengths, out["tokens"].shape))
     metrics.update(stats, kl_coef=kl_coef, stopped=float(np.mean(out["stopped"])),
                    time_rollout=t1 - t0, time_scoring=t2 - t1, time_update=t3 - t2,
                    rollout_tokens_per_s=float(np.sum(lengths)) / max(t1 - t0, 1e-9))
     return metrics
+
+  def counts(self, prompts, lengths, padded_shape) -> dict:
+    """What one iteration computed, for s2jax.compute: rollout tokens, the tokens each
+    verifier that gives a reward scored (a PRM only monitored is not charged), and the
+    padded positions of the update's forwards (old policy, separate value model,
+    reference) and of its `epochs` of training passes."""
+    prompt, generated = sum(len(p) for p in prompts), int(np.sum(lengths))
+    scorers = sum(name in ("prm_steps", "orm") for name, _ in self.reward_sources)
+    positions = int(np.prod(padded_shape))
+    models = 1 + (self.value is not None)
+    return {"prompt_tokens": prompt, "generated_tokens": generated,
+            "scored_tokens": scorers * (prompt + generated),
+            "forward_positions": positions * (models + 1),
+            "update_positions": positions * models * self.cfg.epochs}
 
   # ------------------------------------------------------------------------ evaluation
   def evaluate(self, records: dict, recovery_set: list) -> dict:

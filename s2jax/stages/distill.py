@@ -23,7 +23,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from s2jax import distill, report, search, sharding, verifier, workdirs
+from s2jax import compute, distill, report, search, sharding, verifier, workdirs
 from s2jax import train as train_lib
 from s2jax.config import require, validate_optim_config
 from s2jax.data import batches, jsonl
@@ -104,6 +104,9 @@ def select_samples(policy: Policy, config, round_seed: int) -> tuple[list, dict]
   stats = distill.kept_stats(mask, texts, correct,
                              [[[x.valid for x in v.steps] for v in vs] for vs in verdicts])
   stats["sample_accuracy"] = float(correct.mean())
+  stats["sampled_tokens"] = compute.token_total(c for r in recs
+                                                for c in r.get("sample_tokens") or [None])
+  stats["scored_tokens"] = stats["sampled_tokens"] if needs_scores(f) else 0
   if not mask.any():
     raise ValueError(f"round with filter {f.kind!r} kept no samples (sample accuracy "
                      f"{correct.mean():.3f}); loosen the filter")

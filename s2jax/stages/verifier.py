@@ -21,7 +21,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from s2jax import labels, report, sharding, verifier
+from s2jax import compute, labels, report, sharding, verifier
 from s2jax.policy import Policy
 from s2jax import train as train_lib
 from s2jax import verifier_metrics as vm
@@ -47,27 +47,29 @@ def solutions_of(task, records: list, max_solutions: int) -> list:
   return pairs[:max_solutions] if max_solutions > 0 else pairs
 
 
-def mc_outcomes(policy: Policy, config, pairs: list, samples_key: str) -> list:
-  """Cached `labels.rollout_outcomes` for every (problem, solution) pair."""
+def mc_outcomes(policy: Policy, config, pairs: list, samples_key: str) -> tuple[list, list]:
+  """Cached `labels.rollout_outcomes` for every (problem, solution) pair, with each pair's
+  (prompt, generated) rollout tokens."""
   lc, s = config.labels, config.samples
   path = policy.cache_path("mc", samples=samples_key, n=len(pairs), k=lc.mc_rollouts,
                            t=lc.mc_temperature, max_new=lc.mc_max_new_tokens)
   if os.path.exists(path):
-    return [np.asarray(r["outcomes"], bool).reshape(r["shape"])
-            for r in jsonl.read_jsonl(path, lambda r, where: r, what="cached rollouts")]
+    cached = jsonl.read_jsonl(path, lambda r, where: r, what="cached rollouts")
+    return ([np.asarray(r["outcomes"], bool).reshape(r["shape"]) for r in cached],
+            [tuple(r["tokens"]) if "tokens" in r else None for r in cached])
   loaded = policy.load()
   params, tok, mesh = loaded.params, loaded.tokenizer, loaded.mesh
-  outs = labels.rollout_outcomes(
+  outs, counts = labels.rollout_outcomes(
       policy.sampler(s.max_cache_len), params, tok, [p.question for p, _ in pairs],
       [policy.task.split_steps(t)[0] for _, t in pairs], [p.answer for p, _ in pairs],
       extract_answer=policy.task.parse_answer, k=lc.mc_rollouts, batch_size=s.batch_size,
       max_new_tokens=lc.mc_max_new_tokens,
       sampling=SamplingConfig(lc.mc_temperature), rng=jax.random.key(config.seed + 17),
-      batch_sharding=sharding.batch_sharding(mesh, 2, s.batch_size))
+      batch_sharding=sharding.batch_sharding(mesh, 2, s.batch_size), with_counts=True)
   if jax.process_index() == 0:
-    jsonl.write_jsonl(path, ({"shape": list(o.shape), "outcomes": o.ravel().tolist()}
-                             for o in outs))
-  return outs
+    jsonl.write_jsonl(path, ({"shape": list(o.shape), "outcomes": o.ravel().tolist(),
+                              "tokens": list(c)} for o, c in zip(outs, counts)))
+  return outs, counts
 
 
 def training_records(policy: Policy, config, sample_records: list) -> tuple[list, dict]:
@@ -76,7 +78,9 @@ def training_records(policy: Policy, config, sample_records: list) -> tuple[list
   lc, task = config.labels, policy.task
   pairs = solutions_of(task, sample_records, lc.max_solutions)
   rng = np.random.default_rng(config.seed)
-  stats = {"solutions": len(pairs)}
+  stats = {"solutions": len(pairs),
+           "sampled_tokens": compute.token_total(c for r in sample_records
+                                                 for c in r.get("sample_tokens") or [None])}
   if lc.get("dedupe", False):  # a sample drawn twice is one record, not twice the weight
     seen = set()
     pairs = [(p, t) for p, t in pairs
@@ -92,8 +96,15 @@ def training_records(policy: Policy, config, sample_records: list) -> tuple[list
   stats["without_steps"] = len(pairs) - len(keep)
   kept = [pairs[i] for i in keep]
   key = json.dumps([config.seed, config.samples.to_dict()], sort_keys=True, default=list)
-  recs = labels.label(lc.source, labels.LabelContext(
-      task, kept, lc, rollouts=lambda: mc_outcomes(policy, config, kept, key)))
+  mc = {}
+
+  def rollouts():
+    if "outcomes" not in mc:
+      mc["outcomes"], mc["tokens"] = mc_outcomes(policy, config, kept, key)
+    return mc["outcomes"]
+  recs = labels.label(lc.source, labels.LabelContext(task, kept, lc, rollouts=rollouts))
+  if "tokens" in mc:  # only the label source that made rollouts pays for them
+    stats["mc_rollout_tokens"] = compute.token_total(mc["tokens"])
   ref = [l for i in keep for l in exact[i]["labels"]]
   got = [l for r in recs for l in r["labels"]]
   stats["label_agreement"] = vm.label_agreement(got, ref)
