@@ -58,12 +58,6 @@ def mean_example_tokens(policy_workdir: str, limit: int = 2000) -> float:
                         for r in recs]))
 
 
-def mean_question_tokens(policy_workdir: str, limit: int = 2000) -> float:
-  """Mean prompt tokens (the prompt format's ids) over the policy's training split."""
-  tok, recs = _train_records(policy_workdir, limit)
-  return float(np.mean([len(batches.encode_prompt(tok, r["question"])) for r in recs]))
-
-
 def trained_passes(workdir: str) -> float:
   """3 x the padded positions a job's training steps computed, from its metrics.jsonl
   (a resumed run's repeated lines count once); 0 when it trained no step."""
@@ -94,7 +88,9 @@ def base_policy_passes(workdir: str) -> float:
 
 
 def sft_steps_for(policy_workdir: str, passes: float, batch_size: int) -> int:
-  """How many next-token steps of `batch_size` reference examples cost `passes`."""
+  """How many next-token steps of `batch_size` reference examples cost about `passes`:
+  a plan made before the run (real tokens, no padding); the run's own count is what a
+  report charges it (`sft_passes`)."""
   per_step = batch_size * mean_example_tokens(policy_workdir) * TRAIN
   return max(1, int(round(passes / per_step)))
 

@@ -48,14 +48,12 @@ def progress(total: int, initial: int = 0, desc: str = "") -> tqdm:
               disable=jax.process_index() != 0, mininterval=1.0)
 
 
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-  """Wilson score interval of a binomial proportion (95% for z=1.96); unlike the normal
+def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+  """Wilson score interval of a binomial proportion (scipy's); unlike the normal
   approximation it stays inside [0, 1] and is honest near 0, where small models on GSM8K
   live."""
   if n <= 0:
     raise ValueError("wilson_interval: n must be positive")
-  p = successes / n
-  denom = 1 + z * z / n
-  centre = (p + z * z / (2 * n)) / denom
-  half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / denom
-  return max(0.0, centre - half), min(1.0, centre + half)
+  from scipy.stats import binomtest
+  ci = binomtest(int(successes), int(n)).proportion_ci(confidence_level=level, method="wilson")
+  return float(ci.low), float(ci.high)
