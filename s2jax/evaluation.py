@@ -35,6 +35,10 @@ def summarize(results: Sequence[dict]) -> dict:
             "fully_valid": float(np.mean([r["fully_valid"] for r in rs]))}
   out = stats(results)
   out["by_num_steps"] = {str(k): stats(v) for k, v in sorted(by.items())}
+  # Problem by problem, in the split's order, so two policies graded on the same problems
+  # can be compared pairwise (s2jax.stats).
+  out["per_problem"] = {"correct": [int(r["correct"]) for r in results],
+                        "fully_valid": [int(r["fully_valid"]) for r in results]}
   return out
 
 

@@ -111,6 +111,33 @@ def _json(path: str):
     return json.load(f)
 
 
+def paired_against_sft(metrics: dict) -> list:
+  """Report lines: each later policy against the SFT policy on the same problems of each
+  split, accuracy difference with its 95% paired bootstrap interval, n, the exact McNemar
+  p and the verdict the interval allows (s2jax.stats.compare)."""
+  from s2jax import stats
+  per = metrics.get("per_problem") or {}
+  base = per.get("SFT") or {}
+  rows = []
+  for policy, splits in per.items():
+    if policy == "SFT":
+      continue
+    for split, got in (splits or {}).items():
+      ref = base.get(split)
+      if not got or not ref or len(got["correct"]) != len(ref["correct"]):
+        continue
+      c = stats.compare(ref["correct"], got["correct"])
+      rows.append([policy, split, str(c["n"]), f"{c['a']:.3f} → {c['b']:.3f}",
+                   f"{c['difference']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}]",
+                   f"{c['mcnemar_p']:.3g}", c["verdict"]])
+  if not rows:
+    return []
+  return ["Each policy against SFT on the same problems (paired 95% bootstrap interval of "
+          "the accuracy difference; the verdict comes from the interval):", "",
+          report.markdown_table(["policy", "split", "n", "accuracy", "difference [95% CI]",
+                                 "McNemar p", "verdict"], rows), ""]
+
+
 def gather(config, workdir: str) -> dict:
   """Everything the report shows, read from the stage workdirs (a plain dict)."""
   stages = list(config.stages)
@@ -120,12 +147,13 @@ def gather(config, workdir: str) -> dict:
          "stages": stages,
          "seconds": {s: sum(r["seconds"] for r in launches if r["what"] == s) or None
                      for s in stages},
-         "accuracy": {}, "fully_valid": {}, "compute": {}}
+         "accuracy": {}, "fully_valid": {}, "per_problem": {}, "compute": {}}
   sft_dir = stage_dir(workdir, "sft")
   if "sft" in stages:
     summary = _json(os.path.join(sft_dir, "eval", "summary.json"))
     out["accuracy"]["SFT"] = {k: v["accuracy"] for k, v in summary.items()}
     out["fully_valid"]["SFT"] = {k: v["fully_valid"] for k, v in summary.items()}
+    out["per_problem"]["SFT"] = {k: v.get("per_problem") for k, v in summary.items()}
     out["by_num_steps"] = {k: {n: s["accuracy"] for n, s in v["by_num_steps"].items()}
                            for k, v in summary.items()}
     out["sft_loss"] = [(m["step"], m["loss"]) for m in latest_per_step(
@@ -150,6 +178,8 @@ def gather(config, workdir: str) -> dict:
     last = rounds[-1]
     out["accuracy"]["self-distilled"] = {k: v["accuracy"] for k, v in last["eval"].items()}
     out["fully_valid"]["self-distilled"] = {k: v["fully_valid"] for k, v in last["eval"].items()}
+    out["per_problem"]["self-distilled"] = {k: v.get("per_problem")
+                                            for k, v in last["eval"].items()}
     out["distill_selection"] = last.get("selection", {})
     out["compute"]["distill"] = compute.distill_passes(stage_dir(workdir, "distill"))["total"]
   if "ppo" in stages:
@@ -157,6 +187,7 @@ def gather(config, workdir: str) -> dict:
     evals = read_metrics(os.path.join(d, "eval.jsonl"))
     out["accuracy"]["PPO"] = evals[-1]["accuracy"]
     out["fully_valid"]["PPO"] = evals[-1]["fully_valid"]
+    out["per_problem"]["PPO"] = evals[-1].get("per_problem", {})
     its = latest_per_step([m for m in read_metrics(os.path.join(d, "metrics.jsonl"))
                            if "verifier_reward" in m])
     out["ppo_curve"] = [{"iteration": m["step"], "verifier_reward": m["verifier_reward"],
@@ -233,6 +264,7 @@ def write_report(metrics: dict, out: str) -> None:
            report.markdown_table(["policy"] + splits,
                                  [[k] + [f"{v.get(s, float('nan')):.3f}" for s in splits]
                                   for k, v in metrics["fully_valid"].items()]), ""]
+  md += paired_against_sft(metrics)
   if "verifier" in metrics:
     md += ["## Verifier (PRM) on held-out policy samples", "",
            report.markdown_table(

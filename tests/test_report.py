@@ -65,3 +65,21 @@ def test_a_process_keeps_the_commit_it_started_from(monkeypatch):
   first = report.run_info()["commit"]
   monkeypatch.setattr(report, "git_commit", lambda path=".": "changed-meanwhile")
   assert report.run_info()["commit"] == first
+
+
+def test_the_pipeline_report_pairs_each_policy_with_sft():
+  from s2jax import pipeline, stats
+  sft = [1] * 30 + [0] * 70
+  ppo = [1] * 30 + [1] * 25 + [0] * 45  # 25 problems only PPO solves
+  distilled = sft[:-3] + [1, 1, 1]
+  metrics = {"per_problem": {
+      "SFT": {"test": {"correct": sft}, "shift": {"correct": sft[:50]}},
+      "PPO": {"test": {"correct": ppo}, "shift": {"correct": ppo[:40]}},  # other problems
+      "self-distilled": {"test": {"correct": distilled}}}}
+  lines = "\n".join(pipeline.paired_against_sft(metrics))
+  want = stats.compare(sft, ppo)
+  assert (f"| PPO | test | 100 | 0.300 → 0.550 | +0.250 [{want['ci'][0]:+.3f}, "
+          f"{want['ci'][1]:+.3f}] | {want['mcnemar_p']:.3g} | helps |") in lines
+  assert "| PPO | shift |" not in lines  # not the same problems: no pairing
+  assert f"no effect detected at ±{stats.compare(sft, distilled)['mde']:.3f}" in lines
+  assert pipeline.paired_against_sft({"per_problem": {"SFT": {}}}) == []

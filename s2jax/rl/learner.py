@@ -279,7 +279,8 @@ class Learner:
           self.sampler, params, self.tok, records, task=self.task, batch_size=e.batch_size,
           max_new_tokens=e.max_new_tokens, batch_sharding=bsh)
     out = {"accuracy": {k: v["accuracy"] for k, v in summaries.items()},
-           "fully_valid": {k: v["fully_valid"] for k, v in summaries.items()}}
+           "fully_valid": {k: v["fully_valid"] for k, v in summaries.items()},
+           "per_problem": {k: v.get("per_problem") for k, v in summaries.items()}}
     if recovery_set:
       gens = self.sampler.generate_all(params, self._encode(recovery_set),
                                        batch_size=e.batch_size, max_new_tokens=e.max_new_tokens,
