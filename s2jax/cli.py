@@ -69,7 +69,7 @@ def ablation() -> None:
   workdir, seed, arm) and write(config, workdir, out)."""
   from absl import app, flags, logging
   from ml_collections import config_flags
-  from s2jax import ablations
+  from s2jax import ablations, report
   from s2jax.ablations import common
   from s2jax.config import check_override_keys
   config_flag = config_flags.DEFINE_config_file("config", None, "The ablation's config file.")
@@ -92,10 +92,18 @@ def ablation() -> None:
     spec = importlib.util.spec_from_file_location("_ablation_config", path.partition(":")[0])
     config_module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(config_module)
-    common.main_loop(sys.argv, config=config, points=config_module.points(config),
-                     run_point=lambda seed, arm: module.run_point(config, workdir.value, seed, arm),
-                     write=lambda: module.write(config, workdir.value, common.prepare_out(
-                         out.value or f"results/ablations/{config.name}")),
-                     point=point.value, dry_run=dry_run.value, report_only=report_only.value)
+    def loop():
+      common.main_loop(sys.argv, config=config, points=config_module.points(config),
+                       run_point=lambda seed, arm: module.run_point(config, workdir.value, seed,
+                                                                    arm),
+                       write=lambda: module.write(config, workdir.value, common.prepare_out(
+                           out.value or f"results/ablations/{config.name}")),
+                       point=point.value, dry_run=dry_run.value, report_only=report_only.value)
+    if dry_run.value:
+      return loop()
+    # Every launch (a point, all points, or the report alone) is recorded where the
+    # report's "runs behind these numbers" reads it.
+    with report.launch(os.path.join(workdir.value, config.name), "ablation.py"):
+      loop()
 
   app.run(main)

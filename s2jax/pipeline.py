@@ -349,11 +349,6 @@ def write_report(metrics: dict, out: str) -> None:
     md += ["## Launches", "", "Every launch of the pipeline and of each stage, failed and "
            "killed ones included (the workdir's launches.jsonl); a stage's wall time above "
            "is the sum of its launches.", "",
-           report.markdown_table(
-               ["what", "status", "started", "seconds", "commit", "command"],
-               [[r["what"], r["status"] + (f" ({r['error']})" if r.get("error") else ""),
-                 r["started"], f"{r['seconds']:.0f}", f"`{r['commit'][:12]}`"
-                 + (" dirty" if r["commit"].endswith("-dirty") else ""), f"`{r['command']}`"]
-                for r in metrics["launches"]]), ""]
+           report.launches_table(metrics["launches"]), ""]
   with open(os.path.join(out, "REPORT.md"), "w") as f:
     f.write("\n".join(md))

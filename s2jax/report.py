@@ -132,3 +132,16 @@ def markdown_table(header: list, rows: list) -> str:
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
   return "\n".join(lines)
+
+
+def launches_table(launches: list, where: bool = False) -> str:
+  """Markdown table of launches (read_launches), status with its error, wall time,
+  commit (marked dirty) and command; `where` adds each launch's "where" column."""
+  head = (["where"] if where else []) + ["what", "status", "started", "seconds", "commit",
+                                         "command"]
+  rows = [([r.get("where", "")] if where else [])
+          + [r["what"], r["status"] + (f" ({r['error']})" if r.get("error") else ""),
+             r["started"], f"{r['seconds']:.0f}", f"`{r['commit'][:12]}`"
+             + (" dirty" if r["commit"].endswith("-dirty") else ""), f"`{r['command']}`"]
+          for r in launches]
+  return markdown_table(head, rows)

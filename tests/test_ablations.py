@@ -240,6 +240,13 @@ def test_distill_filters_end_to_end(tiny_pipeline):
   # The report regenerates from the saved runs alone.
   again = _script("distill_filters", root, "--report_only")
   assert again.returncode == 0, again.stderr[-2000:]
+  # Provenance: the runs behind the numbers, not only the call that wrote the report.
+  data = json.load(open(os.path.join(root, "results", "distill_filters.json")))
+  where = {(r["where"], r["what"], r["status"]) for r in data["launches"]}
+  assert ("distill_filters", "ablation.py", "ok") in where  # the launch that ran the points
+  assert any(w == "pipeline seed0" and what == "sft" for w, what, _ in where)
+  assert "## Runs behind these numbers" in open(
+      os.path.join(root, "results", "distill_filters.md")).read()
 
 
 @pytest.mark.slow

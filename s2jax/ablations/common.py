@@ -148,18 +148,38 @@ def fmt(xs: Sequence[float], digits: int = 3) -> str:
 def header(title: str, script: str, config, info: dict) -> list:
   return [f"# {title}", "",
           f"Machine-written by `{script}` from the ablation's workdirs; regenerate with "
-          "`--report_only`. Mean ± standard deviation over seeds "
+          "`--report_only`; every launch behind the numbers is listed at the end. Mean ± standard deviation over seeds "
           f"{tuple(config.seeds)} (sample sd, ddof=1).", "",
           f"- command: `{info['command']}`", f"- git commit: `{info['commit']}`",
           f"- written: {info['started']}", ""]
 
 
-def write_result(out: str, md: list, data: dict, config) -> None:
-  """<out>.md and <out>.json (the numbers plus the config that produced them)."""
+def runs_behind(config, workdir: str) -> list[dict]:
+  """Every launch behind an ablation's numbers, failed and killed ones included: each
+  seed's shared pipeline and every launch of the ablation script for this ablation."""
+  out = []
+  for seed in config.seeds:
+    out += [dict(r, where=f"pipeline seed{seed}")
+            for r in report.read_launches(pipeline_dir(workdir, seed))]
+  out += [dict(r, where=config.name)
+          for r in report.read_launches(os.path.join(workdir, config.name))]
+  return out
+
+
+def write_result(out: str, md: list, data: dict, config, workdir: str) -> None:
+  """<out>.md and <out>.json (the numbers, the config that produced them and every launch
+  of the runs behind them)."""
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  launches = runs_behind(config, workdir)
   with open(out + ".json", "w") as f:
-    json.dump({"run_info": report.run_info(), "config": config.to_dict(), **data}, f, indent=2,
-              default=list)
+    json.dump({"run_info": report.run_info(), "config": config.to_dict(), **data,
+               "launches": launches}, f, indent=2, default=list)
+  minutes = sum(r["seconds"] for r in launches) / 60
+  bad = sum(r["status"] != "ok" for r in launches)
+  md = md + ["## Runs behind these numbers", "",
+             f"{len(launches)} launches, {bad} of them not ok, {minutes:.1f} minutes in all "
+             "(each seed's pipeline launches.jsonl and this ablation's):", "",
+             report.launches_table(launches, where=True), ""]
   with open(out + ".md", "w") as f:
     f.write("\n".join(md) + "\n")
 

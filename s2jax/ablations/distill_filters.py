@@ -89,4 +89,4 @@ def write(config, workdir: str, out: str) -> None:
                                + splits, rows), ""]
   md += ablation.save_bars(out, splits, series, "self-distillation filters at matched data size",
                            "accuracy by filter")
-  ablation.write_result(out, md, {"runs": runs}, config)
+  ablation.write_result(out, md, {"runs": runs}, config, workdir)

@@ -99,4 +99,4 @@ def write(config, workdir: str, out: str) -> None:
   fig.savefig(out + ".png", dpi=120)
   plt.close(fig)
   md += [f"![accuracy under shift]({os.path.basename(out)}.png)", ""]
-  ablation.write_result(out, md, {"curves": data}, config)
+  ablation.write_result(out, md, {"curves": data}, config, workdir)

@@ -86,4 +86,4 @@ def write(config, workdir: str, out: str) -> None:
   plt.close(fig)
   md += [report.markdown_table(header, rows), "",
          f"![accuracy by depth]({os.path.basename(out)}.png)", ""]
-  ablation.write_result(out, md, {"accuracy_by_depth": data}, config)
+  ablation.write_result(out, md, {"accuracy_by_depth": data}, config, workdir)

@@ -141,4 +141,4 @@ def write(config, workdir: str, out: str) -> None:
   md += [report.markdown_table(["arm", "extra token-passes", "seeds"] + splits, rows), ""]
   md += ablation.save_bars(out, splits, series, "verifier + RL vs plain fine-tuning (matched compute)",
                            "accuracy by arm")
-  ablation.write_result(out, md, {"runs": runs}, config)
+  ablation.write_result(out, md, {"runs": runs}, config, workdir)

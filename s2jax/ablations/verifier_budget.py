@@ -143,4 +143,4 @@ def write(config, workdir: str, out: str) -> None:
   fig.savefig(out + ".png", dpi=120)
   plt.close(fig)
   md += [f"![accuracy against total compute]({os.path.basename(out)}.png)", ""]
-  ablation.write_result(out, md, {"runs": runs, "frontier": frontier}, config)
+  ablation.write_result(out, md, {"runs": runs, "frontier": frontier}, config, workdir)

@@ -87,4 +87,4 @@ def write(config, workdir: str, out: str) -> None:
   fig.savefig(out + ".png", dpi=120)
   plt.close(fig)
   md += [f"![accuracy against entities]({os.path.basename(out)}.png)", ""]
-  ablation.write_result(out, md, {"accuracy": data}, config)
+  ablation.write_result(out, md, {"accuracy": data}, config, workdir)
