@@ -11,7 +11,7 @@ from scipy import stats as sps
 from s2jax.metrics import wilson_interval
 
 __all__ = ["wilson_interval", "mcnemar_exact", "paired_difference", "pooled_difference",
-           "minimum_detectable_effect", "verdict", "compare"]
+           "minimum_detectable_effect", "verdict", "compare", "compare_pooled"]
 
 
 def _paired(a: Sequence[bool], b: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:
@@ -112,3 +112,19 @@ def compare(a: Sequence[bool], b: Sequence[bool], *, better: str = "helps",
   if word.startswith("no difference"):
     word = f"no effect detected at ±{mde:.3f}"
   return {**diff, "mcnemar_p": test["p_value"], "mde": mde, "verdict": word}
+
+
+def compare_pooled(pairs: Sequence[tuple[Sequence[bool], Sequence[bool]]], *,
+                   better: str = "helps", worse: str = "hurts", level: float = 0.95,
+                   seed: int = 0) -> dict:
+  """`compare` over seeds: arm b against baseline a, one (a, b) pair of per-problem
+  outcomes per seed; the pooled difference with its stratified bootstrap interval, the
+  smallest effect the pooled n could detect, and the verdict from the interval."""
+  pooled = pooled_difference(pairs, level=level, seed=seed)
+  a = np.concatenate([np.asarray(x, bool) for x, _ in pairs])
+  b = np.concatenate([np.asarray(y, bool) for _, y in pairs])
+  mde = minimum_detectable_effect(pooled["n"], float(np.mean(a != b)), level=level)
+  word = verdict(pooled["ci"], better, worse)
+  if word.startswith("no difference"):
+    word = f"no effect detected at ±{mde:.3f}"
+  return {**pooled, "a": float(a.mean()), "b": float(b.mean()), "mde": mde, "verdict": word}

@@ -277,3 +277,19 @@ def test_an_ablation_config_names_its_module(root):
     assert module.NAME == name and c.seeds == (0,)
   with pytest.raises(ValueError, match="known: distill_filters, domain_shift"):
     ablations.get("nope")
+
+
+def test_paired_table_pools_seeds_on_the_same_problems():
+  from s2jax import stats
+  sft = {0: [1, 0, 0, 0, 1, 0], 1: [0, 0, 1, 0, 0, 0]}
+  ppo = {0: [1, 1, 1, 0, 1, 0], 1: [1, 0, 1, 1, 0, 0]}
+  runs = {"SFT": {s: {"per_problem": {"test": {"correct": v}}} for s, v in sft.items()},
+          "ppo": {s: {"per_problem": {"test": {"correct": v}, "shift": {"correct": v[:3]}}}
+                  for s, v in ppo.items()}}
+  md, data = ablation.paired_table(runs, [("ppo", "SFT")], ["test", "shift"], {"SFT": "SFT"})
+  want = stats.compare_pooled([(sft[0], ppo[0]), (sft[1], ppo[1])])
+  assert data["ppo vs SFT"]["test"] == want
+  assert "shift" not in data["ppo vs SFT"]  # the baseline has no outcomes there: no pairing
+  row = [line for line in md if line.startswith("| ppo vs SFT | test |")]
+  assert row and f"{want['difference']:+.3f}" in row[0] and want["verdict"] in row[0]
+  assert ablation.paired_table(runs, [("sft_more", "SFT")], ["test"], {}) == ([], {})

@@ -104,3 +104,21 @@ def test_compare_gives_the_row_of_an_ablation_table():
   c[[0, 50]] = [False, True]  # one problem each way
   row = stats.compare(a, c)
   assert row["verdict"] == f"no effect detected at ±{stats.minimum_detectable_effect(100, 0.02):.3f}"
+
+
+def test_compare_pooled_over_seeds():
+  rng = np.random.default_rng(5)
+  pairs = []
+  for _ in range(3):
+    a = rng.random(200) < 0.4
+    b = a | (rng.random(200) < 0.15)  # b solves what a does, and more
+    pairs.append((a, b))
+  got = stats.compare_pooled(pairs)
+  a = np.concatenate([x for x, _ in pairs])
+  b = np.concatenate([y for _, y in pairs])
+  assert got["n"] == 600 and got["seeds"] == 3
+  assert got["difference"] == pytest.approx(b.mean() - a.mean())
+  assert (got["a"], got["b"]) == (pytest.approx(a.mean()), pytest.approx(b.mean()))
+  assert got["verdict"] == "helps" and got["ci"][0] > 0
+  same = stats.compare_pooled([(a[:200], a[:200])])
+  assert same["verdict"] == f"no effect detected at ±{stats.minimum_detectable_effect(200, 0):.3f}"

@@ -184,6 +184,40 @@ def write_result(out: str, md: list, data: dict, config, workdir: str) -> None:
     f.write("\n".join(md) + "\n")
 
 
+def paired_table(runs: dict, comparisons: Sequence[tuple[str, str]], splits: Sequence[str],
+                 labels: dict, *, key: str = "correct") -> tuple[list, dict]:
+  """(arm, baseline) pairs compared on the same problems, pooled over seeds:
+  runs = {arm: {seed: {"per_problem": {split: {"correct": [...]}}}}}. Returns report lines
+  (difference, 95% stratified bootstrap interval, n, the smallest detectable effect, the
+  verdict from the interval) and the numbers."""
+  from s2jax import stats
+  rows, data = [], {}
+  for arm, base in comparisons:
+    for split in splits:
+      pairs = []
+      for seed, r in runs.get(arm, {}).items():
+        a = ((runs.get(base, {}).get(seed) or {}).get("per_problem") or {}).get(split)
+        b = (r.get("per_problem") or {}).get(split)
+        if a and b and len(a[key]) == len(b[key]):
+          pairs.append((a[key], b[key]))
+      if not pairs:
+        continue
+      c = stats.compare_pooled(pairs)
+      data.setdefault(f"{arm} vs {base}", {})[split] = c
+      rows.append([f"{labels.get(arm, arm)} vs {labels.get(base, base)}", split,
+                   f"{c['n']} ({c['seeds']} seeds)", f"{c['a']:.3f} → {c['b']:.3f}",
+                   f"{c['difference']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}]",
+                   f"±{c['mde']:.3f}", c["verdict"]])
+  if not rows:
+    return [], data
+  md = ["Paired on the same problems, pooled over seeds (difference of accuracy, 95% "
+        "stratified bootstrap interval over each seed's problems; detectable = the smallest "
+        "effect this n finds with 80% power; the verdict comes from the interval alone):", "",
+        report.markdown_table(["comparison", "split", "n problems", "accuracy",
+                               "difference [95% CI]", "detectable", "verdict"], rows), ""]
+  return md, data
+
+
 def errorbar_bars(ax, groups: Sequence[str], series: dict) -> None:
   """Grouped bars (one group per split, one bar per arm) with seed-sd error bars;
   series = {arm: {group: [values over seeds]}}."""

@@ -58,7 +58,9 @@ def sft_more(config, workdir: str, seed: int) -> None:
                                  max_new_tokens=e.max_new_tokens, max_cache_len=e.max_cache_len)
   with open(os.path.join(d, "result.json"), "w") as fh:
     json.dump({"steps": steps, "matched_passes": passes, "passes": compute.sft_passes(d),
-               "accuracy": {k: v["accuracy"] for k, v in summaries.items()}}, fh, indent=2)
+               "accuracy": {k: v["accuracy"] for k, v in summaries.items()},
+               "per_problem": {k: v["per_problem"] for k, v in summaries.items()}}, fh,
+              indent=2)
   report.mark_done(d)
 
 
@@ -95,20 +97,24 @@ def collect(config, workdir: str) -> dict:
       continue
     with open(os.path.join(pipe, "metrics.json")) as f:
       m = json.load(f)
-    out["SFT"][seed] = {"accuracy": m["accuracy"]["SFT"], "passes": 0.0}
+    per = m.get("per_problem", {})
+    out["SFT"][seed] = {"accuracy": m["accuracy"]["SFT"], "passes": 0.0,
+                        "per_problem": per.get("SFT")}
     if "ppo_prm" in config.arms:
-      out["ppo_prm"][seed] = {"accuracy": m["accuracy"]["PPO"], "passes": rl_passes(pipe)}
+      out["ppo_prm"][seed] = {"accuracy": m["accuracy"]["PPO"], "passes": rl_passes(pipe),
+                              "per_problem": per.get("PPO")}
     d = arm_dir(workdir, seed, "sft_more")
     if "sft_more" in config.arms and report.is_done(d):
       with open(os.path.join(d, "result.json")) as f:
         r = json.load(f)
       out["sft_more"][seed] = {"accuracy": r["accuracy"], "passes": r["passes"],
-                               "steps": r["steps"]}
+                               "steps": r["steps"], "per_problem": r.get("per_problem")}
     d = arm_dir(workdir, seed, "ppo_outcome")
     if "ppo_outcome" in config.arms and report.is_done(d):
-      out["ppo_outcome"][seed] = {
-          "accuracy": read_metrics(os.path.join(d, "eval.jsonl"))[-1]["accuracy"],
-          "passes": compute.ppo_passes(d)["total"]}
+      last = read_metrics(os.path.join(d, "eval.jsonl"))[-1]
+      out["ppo_outcome"][seed] = {"accuracy": last["accuracy"],
+                                  "per_problem": last.get("per_problem"),
+                                  "passes": compute.ppo_passes(d)["total"]}
   return out
 
 
@@ -139,6 +145,11 @@ def write(config, workdir: str, out: str) -> None:
     rows.append([LABELS[arm] + extra, f"{passes:.3g}", len(by_seed)]
                 + [ablation.fmt(accs[s]) for s in splits])
   md += [report.markdown_table(["arm", "extra token-passes", "seeds"] + splits, rows), ""]
+  # The claim: verifier + PPO against SFT, and against more SFT for the same compute.
+  paired, stats = ablation.paired_table(
+      runs, [("ppo_prm", "sft_more"), ("ppo_prm", "SFT"), ("sft_more", "SFT"),
+             ("ppo_outcome", "SFT"), ("ppo_prm", "ppo_outcome")], splits, LABELS)
+  md += paired
   md += ablation.save_bars(out, splits, series, "verifier + RL vs plain fine-tuning (matched compute)",
                            "accuracy by arm")
-  ablation.write_result(out, md, {"runs": runs}, config, workdir)
+  ablation.write_result(out, md, {"runs": runs, "paired": stats}, config, workdir)
