@@ -290,6 +290,6 @@ def test_paired_table_pools_seeds_on_the_same_problems():
   want = stats.compare_pooled([(sft[0], ppo[0]), (sft[1], ppo[1])])
   assert data["ppo vs SFT"]["test"] == want
   assert "shift" not in data["ppo vs SFT"]  # the baseline has no outcomes there: no pairing
-  row = [line for line in md if line.startswith("| ppo vs SFT | test |")]
+  row = [line for line in "\n".join(md).splitlines() if line.startswith("| ppo vs SFT | test |")]
   assert row and f"{want['difference']:+.3f}" in row[0] and want["verdict"] in row[0]
   assert ablation.paired_table(runs, [("sft_more", "SFT")], ["test"], {}) == ([], {})
