@@ -53,10 +53,14 @@ def collect(config, workdir: str) -> dict:
         continue
       with open(path) as f:
         rounds = json.load(f)["rounds"]
-      out["SFT"][seed] = {"accuracy": {k: v["accuracy"] for k, v in rounds[0]["eval"].items()}}
-      out[arm][seed] = {"accuracy": {k: v["accuracy"] for k, v in rounds[-1]["eval"].items()},
-                        "fully_valid": {k: v["fully_valid"] for k, v in rounds[-1]["eval"].items()},
-                        "selection": rounds[-1]["selection"]}
+      first, last = rounds[0], rounds[-1]
+      start = first["eval"]  # round 0: the SFT policy itself
+      out["SFT"][seed] = {"accuracy": {k: v["accuracy"] for k, v in start.items()},
+                          "per_problem": {k: v.get("per_problem") for k, v in start.items()}}
+      out[arm][seed] = {"accuracy": {k: v["accuracy"] for k, v in last["eval"].items()},
+                        "fully_valid": {k: v["fully_valid"] for k, v in last["eval"].items()},
+                        "per_problem": {k: v.get("per_problem") for k, v in last["eval"].items()},
+                        "selection": last["selection"]}
   return out
 
 
@@ -87,6 +91,11 @@ def write(config, workdir: str, out: str) -> None:
                 + [ablation.fmt(accs[s]) for s in splits])
   md += [report.markdown_table(["arm", "seeds", "kept", "kept correct", "kept steps valid"]
                                + splits, rows), ""]
+  # The claim: the verifier's filter beats random samples and answer-only filtering.
+  paired, stats = ablation.paired_table(
+      runs, [("prm_topk", "random"), ("prm_topk", "correct"), ("correct", "random")]
+      + [(arm, "SFT") for arm in config.arms], splits, LABELS)
+  md += paired
   md += ablation.save_bars(out, splits, series, "self-distillation filters at matched data size",
                            "accuracy by filter")
-  ablation.write_result(out, md, {"runs": runs}, config, workdir)
+  ablation.write_result(out, md, {"runs": runs, "paired": stats}, config, workdir)
