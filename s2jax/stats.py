@@ -14,8 +14,11 @@ __all__ = ["wilson_interval", "mcnemar_exact", "paired_difference", "pooled_diff
            "minimum_detectable_effect", "verdict", "compare", "compare_pooled"]
 
 
-def _paired(a: Sequence[bool], b: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:
-  a, b = np.asarray(a, bool), np.asarray(b, bool)
+def _paired(a: Sequence[float], b: Sequence[float], dtype=float) -> tuple[np.ndarray,
+                                                                          np.ndarray]:
+  """Two arms' per-problem outcomes as arrays: 0/1, or a fraction such as a best-of-N
+  accuracy averaged over sample subsets."""
+  a, b = np.asarray(a, dtype), np.asarray(b, dtype)
   if a.shape != b.shape or a.ndim != 1 or not len(a):
     raise ValueError(f"paired outcomes need two equal, non-empty 1-D lists; got {a.shape} "
                      f"and {b.shape}")
@@ -25,7 +28,7 @@ def _paired(a: Sequence[bool], b: Sequence[bool]) -> tuple[np.ndarray, np.ndarra
 def mcnemar_exact(a: Sequence[bool], b: Sequence[bool]) -> dict:
   """Exact McNemar test of two arms' per-problem correctness on the same problems: under
   no difference, the discordant problems split Binomial(n_discordant, 1/2)."""
-  a, b = _paired(a, b)
+  a, b = _paired(a, b, bool)
   only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
   n = only_a + only_b
   p = 1.0 if n == 0 else float(sps.binomtest(only_a, n, 0.5).pvalue)
@@ -37,7 +40,7 @@ def paired_difference(a: Sequence[bool], b: Sequence[bool], *, level: float = 0.
   """Accuracy of arm b minus arm a on the same problems, with a percentile paired
   bootstrap interval (problems resampled, both arms kept together) and n."""
   a, b = _paired(a, b)
-  d = b.astype(float) - a.astype(float)
+  d = b - a
   rng = np.random.default_rng(seed)
   idx = rng.integers(0, len(d), size=(resamples, len(d)))
   boot = d[idx].mean(axis=1)
@@ -70,7 +73,7 @@ def pooled_difference(pairs: Sequence[tuple[Sequence[bool], Sequence[bool]]], *,
   diffs = []
   for a, b in pairs:
     a, b = _paired(a, b)
-    diffs.append(b.astype(float) - a.astype(float))
+    diffs.append(b - a)
   if not diffs:
     raise ValueError("pooled_difference needs at least one seed")
   n = sum(len(d) for d in diffs)
@@ -114,16 +117,17 @@ def compare(a: Sequence[bool], b: Sequence[bool], *, better: str = "helps",
   return {**diff, "mcnemar_p": test["p_value"], "mde": mde, "verdict": word}
 
 
-def compare_pooled(pairs: Sequence[tuple[Sequence[bool], Sequence[bool]]], *,
+def compare_pooled(pairs: Sequence[tuple[Sequence[float], Sequence[float]]], *,
                    better: str = "helps", worse: str = "hurts", level: float = 0.95,
                    seed: int = 0) -> dict:
   """`compare` over seeds: arm b against baseline a, one (a, b) pair of per-problem
-  outcomes per seed; the pooled difference with its stratified bootstrap interval, the
+  outcomes per seed (0/1, or fractions such as best-of-N accuracy over sample subsets); the pooled difference with its stratified bootstrap interval, the
   smallest effect the pooled n could detect, and the verdict from the interval."""
   pooled = pooled_difference(pairs, level=level, seed=seed)
-  a = np.concatenate([np.asarray(x, bool) for x, _ in pairs])
-  b = np.concatenate([np.asarray(y, bool) for _, y in pairs])
-  mde = minimum_detectable_effect(pooled["n"], float(np.mean(a != b)), level=level)
+  a = np.concatenate([np.asarray(x, float) for x, _ in pairs])
+  b = np.concatenate([np.asarray(y, float) for _, y in pairs])
+  # mean squared difference: the discordant fraction for 0/1 outcomes
+  mde = minimum_detectable_effect(pooled["n"], float(np.mean((b - a) ** 2)), level=level)
   word = verdict(pooled["ci"], better, worse)
   if word.startswith("no difference"):
     word = f"no effect detected at ±{mde:.3f}"

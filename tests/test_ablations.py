@@ -293,3 +293,22 @@ def test_paired_table_pools_seeds_on_the_same_problems():
   row = [line for line in "\n".join(md).splitlines() if line.startswith("| ppo vs SFT | test |")]
   assert row and f"{want['difference']:+.3f}" in row[0] and want["verdict"] in row[0]
   assert ablation.paired_table(runs, [("sft_more", "SFT")], ["test"], {}) == ([], {})
+
+
+def test_verifier_budget_names_a_best_split_only_when_the_interval_does():
+  from s2jax.ablations import verifier_budget as vb
+  r = {"problems": 10, "tokens_per_sample": 100.0, "verifier_passes": {"total": 5000.0}}
+  assert vb.total_passes(r, 1) == 5000 + 1000  # best-of-1 needs no scoring
+  assert vb.total_passes(r, 4) == 5000 + 4000 + 4000
+  assert vb.total_passes(r, 4, "majority") == 4000  # no verifier at all
+  strong = [1.0] * 80 + [0.0] * 20
+  close = [1.0] * 79 + [0.0] * 21  # one problem apart
+  weak = [1.0] * 40 + [0.0] * 60
+  points = [{"name": "prm", "passes": 100.0, "accuracy": 0.8, "per_problem": {0: strong}},
+            {"name": "majority", "passes": 50.0, "accuracy": 0.79, "per_problem": {0: close}},
+            {"name": "small prm", "passes": 60.0, "accuracy": 0.4, "per_problem": {0: weak}},
+            {"name": "too big", "passes": 500.0, "accuracy": 0.9, "per_problem": {0: strong}}]
+  f = vb.frontier_at(points, 100.0)
+  assert f["best"] == "prm" and f["tied"] == ["majority"]  # 0.8 vs 0.79: no difference seen
+  assert vb.frontier_at(points, 60.0) == {"budget": 60.0, "best": "majority",
+                                          "accuracy": 0.79, "tied": []}

@@ -122,3 +122,16 @@ def test_compare_pooled_over_seeds():
   assert got["verdict"] == "helps" and got["ci"][0] > 0
   same = stats.compare_pooled([(a[:200], a[:200])])
   assert same["verdict"] == f"no effect detected at ±{stats.minimum_detectable_effect(200, 0):.3f}"
+
+
+def test_fractional_outcomes_pair_like_binary_ones():
+  # best-of-N accuracy averaged over sample subsets is a fraction per problem
+  a = np.array([0.0, 0.5, 0.25, 1.0, 0.0, 0.75] * 50)
+  b = np.array([0.5, 0.5, 0.75, 1.0, 0.25, 0.75] * 50)
+  got = stats.compare_pooled([(a, b)])
+  d = b - a
+  assert got["difference"] == pytest.approx(d.mean())
+  half = 1.96 * d.std() / math.sqrt(len(d))
+  assert got["ci"] == pytest.approx([d.mean() - half, d.mean() + half], abs=0.006)
+  assert got["mde"] == pytest.approx(stats.minimum_detectable_effect(len(d), np.mean(d ** 2)))
+  assert got["verdict"] == "helps"

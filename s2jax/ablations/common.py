@@ -311,15 +311,19 @@ def search_accuracies(records: list, samples: list[list[str]], scorer, ns: Seque
   steps = scorer.step_scores(flat_q, [task.split_steps(t)[0] for t in flat_t])
   scores = np.asarray([search.aggregate(s, aggregation) for s in steps]).reshape(-1, n_max)
   out = {"majority": {}, "prm_best": {}, "pass": {}}
+  per = {"majority": {}, "prm_best": {}}  # problem by problem, for paired comparisons
   for n in ns:
-    out["majority"][str(n)] = float(np.mean([search.subset_accuracy(
-        search.majority_vote, n, n_max, truth[i], answers[i]) for i in range(len(probs))]))
-    out["prm_best"][str(n)] = float(np.mean([search.subset_accuracy(
+    per["majority"][str(n)] = [search.subset_accuracy(
+        search.majority_vote, n, n_max, truth[i], answers[i]) for i in range(len(probs))]
+    per["prm_best"][str(n)] = [search.subset_accuracy(
         search.best_of_n, n, n_max, truth[i], answers[i], scores[i])
-        for i in range(len(probs))]))
+        for i in range(len(probs))]
     out["pass"][str(n)] = float(np.mean([search.subset_accuracy(
         lambda a, t=truth[i]: t if t in a else None, n, n_max, truth[i], answers[i])
         for i in range(len(probs))]))
+    for method in per:
+      out[method][str(n)] = float(np.mean(per[method][str(n)]))
+  out["per_problem"] = per
   return out
 
 

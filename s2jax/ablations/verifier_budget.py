@@ -84,11 +84,44 @@ def collect(config, workdir: str) -> dict:
   return out
 
 
-def total_passes(r: dict, n: int) -> float:
-  """Verifier sampling + training, then n samples per test problem generated and scored
-  (one forward per token each; N=1 needs no scoring, but it is counted the same)."""
-  test = n * r["problems"] * r["tokens_per_sample"] * 2 * compute.FORWARD
-  return r["verifier_passes"]["total"] + test
+def total_passes(r: dict, n: int, method: str = "prm_best") -> float:
+  """What a (verifier, N) point costs: for PRM best-of-N the verifier's sampling and
+  training, then N samples per test problem generated and (for N > 1) scored; majority
+  vote needs no verifier, so it pays for generation only."""
+  generate = n * r["problems"] * r["tokens_per_sample"] * compute.FORWARD
+  if method == "majority":
+    return generate
+  score = generate if n > 1 else 0.0
+  return r["verifier_passes"]["total"] + generate + score
+
+
+def frontier_at(points: list, budget: float) -> dict:
+  """The most accurate point that fits the budget, and every other fitting point the
+  paired comparison on the same problems cannot tell from it (its 95% interval against
+  the best includes 0): a best split is named only when nothing else is tied with it."""
+  from s2jax import stats
+  fits = [p for p in points if p["passes"] <= budget]
+  best = max(fits, key=lambda p: p["accuracy"])
+  tied = []
+  for p in fits:
+    if p is best:
+      continue
+    seeds = [k for k in best["per_problem"] if k in p["per_problem"]]
+    c = stats.compare_pooled([(best["per_problem"][k], p["per_problem"][k]) for k in seeds])
+    if c["ci"][0] <= 0 <= c["ci"][1]:
+      tied.append(p["name"])
+  return {"budget": budget, "best": best["name"], "accuracy": best["accuracy"],
+          "tied": tied}
+
+
+def _point(name: str, by_seed: dict, method: str, n: int) -> dict:
+  """A (method, N) point over seeds: mean compute and accuracy, and its per-problem
+  outcomes per seed (for the paired comparisons)."""
+  return {"name": name,
+          "passes": float(np.mean([total_passes(r, n, method) for r in by_seed.values()])),
+          "accuracy": float(np.mean([r["accuracy"][method][str(n)] for r in by_seed.values()])),
+          "per_problem": {seed: r["accuracy"]["per_problem"][method][str(n)]
+                          for seed, r in by_seed.items()}}
 
 
 def write(config, workdir: str, out: str) -> None:
@@ -115,26 +148,25 @@ def write(config, workdir: str, out: str) -> None:
     rows.append([problems, f"{np.mean([r['verifier_passes']['total'] for r in by_seed.values()]):.3g}"]
                 + [ablation.fmt([a[i] for a in accs], 2) for i in range(len(config.ns))])
     ablation.band(ax, list(totals), accs, f"PRM on {problems} problems")
-    points += [(float(t), int(problems), n, float(np.mean([a[i] for a in accs])))
-               for i, (t, n) in enumerate(zip(totals, config.ns))]
-  maj = [[r["accuracy"]["majority"][str(n)] for n in config.ns]
-         for by_seed in list(runs.values())[:1] for r in by_seed.values()]
-  if maj:
+    points += [_point(f"PRM {problems} problems, N={n}", by_seed, "prm_best", n)
+               for n in config.ns]
+  first = next((by_seed for by_seed in runs.values() if by_seed), None)
+  if first:  # majority vote: the same samples, no verifier
+    maj = [[r["accuracy"]["majority"][str(n)] for n in config.ns] for r in first.values()]
     rows.append(["majority vote (no verifier)", "0"]
                 + [ablation.fmt([a[i] for a in maj], 2) for i in range(len(config.ns))])
+    points += [_point(f"majority vote, N={n}", first, "majority", n) for n in config.ns]
   md += [report.markdown_table(header, rows), ""]
-  # Iso-compute: at each budget, the best (PRM size, N) that fits in it.
-  frontier = []
-  for budget in sorted({p[0] for p in points}):
-    fits = [p for p in points if p[0] <= budget]
-    best = max(fits, key=lambda p: p[3])
-    frontier.append({"budget": budget, "prm_problems": best[1], "n": best[2],
-                     "accuracy": best[3]})
-  md += ["Best split at each total budget (mean accuracy over seeds; every (PRM, N) whose "
-         "total compute fits):", "",
-         report.markdown_table(["total token-passes", "best PRM problems", "best N", "accuracy"],
-                               [[f"{f['budget']:.3g}", f["prm_problems"], f["n"],
-                                 f"{f['accuracy']:.3f}"] for f in frontier]), ""]
+  # Iso-compute: at each budget, the best (method, PRM size, N) that fits, with the points
+  # a paired test cannot tell from it.
+  frontier = [frontier_at(points, b) for b in sorted({p["passes"] for p in points})]
+  md += ["Best split at each total budget (mean accuracy over seeds; every point whose total "
+         "compute fits, majority vote included; `tied` lists the points whose paired 95% "
+         "interval against the best, on the same problems pooled over seeds, includes 0):",
+         "", report.markdown_table(
+             ["total token-passes", "best", "accuracy", "tied with the best"],
+             [[f"{f['budget']:.3g}", f["best"], f"{f['accuracy']:.3f}",
+               ", ".join(f["tied"]) or "none"] for f in frontier]), ""]
   ax.set_xscale("log")
   ax.set_xlabel("total token-passes (verifier + test-time samples)")
   ax.set_ylabel("best-of-N accuracy")
