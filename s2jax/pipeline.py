@@ -168,6 +168,10 @@ def gather(config, workdir: str) -> dict:
             "error_precision", "error_recall", "first_error_accuracy")
     out["verifier"] = {k: {m: v.get(m) for m in kept}
                        for k, v in summary.items() if isinstance(v, dict) and "auroc" in v}
+    out["verifier_error_kinds"] = {k: v.get("error_kinds", [])[:8] for k, v in summary.items()
+                                   if isinstance(v, dict) and "auroc" in v}
+    out["verifier_score_length"] = {k: v.get("score_length") for k, v in summary.items()
+                                    if isinstance(v, dict) and "auroc" in v}
     data = summary.get("data", {})
     out["verifier_data"] = {"label_source": config.verifier.labels.source,
                             **{k: data.get(k) for k in ("valid_steps", "invalid_steps",
@@ -274,6 +278,18 @@ def write_report(metrics: dict, out: str) -> None:
                 + [f"{v[m]:.3f}" if v.get(m) is not None else "" for m in
                    ("same_index_auroc", "solution_auroc", "error_precision", "error_recall",
                     "first_error_accuracy")] for k, v in metrics["verifier"].items()]), ""]
+  kinds = (metrics.get("verifier_error_kinds") or {}).get("test")
+  if kinds:
+    md += ["In-distribution invalid steps by the checker's reason (the most common; AUROC of "
+           "that kind against every valid step):", "",
+           report.markdown_table(["reason", "steps", "mean PRM score", "AUROC vs valid"],
+                                 [[k["kind"], k["count"], f"{k['mean_score']:.3f}",
+                                   f"{k['auroc_vs_valid']:.3f}"] for k in kinds]), ""]
+  corr = metrics.get("verifier_score_length") or {}
+  if any(corr.values()):
+    md += ["Spearman correlation of a solution's PRM score (min over steps) with its number of "
+           "steps: " + "; ".join(f"{k} {v['spearman']:+.2f} (n={v['n']})"
+                                 for k, v in corr.items() if v), ""]
   if metrics.get("verifier_data"):
     d = metrics["verifier_data"]
     agree = d.get("label_agreement") or {}

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import re
+
 import numpy as np
 from scipy.stats import rankdata
 
@@ -81,6 +83,38 @@ def same_index_auroc(step_scores: Sequence[Sequence[float]],
       wins += a * len(pos) * len(neg)
       pairs += len(pos) * len(neg)
   return float(wins / pairs) if pairs else float("nan")
+
+
+def error_kinds(step_reasons: Sequence[Sequence[str]], step_scores: Sequence[Sequence[float]],
+                step_labels: Sequence[Sequence[bool]]) -> list:
+  """Invalid steps grouped by the checker's reason with numbers and names blanked ("wrong
+  relation: N is #+#, not #-#"), most common first: count, mean verifier score, and the
+  AUROC of that kind against every valid step (how well the verifier catches it)."""
+  valid = [float(x) for s, l in zip(step_scores, step_labels) for x, y in zip(s, l) if y]
+  kinds: dict = {}
+  for rs, s, l in zip(step_reasons, step_scores, step_labels):
+    for r, x, y in zip(rs, s, l):
+      if not y:
+        kind = re.sub(r"\b[A-Z][a-z]+\b", "N", re.sub(r"\d+(\.\d+)?", "#", r))
+        kinds.setdefault(kind, []).append(float(x))
+  out = []
+  for kind, xs in sorted(kinds.items(), key=lambda kv: -len(kv[1])):
+    out.append({"kind": kind, "count": len(xs), "mean_score": float(np.mean(xs)),
+                "auroc_vs_valid": auroc(valid + xs, [True] * len(valid) + [False] * len(xs))
+                if valid else float("nan")})
+  return out
+
+
+def score_length_correlation(solution_scores: Sequence[float],
+                             num_steps: Sequence[int]) -> dict:
+  """Spearman correlation between a solution's verifier score and its number of steps (a
+  verifier that penalises length ranks long chains low whatever their validity)."""
+  from scipy.stats import spearmanr
+  if len(solution_scores) < 3 or len(set(num_steps)) < 2:
+    return {"spearman": float("nan"), "p_value": float("nan"), "n": len(solution_scores)}
+  r = spearmanr(solution_scores, num_steps)
+  return {"spearman": float(r.statistic), "p_value": float(r.pvalue),
+          "n": len(solution_scores)}
 
 
 # An AUROC on fewer steps of either class than this is not reported: with a handful of

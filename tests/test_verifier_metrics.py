@@ -89,3 +89,25 @@ def test_same_index_auroc_sees_through_a_position_only_verifier():
   noisy = [l * 0.3 + rng.random(6) for l in labels]
   assert vm.same_index_auroc(noisy, labels) == pytest.approx(brute_same_index_auroc(noisy, labels))
   assert np.isnan(vm.same_index_auroc([[0.2]], [[True]]))
+
+
+def test_error_kinds_group_the_checkers_reasons():
+  reasons = [["ok", "wrong relation: Zoe is 3+4, not 3*4", "Ada needs Bo, which no earlier "
+              "step computed"], ["ok", "wrong relation: Kai is 10+2, not 10*2"]]
+  scores = [[0.9, 0.2, 0.6], [0.8, 0.4]]
+  labels = [[True, False, False], [True, False]]
+  got = vm.error_kinds(reasons, scores, labels)
+  assert got[0]["kind"] == "wrong relation: N is #+#, not #*#" and got[0]["count"] == 2
+  assert got[0]["mean_score"] == pytest.approx(0.3)
+  assert got[0]["auroc_vs_valid"] == 1.0  # 0.2 and 0.4 below both valid 0.9, 0.8
+  assert got[1] == {"kind": "N needs N, which no earlier step computed", "count": 1,
+                    "mean_score": 0.6, "auroc_vs_valid": 1.0}
+
+
+def test_score_length_correlation_is_spearmans():
+  from scipy.stats import spearmanr
+  scores, steps = [0.9, 0.7, 0.8, 0.2, 0.1], [1, 2, 2, 4, 5]
+  got = vm.score_length_correlation(scores, steps)
+  assert got["spearman"] == pytest.approx(spearmanr(scores, steps).statistic) and got["n"] == 5
+  assert got["spearman"] < -0.8
+  assert np.isnan(vm.score_length_correlation([0.5, 0.4, 0.3], [2, 2, 2])["spearman"])

@@ -221,6 +221,10 @@ def evaluate_verifier(config, workdir, policy, model, params, tok, mesh) -> dict
       exact = [[x.valid for x in v.steps] for v in verdicts]
       res.update(vm.step_report(scores, exact, config.eval.threshold))
       solution_scores = [float(np.min(x)) if len(x) else 0.0 for x in scores]
+      res["error_kinds"] = vm.error_kinds([[x.reason for x in v.steps] for v in verdicts],
+                                          scores, exact)
+      res["score_length"] = vm.score_length_correlation(solution_scores,
+                                                        [len(x) for x in scores])
       curves[split] = res["reliability"]
     else:
       solution_scores = scorer.outcome_scores([p.question for p, _ in pairs],
