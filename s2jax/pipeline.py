@@ -84,12 +84,30 @@ def run_stage(stage: str, c, workdir: str) -> None:
     report.mark_done(workdir)
 
 
+# Earlier configs of a workdir that was re-launched with another one, one JSON line each.
+CONFIG_HISTORY = "config_history.jsonl"
+
+
+def write_config(workdir: str, config) -> None:
+  """config.json of this launch; a re-launch with another config first appends the earlier
+  one to CONFIG_HISTORY, so the report can say the runs behind it differ."""
+  path, new = os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2)
+  if os.path.exists(path):
+    with open(path) as f:
+      old = f.read()
+    if json.loads(old) != json.loads(new):
+      with open(os.path.join(workdir, CONFIG_HISTORY), "a") as f:
+        f.write(json.dumps({"replaced": report.run_info()["started"],
+                            "config": json.loads(old)}) + "\n")
+  with open(path, "w") as f:
+    f.write(new)
+
+
 def run(config, workdir: str) -> dict:
   """Every stage in order (finished ones skipped); returns the gathered metrics."""
   validate(config)
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json_best_effort(indent=2))
+  write_config(workdir, config)
   for stage in config.stages:
     d = stage_dir(workdir, stage)
     if report.is_done(d):
@@ -147,7 +165,10 @@ def gather(config, workdir: str) -> dict:
          "stages": stages,
          "seconds": {s: sum(r["seconds"] for r in launches if r["what"] == s) or None
                      for s in stages},
-         "accuracy": {}, "fully_valid": {}, "per_problem": {}, "compute": {}}
+         "accuracy": {}, "fully_valid": {}, "per_problem": {}, "compute": {},
+         "commits": sorted({r["commit"] for r in launches}),
+         "earlier_configs": len(read_metrics(os.path.join(workdir, CONFIG_HISTORY)))
+         if os.path.exists(os.path.join(workdir, CONFIG_HISTORY)) else 0}
   sft_dir = stage_dir(workdir, "sft")
   if "sft" in stages:
     summary = _json(os.path.join(sft_dir, "eval", "summary.json"))
@@ -244,7 +265,13 @@ def write_report(metrics: dict, out: str) -> None:
   md = ["# Pipeline: SFT → verifier → self-distillation → PPO → search", "",
         "Machine-written by `experiments/pipeline.py` from the stage workdirs "
         "(regenerate with `--report_from=<this directory>/metrics.json`).", "",
-        f"- command: `{info.get('command', '?')}`", f"- git commit: `{info.get('commit', '?')}`",
+        f"- command: `{info.get('command', '?')}`",
+        "- git commits of its launches: " + (", ".join(
+            f"`{c[:12]}`" + (" dirty" if c.endswith("-dirty") else "")
+            for c in metrics.get("commits", [])) or f"`{info.get('commit', '?')}`"),
+        *([f"- **the config changed between launches**: {metrics['earlier_configs']} earlier "
+           f"version(s) in the workdir's {CONFIG_HISTORY}"] if metrics.get("earlier_configs")
+          else []),
         f"- started: {info.get('started', '?')}, seed {metrics['config']['seed']}",
         "- wall time per stage (s): " + ", ".join(
             f"{s} {metrics['seconds'][s]:.0f}" for s in metrics["stages"]

@@ -83,3 +83,17 @@ def test_the_pipeline_report_pairs_each_policy_with_sft():
   assert "| PPO | shift |" not in lines  # not the same problems: no pairing
   assert f"no effect detected at ±{stats.compare(sft, distilled)['mde']:.3f}" in lines
   assert pipeline.paired_against_sft({"per_problem": {"SFT": {}}}) == []
+
+
+def test_a_relaunch_with_another_config_keeps_the_earlier_one(tmp_path):
+  import ml_collections
+  from s2jax import pipeline
+  c = ml_collections.ConfigDict({"seed": 0, "verifier": {"seq_len": 320}})
+  pipeline.write_config(str(tmp_path), c)
+  pipeline.write_config(str(tmp_path), c)  # the same config again: nothing kept
+  assert not (tmp_path / pipeline.CONFIG_HISTORY).exists()
+  c.verifier.seq_len = 384
+  pipeline.write_config(str(tmp_path), c)
+  (line,) = (tmp_path / pipeline.CONFIG_HISTORY).read_text().splitlines()
+  assert json.loads(line)["config"]["verifier"]["seq_len"] == 320
+  assert json.load(open(tmp_path / "config.json"))["verifier"]["seq_len"] == 384
