@@ -23,6 +23,10 @@ TASK = dict(min_steps=1, max_steps=4, min_distractors=0, max_distractors=2,
             ops=("add", "sub", "mul"), max_value=40, families=(0, 1))
 MODEL = dict(d_model=128, n_layers=4, n_heads=4, n_kv_heads=2, mlp_dim=384)
 EVAL_PROBLEMS = 150   # per split, the same problems for every stage's greedy accuracy
+# `:eval500` (the ablations' pipelines): paired comparisons of two policies on 500 problems
+# per split detect about a 5-point accuracy difference when ~20% of problems are discordant
+# (s2jax.stats.minimum_detectable_effect(500, 0.2) = 0.056).
+ABLATION_EVAL_PROBLEMS = 500
 # The longest reference of any split is 191 tokens (shift_steps, 8 steps; 218 with a plan
 # line): a shorter budget would measure truncation (tests/test_budgets.py checks it).
 MAX_NEW = 240
@@ -59,8 +63,9 @@ def start_from_base(c) -> None:
 
 def get_config(arg: str = ""):
   """`tiny`: seconds-long, for tests; `scratch`: SFT from scratch (cot, 500 steps) instead
-  of the shipped base policy."""
-  words = config_blocks.words(arg, ("tiny", "scratch"), __file__)
+  of the shipped base policy; `eval500`: greedy accuracy on 500 problems per split (the
+  ablations)."""
+  words = config_blocks.words(arg, ("tiny", "scratch", "eval500"), __file__)
   tiny = "tiny" in words
   c = ml_collections.ConfigDict()
   c.seed = 0
@@ -112,6 +117,11 @@ def get_config(arg: str = ""):
   c.search.beam.update(budgets=(4,), max_depth=10, batch_size=128)
   # Which policy search runs on: the last of these stages that is in `stages`.
   c.search_policy = ("ppo", "distill", "sft")
+  if "eval500" in words:
+    n = ABLATION_EVAL_PROBLEMS
+    c.sft.data.num_eval = n
+    c.distill.eval.num_problems = n
+    c.ppo.eval.num_problems = n
   if tiny:  # seconds-long, for tests: every stage's own tiny config
     for stage, name in (("sft", "arith.py"), ("verifier", "verifier_arith.py"),
                         ("distill", "distill_arith.py"), ("ppo", "ppo_arith.py"),

@@ -69,5 +69,6 @@ def ablation(file: str, arg: str, known: tuple = ("tiny",)) -> ml_collections.Co
   c.name = os.path.splitext(os.path.basename(file))[0]  # the s2jax.ablations module
   c.seeds = (0,) if tiny else (0, 1, 2)
   pipeline = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(file))), "pipeline.py")
-  c.pipeline = load_config_file(pipeline + (":tiny" if tiny else ""))
+  # 500 problems per split, so paired comparisons can see a 5-point effect
+  c.pipeline = load_config_file(pipeline + (":tiny" if tiny else ":eval500"))
   return c

@@ -222,6 +222,12 @@ def test_every_ablation_config_has_a_sweep_over_three_seeds(name):
   assert tuple(c.seeds) == (0, 1, 2)
   assert {ablation.parse_point(p)[0] for p in points} == {0, 1, 2}
   assert len(points) == len(set(points))
+  # Every policy the ablation compares is graded on 500 problems per split, enough for a
+  # paired comparison to see a 5-point difference at a 20% discordant rate.
+  from s2jax import stats
+  p = c.pipeline
+  assert p.sft.data.num_eval == p.distill.eval.num_problems == p.ppo.eval.num_problems == 500
+  assert stats.minimum_detectable_effect(p.sft.data.num_eval, 0.2) < 0.06
 
 
 # ---------------------------------------------------------------------- end to end
