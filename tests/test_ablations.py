@@ -318,3 +318,24 @@ def test_verifier_budget_names_a_best_split_only_when_the_interval_does():
   assert f["best"] == "prm" and f["tied"] == ["majority"]  # 0.8 vs 0.79: no difference seen
   assert vb.frontier_at(points, 60.0) == {"budget": 60.0, "best": "majority",
                                           "accuracy": 0.79, "tied": []}
+
+
+def test_grid_comparisons_pool_seeds_and_points_beyond_training():
+  from s2jax import stats
+  rng = np.random.default_rng(3)
+
+  def point():
+    g = rng.random(40) < 0.3
+    best = (g | (rng.random(40) < 0.3)).astype(float)
+    return {"per_problem_greedy": g.astype(int).tolist(),
+            "per_problem": {"prm_best": {"4": best.tolist()}}}
+  runs = {p: {s: {"steps": {str(v): point() for v in (5, 6)}} for s in (0, 1)}
+          for p in ("sft", "ppo")}
+  md, data = ablation.pooled_grid_comparisons(runs, "steps", [5, 6], {"sft": "SFT"},
+                                              search_n=4)
+  pairs = [(runs["sft"][s]["steps"][v]["per_problem_greedy"],
+            runs["ppo"][s]["steps"][v]["per_problem_greedy"]) for s in (0, 1) for v in ("5", "6")]
+  assert data["ppo vs SFT, greedy"] == stats.compare_pooled(pairs)
+  assert data["ppo vs SFT, greedy"]["n"] == 160
+  assert data["SFT: PRM best-of-4 vs greedy"]["verdict"] == "helps"  # best-of-4 adds solves
+  assert "ppo vs SFT, greedy" in "\n".join(md)

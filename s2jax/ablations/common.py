@@ -218,6 +218,50 @@ def paired_table(runs: dict, comparisons: Sequence[tuple[str, str]], splits: Seq
   return md, data
 
 
+def pooled_grid_comparisons(runs: dict, axis: str, values: Sequence, labels: dict,
+                            baseline: str = "sft", search_n: int = 0) -> tuple[list, dict]:
+  """Report lines for one grid axis: each policy's greedy accuracy against the baseline
+  policy's, and PRM best-of-N against the same policy's greedy, on the same problems,
+  pooled over seeds and the given grid values (strata: seed x value)."""
+  from s2jax import stats
+
+  def outcomes(grid, v, kind):
+    point = grid[axis][str(v)]
+    if kind == "greedy":
+      return point.get("per_problem_greedy")
+    return (point.get("per_problem") or {}).get(kind, {}).get(str(search_n))
+  rows, data = [], {}
+
+  def add(name, pairs):
+    if not pairs:
+      return
+    c = stats.compare_pooled(pairs)
+    data[name] = c
+    rows.append([name, f"{c['n']} ({c['seeds']} strata)", f"{c['a']:.3f} → {c['b']:.3f}",
+                 f"{c['difference']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}]",
+                 f"±{c['mde']:.3f}", c["verdict"]])
+  for policy, by_seed in runs.items():
+    if policy != baseline:
+      pairs = [(outcomes(runs[baseline][seed], v, "greedy"), outcomes(g, v, "greedy"))
+               for seed, g in by_seed.items() if seed in runs.get(baseline, {})
+               for v in values]
+      add(f"{labels.get(policy, policy)} vs {labels.get(baseline, baseline)}, greedy",
+          [(a, b) for a, b in pairs if a and b])
+    if search_n:
+      pairs = [(outcomes(g, v, "greedy"), outcomes(g, v, "prm_best"))
+               for g in by_seed.values() for v in values]
+      add(f"{labels.get(policy, policy)}: PRM best-of-{search_n} vs greedy",
+          [(a, b) for a, b in pairs if a and b])
+  if not rows:
+    return [], data
+  return ([f"Paired on the same problems, pooled over seeds and {axis} = "
+           f"{', '.join(str(v) for v in values)} (95% stratified bootstrap interval; "
+           "detectable = the smallest effect this n finds with 80% power):", "",
+           report.markdown_table(["comparison", "n problems", "accuracy",
+                                  "difference [95% CI]", "detectable", "verdict"], rows), ""],
+          data)
+
+
 def errorbar_bars(ax, groups: Sequence[str], series: dict) -> None:
   """Grouped bars (one group per split, one bar per arm) with seed-sd error bars;
   series = {arm: {group: [values over seeds]}}."""
@@ -354,7 +398,8 @@ def evaluate_grid(policy_workdir: str, task: dict, axes: dict, *, seed: int, cac
                                  max_new_tokens=max_new_tokens, max_cache_len=max_cache_len)
         r = {"greedy": float(np.mean([x["correct"] for x in results])),
              "fully_valid": float(np.mean([x["fully_valid"] for x in results])),
-             "n": len(records)}
+             "n": len(records),
+             "per_problem_greedy": [int(x["correct"]) for x in results]}
         if search and search.get("n", 0) and prm_workdir:
           scorer = scorer or verifier.Scorer.from_workdir(prm_workdir, score_batch_size)
           samples = sample_answers(policy, records, search["n"], seed=seed + 7,

@@ -91,6 +91,11 @@ def write(config, workdir: str, out: str) -> None:
     md += [report.markdown_table(header, rows), ""]
     lo = getattr(task, f"min_{axis}")
     hi = getattr(task, f"max_{axis}")
+    beyond = [v for v in values if not lo <= v <= hi]  # the shift itself
+    paired, stats = ablation.pooled_grid_comparisons(runs, axis, beyond, LABELS,
+                                                     search_n=n)
+    md += paired
+    data.setdefault("paired", {})[axis] = stats
     ax.axvspan(lo - 0.3, hi + 0.3, color="grey", alpha=0.12, label="training range")
     ax.set_xlabel(f"number of {axis}")
     ax.set_ylabel("accuracy")
