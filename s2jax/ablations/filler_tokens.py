@@ -86,4 +86,14 @@ def write(config, workdir: str, out: str) -> None:
   plt.close(fig)
   md += [report.markdown_table(header, rows), "",
          f"![accuracy by depth]({os.path.basename(out)}.png)", ""]
+  # The claim: do filler tokens buy what a chain of thought buys over a direct answer?
+  grids = {arm: {seed: {"steps": g} for seed, g in by_seed.items()}
+           for arm, by_seed in runs.items()}
+  for base in ("direct", "filler"):
+    if base in grids:
+      paired, stats = ablation.pooled_grid_comparisons(
+          {a: g for a, g in grids.items() if a != "direct" or base == "direct"}, "steps",
+          list(config.depths), LABELS, baseline=base)
+      md += paired
+      data.setdefault("paired", {}).update(stats)
   ablation.write_result(out, md, {"accuracy_by_depth": data}, config, workdir)

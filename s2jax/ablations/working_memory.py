@@ -79,6 +79,12 @@ def write(config, workdir: str, out: str) -> None:
                                           for i in range(len(config.entities))])
       ablation.band(ax, list(config.entities), per_seed, f"d_model {width}")
     md += [report.markdown_table(["policy"] + [str(e) for e in config.entities], rows), ""]
+    base = config.pipeline.sft.model.d_model
+    if base in runs:  # each width against the pipeline's, on the same problems
+      paired, stats = ablation.pooled_grid_comparisons(
+          runs, axis, list(config.entities), {w: f"d_model {w}" for w in runs}, baseline=base)
+      md += paired
+      data.setdefault("paired", {})[axis] = stats
     ax.set_title(f"entities {what}", fontsize=9)
     ax.set_xlabel("entities in the problem")
     ax.set_ylabel("greedy accuracy")
