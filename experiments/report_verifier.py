@@ -48,11 +48,15 @@ def main():
     name = describe(config)
     runs.append({"workdir": w, "name": name, "run_info": info, "summary": summary,
                  "config": config})
-    agree = summary["data"].get("label_agreement", {}).get("agreement")
+    data = summary["data"]
+    agree = data.get("label_agreement", {}).get("agreement")
+    trained = (f"{data['valid_steps']} / {data['invalid_steps']}" if "valid_steps" in data
+               else "")
     for split, r in summary.items():
       if split == "data":
         continue
-      rows.append([name, split, fmt(agree), vm.describe_auroc(r), fmt(r.get("error_precision")),
+      rows.append([name, trained, split, fmt(agree), vm.describe_auroc(r),
+                   fmt(r.get("error_precision")),
                    fmt(r.get("error_recall")), fmt(r.get("first_error_accuracy")),
                    fmt(r["reliability"]["ece"]), fmt(r["solution_auroc"]), r["solutions"]])
     first = next(s for s in summary if s != "data")
@@ -65,7 +69,8 @@ def main():
         "against the synthetic task's exact step labels (threshold 0.5, an error is a "
         "step scored below it). Label agreement: the training labels of that source "
         "against exact labels on the same training steps.", "",
-        markdown_table(["verifier", "split", "label agreement", "step AUROC",
+        markdown_table(["verifier", "training steps valid / invalid", "split",
+                        "label agreement", "step AUROC",
                         "error precision", "error recall", "first-error acc.", "ECE",
                         "solution AUROC", "solutions"], rows), "",
         f"![reliability]({os.path.basename(args.out)}.png)", "", "## Runs", ""]

@@ -154,3 +154,25 @@ def test_dedupe_keeps_one_record_per_distinct_sample():
   assert sorted(sum(r["labels"]) == len(r["labels"]) for r in got) == [False] * 4 + [True] * 4
   config.labels.dedupe = False
   assert len(training_records(policy, config, recs)[0]) == 16
+
+
+def test_every_label_source_labels_the_same_steps():
+  """The label-source sweep compares sources at equal data: each labels every step of
+  every solution it is given, so only the labels differ (balancing, which drops records
+  by label, is off in that sweep)."""
+  import ml_collections
+  ps = problems(12, seed=4)
+  rng = np.random.default_rng(1)
+  pairs = [(p, p.solution if i % 2 else "\n".join(arith.corrupt(p, rng)[0]))
+           for i, p in enumerate(ps)]
+  cfg = ml_collections.ConfigDict(dict(mc_k=2, mc_mode="hard", max_solutions=0))
+  outcomes = [rng.random((len(ARITH.split_steps(t)[0]), 2)) < 0.5 for _, t in pairs]
+  steps = {}
+  for source in ("exact", "annotation", "mc"):
+    recs = labels.label(source, labels.LabelContext(ARITH, pairs, cfg, lambda: outcomes))
+    steps[source] = [r["completions"] for r in recs]
+    assert [len(r["labels"]) for r in recs] == [len(c) for c in steps[source]]
+  assert steps["exact"] == steps["annotation"] == steps["mc"]
+  from configs.verifier_arith import label_sources
+  assert all(o["labels.balance"] is False and o["labels.corrupted_per_problem"] == 0
+             for _, o in label_sources())
