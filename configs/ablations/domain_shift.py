@@ -13,7 +13,7 @@ def get_config(arg: str = ""):
   c.policies = ("sft", "distill", "ppo")  # pipeline stages
   # Each axis varies one task key from the training distribution (pipeline.sft.task).
   c.axes = dict(steps=(1, 2, 3, 4, 6, 8, 12), distractors=(0, 2, 4, 8))
-  c.num_problems = 30          # per grid point, the same problems for every policy
+  c.num_problems = 100         # per grid point, the same problems for every policy
   c.search = dict(n=4, temperature=0.8, aggregation="min")  # PRM best-of-n (0: greedy only)
   c.batch_size = 128
   c.score_batch_size = 64

@@ -15,7 +15,7 @@ def get_config(arg: str = ""):
   # its SFT policy; the others train the pipeline's SFT config with the width changed.
   c.widths = (64, 128)
   c.entities = (3, 5, 7, 9, 13)
-  c.num_problems = 30
+  c.num_problems = 100  # per point; comparisons pool points and seeds
   c.batch_size = 128
   c.max_new_tokens = 320
   c.max_cache_len = 704
