@@ -71,4 +71,11 @@ def ablation(file: str, arg: str, known: tuple = ("tiny",)) -> ml_collections.Co
   pipeline = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(file))), "pipeline.py")
   # 500 problems per split, so paired comparisons can see a 5-point effect
   c.pipeline = load_config_file(pipeline + (":tiny" if tiny else ":eval500"))
+  # Arms that train their own policy (other targets, other widths) train it from scratch,
+  # all with this one SFT block, so they differ only in what the arm changes; the
+  # pipeline's SFT starts from the shipped base policy, which no other arm has.
+  c.scratch_sft = load_config_file(pipeline + (":tiny" if tiny else ":scratch,eval500")).sft
+  if not tiny:
+    c.scratch_sft.train.update(steps=1500)  # 500 steps sit at the guessing floor
+    c.scratch_sft.optim.update(decay_steps=1500)
   return c

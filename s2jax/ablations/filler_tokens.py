@@ -18,14 +18,12 @@ LABELS = {"cot": "chain of thought", "direct": "direct answer", "filler": "fille
 
 
 def policy_dir(workdir: str, seed: int, arm: str) -> str:
-  if arm == "cot":
-    return os.path.join(ablation.pipeline_dir(workdir, seed), "sft")
   return os.path.join(workdir, NAME, f"seed{seed}", arm)
 
 
 def depth_grid(config, workdir: str, seed: int, arm: str) -> dict:
   return ablation.evaluate_grid(
-      policy_dir(workdir, seed, arm), config.pipeline.sft.task.to_dict(),
+      policy_dir(workdir, seed, arm), config.scratch_sft.task.to_dict(),
       {"steps": tuple(config.depths)}, seed=seed,
       cache_dir=os.path.join(workdir, NAME, f"seed{seed}", f"grid_{arm}"),
       num_problems=config.num_problems, batch_size=config.batch_size,
@@ -36,15 +34,15 @@ def run_point(config, workdir: str, seed: int, arm: str) -> None:
   from s2jax.stages import sft
   if arm not in ("cot", "direct", "filler"):
     raise ValueError(f"unknown arm {arm!r}; known: cot, direct, filler")
-  if arm == "cot":
-    ablation.run_pipeline(config, workdir, seed)
-  else:
-    d = policy_dir(workdir, seed, arm)
-    if not report.is_done(d):
-      c = ml_collections.ConfigDict(config.pipeline.sft.to_dict())
-      c.seed = seed
-      c.data.format = arm
-      sft.run(c, d)
+  # Every arm, chain of thought included, trains from scratch with the same SFT block
+  # (config.scratch_sft), so the arms differ only in their training targets.
+  d = policy_dir(workdir, seed, arm)
+  if not report.is_done(d):
+    c = ml_collections.ConfigDict(config.scratch_sft.to_dict())
+    c.seed = seed
+    c.data.format = arm
+    sft.run(c, d)
+    report.mark_done(d)
   depth_grid(config, workdir, seed, arm)
 
 
@@ -58,7 +56,7 @@ def write(config, workdir: str, out: str) -> None:
       cache = os.path.join(workdir, NAME, f"seed{seed}", f"grid_{arm}")
       if all(os.path.exists(os.path.join(cache, f"grid_steps_{d}.json")) for d in config.depths):
         runs.setdefault(arm, {})[seed] = depth_grid(config, workdir, seed, arm)
-  task = config.pipeline.sft.task
+  task = config.scratch_sft.task
   md = ablation.header("Ablation 4: filler tokens against chain of thought",
                        "experiments/ablation.py", config, report.run_info())
   md += ["Three policies per seed, the same SFT config and data, differing only in the "

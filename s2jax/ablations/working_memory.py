@@ -20,14 +20,12 @@ AXES = {"entities_chain": "all on the chain (entities - 1 steps)",
 
 
 def policy_dir(config, workdir: str, seed: int, width: int) -> str:
-  if width == config.pipeline.sft.model.d_model:
-    return os.path.join(ablation.pipeline_dir(workdir, seed), "sft")
   return os.path.join(workdir, NAME, f"seed{seed}", f"sft_d{width}")
 
 
 def entity_grid(config, workdir: str, seed: int, width: int) -> dict:
   return ablation.evaluate_grid(
-      policy_dir(config, workdir, seed, width), config.pipeline.sft.task.to_dict(),
+      policy_dir(config, workdir, seed, width), config.scratch_sft.task.to_dict(),
       {axis: tuple(config.entities) for axis in AXES}, seed=seed,
       cache_dir=os.path.join(workdir, NAME, f"seed{seed}", f"grid_d{width}"),
       num_problems=config.num_problems, batch_size=config.batch_size,
@@ -39,13 +37,14 @@ def run_point(config, workdir: str, seed: int, arm: str) -> None:
   if not arm.startswith("d") or not arm[1:].isdigit():
     raise ValueError(f"unknown arm {arm!r}; expected d<width>")
   width = int(arm[1:])
-  ablation.run_pipeline(config, workdir, seed)
+  # Every width trains from scratch with the same SFT block (config.scratch_sft).
   d = policy_dir(config, workdir, seed, width)
   if not report.is_done(d):
-    c = ml_collections.ConfigDict(config.pipeline.sft.to_dict())
+    c = ml_collections.ConfigDict(config.scratch_sft.to_dict())
     c.seed = seed
     c.model.update(d_model=width, mlp_dim=3 * width)
     sft.run(c, d)
+    report.mark_done(d)
   entity_grid(config, workdir, seed, width)
   report.mark_done(os.path.join(workdir, NAME, f"seed{seed}", f"grid_d{width}"))
 
@@ -59,7 +58,7 @@ def write(config, workdir: str, out: str) -> None:
     for seed in config.seeds:
       if report.is_done(os.path.join(workdir, NAME, f"seed{seed}", f"grid_d{width}")):
         runs.setdefault(width, {})[seed] = entity_grid(config, workdir, seed, width)
-  task = config.pipeline.sft.task
+  task = config.scratch_sft.task
   md = ablation.header("Ablation 6: working memory: accuracy against the number of entities",
                        "experiments/ablation.py", config, report.run_info())
   md += ["SFT policies of each width (the pipeline's SFT config, `model.d_model` changed, "
@@ -79,7 +78,7 @@ def write(config, workdir: str, out: str) -> None:
                                           for i in range(len(config.entities))])
       ablation.band(ax, list(config.entities), per_seed, f"d_model {width}")
     md += [report.markdown_table(["policy"] + [str(e) for e in config.entities], rows), ""]
-    base = config.pipeline.sft.model.d_model
+    base = config.scratch_sft.model.d_model
     if base in runs:  # each width against the pipeline's, on the same problems
       paired, stats = ablation.pooled_grid_comparisons(
           runs, axis, list(config.entities), {w: f"d_model {w}" for w in runs}, baseline=base)
