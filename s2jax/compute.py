@@ -20,7 +20,7 @@ from typing import Optional
 import numpy as np
 
 from s2jax import workdirs
-from s2jax.data import batches, gsm8k
+from s2jax.data import gsm8k
 from s2jax.metrics import latest_per_step, read_metrics
 
 FORWARD, TRAIN = 1, 3
@@ -52,10 +52,12 @@ def _train_records(policy_workdir: str, limit: int) -> tuple:
 
 
 def mean_example_tokens(policy_workdir: str, limit: int = 2000) -> float:
-  """Mean tokens of (question, reference solution) over the policy's training split."""
+  """Mean tokens of the policy's SFT examples (its own target format) over its training
+  split."""
+  from s2jax.stages import sft as sft_stage
   tok, recs = _train_records(policy_workdir, limit)
-  return float(np.mean([len(batches.encode_example(tok, r["question"], r["answer"]))
-                        for r in recs]))
+  config = workdirs.read_config(policy_workdir)
+  return float(np.mean([len(e) for e in sft_stage.training_examples(config, recs, tok)]))
 
 
 def trained_passes(workdir: str) -> float:

@@ -16,7 +16,7 @@ import ml_collections
 
 from s2jax.ablations import common as ablation
 from s2jax import compute, report
-from s2jax.data import batches, gsm8k
+from s2jax.data import gsm8k
 from s2jax.metrics import read_metrics
 
 NAME = "rl_vs_sft"
@@ -48,10 +48,12 @@ def sft_more(config, workdir: str, seed: int) -> None:
   c.seed = seed
   c.optim.update(lr=f.lr, warmup_steps=f.warmup_steps, decay_steps=steps)
   c.train.update(steps=steps, batch_size=f.batch_size, checkpoint_every=max(steps // 4, 1))
+  from s2jax.stages import sft as sft_stage
   base = Policy(sft_dir)
-  tok = base.tokenizer()
-  examples = [batches.encode_example(tok, r["question"], r["answer"])
-              for r in gsm8k.read_jsonl(os.path.join(sft_dir, "data", "train.jsonl"))]
+  # the SFT policy's own targets (plan line, calculator tokens masked), not raw answers
+  examples = sft_stage.training_examples(
+      base.config, gsm8k.read_jsonl(os.path.join(sft_dir, "data", "train.jsonl")),
+      base.tokenizer())
   distill_stage.finetune(c, base, base, d, examples)
   e = c.eval
   summaries = Policy(d).evaluate(num_problems=e.num_problems, batch_size=e.batch_size,

@@ -80,6 +80,18 @@ def build_model(config, tokenizer) -> Transformer:
   return Transformer(cfg)
 
 
+def training_examples(config, records, tokenizer) -> list:
+  """The next-token examples of an SFT config's records: its target format (cot | plan |
+  direct | filler, s2jax/data/formats.py) and its handling of calculator tokens. Anything
+  that trains a policy further on reference solutions uses these, so it trains on what
+  the policy was trained on."""
+  fmt = config.data.get("format", "cot")
+  task = tasks.for_config(config)
+  return [batches.encode_example(tokenizer, r["question"], target_text(task, r, fmt, tokenizer),
+                                 config.data.get("tool_tokens", "train"))
+          for r in records]
+
+
 def run(config, workdir: str) -> dict:
   validate_train_config(config)
   sharding.initialize_distributed(config.distributed)
@@ -109,13 +121,7 @@ def run(config, workdir: str) -> dict:
     raise ValueError(f"config: train.batch_size={t.batch_size} must be divisible by "
                      f"data*fsdp*grad_accum = {shards}*{t.grad_accum}")
 
-  train_records = gsm8k.read_jsonl(paths["train"])
-  fmt = config.data.get("format", "cot")  # cot | plan | direct | filler (data/formats.py)
-  task = tasks.for_config(config)
-  examples = [batches.encode_example(tokenizer, r["question"],
-                                     target_text(task, r, fmt, tokenizer),
-                                     config.data.get("tool_tokens", "train"))
-              for r in train_records]
+  examples = training_examples(config, gsm8k.read_jsonl(paths["train"]), tokenizer)
   batches.check_lengths(examples, config.data.seq_len, paths["train"])
 
   job = train_lib.setup_job(model, train_lib.next_token_loss, config, workdir, mesh,
