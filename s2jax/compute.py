@@ -150,7 +150,7 @@ def distill_passes(workdir: str) -> dict:
   """Every round of self-distillation: sampling, PRM scoring of the samples when the
   filter uses scores, and fine-tuning on the kept ones (rounds.json names each round)."""
   with open(os.path.join(workdir, "rounds.json")) as f:
-    rounds = json.load(f)["rounds"]
+    rounds = [r for r in json.load(f)["rounds"] if "selection" in r]  # round 0: the start
   if not rounds:
     raise ValueError(f"{workdir}: rounds.json lists no finished round")
   sampling = scoring = training = 0.0
