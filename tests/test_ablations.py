@@ -137,10 +137,11 @@ def test_compute_counts_of_a_real_run(tiny_pipeline):
   # samples; each prompt count is the prompt's own encoding.
   v = compute.verifier_passes(os.path.join(wd, "verifier"))
   tok = workdirs.tokenizer(sft, workdirs.read_config(sft))
-  (cache,) = [p for p in glob.glob(os.path.join(sft, "samples", "samples_train_*.jsonl"))]
-  recs = [json.loads(line) for line in open(cache)]
-  assert v["sampling"] == sum(a + b for r in recs for a, b in r["sample_tokens"])
-  for r in recs:
+  caches = [[json.loads(line) for line in open(p)]  # the verifier's and distillation's
+            for p in glob.glob(os.path.join(sft, "samples", "samples_train_*.jsonl"))]
+  assert v["sampling"] in [sum(a + b for r in recs for a, b in r["sample_tokens"])
+                           for recs in caches]
+  for r in (r for recs in caches for r in recs):
     assert {a for a, _ in r["sample_tokens"]} == {len(batches.encode_prompt(tok, r["question"]))}
   assert v["total"] == v["sampling"] + v["training"] and v["training"] > 0
   p = compute.ppo_passes(os.path.join(wd, "ppo"))
