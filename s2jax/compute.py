@@ -37,6 +37,11 @@ def token_total(counts) -> Optional[int]:
   return total
 
 
+def sampled_tokens(sample_records) -> Optional[int]:
+  """`token_total` of every sample of `Policy.samples` records (their "sample_tokens")."""
+  return token_total(c for r in sample_records for c in r.get("sample_tokens") or [None])
+
+
 def _config(workdir: str) -> dict:
   with open(os.path.join(workdir, "config.json")) as f:
     return json.load(f)

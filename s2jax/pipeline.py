@@ -145,8 +145,7 @@ def paired_against_sft(metrics: dict) -> list:
       if not got or not ref or len(got["correct"]) != len(ref["correct"]):
         continue
       c = stats.compare(ref["correct"], got["correct"])
-      rows.append([policy, split, str(c["n"]), f"{c['a']:.3f} → {c['b']:.3f}",
-                   f"{c['difference']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}]",
+      rows.append([policy, split, str(c["n"]), *report.comparison_cells(c),
                    f"{c['mcnemar_p']:.3g}", c["verdict"]])
   if not rows:
     return []
@@ -187,12 +186,10 @@ def gather(config, workdir: str) -> dict:
     summary = _json(os.path.join(d, "eval", "summary.json"))
     kept = ("auroc", "valid_steps", "invalid_steps", "same_index_auroc", "solution_auroc",
             "error_precision", "error_recall", "first_error_accuracy")
-    out["verifier"] = {k: {m: v.get(m) for m in kept}
-                       for k, v in summary.items() if isinstance(v, dict) and "auroc" in v}
-    out["verifier_error_kinds"] = {k: v.get("error_kinds", [])[:8] for k, v in summary.items()
-                                   if isinstance(v, dict) and "auroc" in v}
-    out["verifier_score_length"] = {k: v.get("score_length") for k, v in summary.items()
-                                    if isinstance(v, dict) and "auroc" in v}
+    splits = {k: v for k, v in summary.items() if isinstance(v, dict) and "auroc" in v}
+    out["verifier"] = {k: {m: v.get(m) for m in kept} for k, v in splits.items()}
+    out["verifier_error_kinds"] = {k: v.get("error_kinds", [])[:8] for k, v in splits.items()}
+    out["verifier_score_length"] = {k: v.get("score_length") for k, v in splits.items()}
     data = summary.get("data", {})
     out["verifier_data"] = {"label_source": config.verifier.labels.source,
                             **{k: data.get(k) for k in ("valid_steps", "invalid_steps",

@@ -134,6 +134,12 @@ def markdown_table(header: list, rows: list) -> str:
   return "\n".join(lines)
 
 
+def comparison_cells(c: dict) -> list:
+  """The accuracy and difference cells of a stats.compare / compare_pooled row."""
+  return [f"{c['a']:.3f} → {c['b']:.3f}",
+          f"{c['difference']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}]"]
+
+
 def launches_table(launches: list, where: bool = False) -> str:
   """Markdown table of launches (read_launches), status with its error, wall time,
   commit (marked dirty) and command; `where` adds each launch's "where" column."""

@@ -38,16 +38,12 @@ def mcnemar_exact(a: Sequence[bool], b: Sequence[bool]) -> dict:
 def paired_difference(a: Sequence[bool], b: Sequence[bool], *, level: float = 0.95,
                       resamples: int = 10000, seed: int = 0) -> dict:
   """Accuracy of arm b minus arm a on the same problems, with a percentile paired
-  bootstrap interval (problems resampled, both arms kept together) and n."""
+  bootstrap interval (problems resampled, both arms kept together) and n: the one-seed
+  case of `pooled_difference`."""
   a, b = _paired(a, b)
-  d = b - a
-  rng = np.random.default_rng(seed)
-  idx = rng.integers(0, len(d), size=(resamples, len(d)))
-  boot = d[idx].mean(axis=1)
-  alpha = (1 - level) / 2
-  lo, hi = np.quantile(boot, [alpha, 1 - alpha])
-  return {"n": int(len(d)), "a": float(a.mean()), "b": float(b.mean()),
-          "difference": float(d.mean()), "ci": [float(lo), float(hi)], "level": level}
+  d = pooled_difference([(a, b)], level=level, resamples=resamples, seed=seed)
+  return {"n": d["n"], "a": float(a.mean()), "b": float(b.mean()),
+          "difference": d["difference"], "ci": d["ci"], "level": level}
 
 
 def verdict(ci: Sequence[float], better: str = "higher", worse: str = "lower") -> str:
@@ -105,24 +101,21 @@ def minimum_detectable_effect(n: int, discordant_rate: float, *, level: float = 
 def compare(a: Sequence[bool], b: Sequence[bool], *, better: str = "helps",
             worse: str = "hurts", level: float = 0.95, seed: int = 0) -> dict:
   """Everything an ablation table row needs for arm b against baseline a on the same
-  problems: both accuracies, the difference with its bootstrap interval, n, the exact
-  McNemar p, the smallest effect this n could detect, and the verdict from the interval."""
-  diff = paired_difference(a, b, level=level, seed=seed)
-  test = mcnemar_exact(a, b)
-  discordant = (test["only_a"] + test["only_b"]) / diff["n"]
-  mde = minimum_detectable_effect(diff["n"], discordant, level=level)
-  word = verdict(diff["ci"], better, worse)
-  if word.startswith("no difference"):
-    word = f"no effect detected at ±{mde:.3f}"
-  return {**diff, "mcnemar_p": test["p_value"], "mde": mde, "verdict": word}
+  problems: `compare_pooled` on one seed (both accuracies, the difference with its
+  bootstrap interval, n, the smallest effect this n could detect, the verdict from the
+  interval) and the exact McNemar p."""
+  row = compare_pooled([(a, b)], better=better, worse=worse, level=level, seed=seed)
+  return {**row, "mcnemar_p": mcnemar_exact(a, b)["p_value"]}
 
 
 def compare_pooled(pairs: Sequence[tuple[Sequence[float], Sequence[float]]], *,
                    better: str = "helps", worse: str = "hurts", level: float = 0.95,
                    seed: int = 0) -> dict:
-  """`compare` over seeds: arm b against baseline a, one (a, b) pair of per-problem
-  outcomes per seed (0/1, or fractions such as best-of-N accuracy over sample subsets); the pooled difference with its stratified bootstrap interval, the
-  smallest effect the pooled n could detect, and the verdict from the interval."""
+  """One table row for arm b against baseline a over seeds, one (a, b) pair of
+  per-problem outcomes per seed (0/1, or fractions such as best-of-N accuracy over sample
+  subsets): both accuracies, the pooled difference with its stratified bootstrap
+  interval, the smallest effect the pooled n could detect, and the verdict from the
+  interval."""
   pooled = pooled_difference(pairs, level=level, seed=seed)
   a = np.concatenate([np.asarray(x, float) for x, _ in pairs])
   b = np.concatenate([np.asarray(y, float) for _, y in pairs])

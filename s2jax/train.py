@@ -129,12 +129,10 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation,
     new_state = TrainState(step=state.step + finite.astype(state.step.dtype),
                            params=keep(new_params, state.params),
                            opt_state=keep(new_opt, state.opt_state))
-    # What the step computed over, for compute accounting from counts (s2jax.compute):
-    # the real tokens and every position of the padded batch.
-    positions = batch["tokens"].size
-    real = jnp.sum(batch["mask"]) if "mask" in batch else positions
+    # The real tokens the step read, for compute accounting from counts (s2jax.compute).
+    real = jnp.sum(batch["mask"]) if "mask" in batch else jnp.float32(batch["tokens"].size)
     metrics = {"loss": loss, "grad_norm": grad_norm, "finite": finite, "tokens": weight,
-               "input_tokens": real, "positions": jnp.asarray(positions, jnp.float32)}
+               "input_tokens": real}
     metrics.update({k: v / denom for k, v in metric_sums.items()})
     return new_state, metrics
 
@@ -257,7 +255,8 @@ def fit(state: TrainState, step_fn, batch_at: Callable, *, steps: int, ckpt, wri
   t0, weight_since = time.time(), 0.0
   counted = {"trained_tokens": 0.0, "trained_positions": 0.0}
   for step in range(start, steps):
-    state, metrics = step_fn(state, batch_at(step))
+    batch = batch_at(step)
+    state, metrics = step_fn(state, batch)
     metrics = jax.device_get(metrics)
     if not metrics["finite"]:
       ckpt.wait()
@@ -267,14 +266,14 @@ def fit(state: TrainState, step_fn, batch_at: Callable, *, steps: int, ckpt, wri
           f"is kept in {ckpt.directory}")
     weight_since += float(metrics["tokens"])
     counted["trained_tokens"] += float(metrics["input_tokens"])
-    counted["trained_positions"] += float(metrics["positions"])
+    counted["trained_positions"] += float(np.prod(batch["tokens"].shape))
     save_state(ckpt, state)
     bar.update(1)
     if (step + 1) % log_every == 0 or step + 1 == steps:
       dt = time.time() - t0
       bar.set_postfix(loss=f"{metrics['loss']:.4f}")
       logged = {k: v for k, v in metrics.items()
-                if k not in ("finite", "tokens", "input_tokens", "positions")}
+                if k not in ("finite", "tokens", "input_tokens")}
       writer.write(step + 1, **logged, **counted, targets_per_s=weight_since / max(dt, 1e-9))
       t0, weight_since = time.time(), 0.0
       counted = dict.fromkeys(counted, 0.0)

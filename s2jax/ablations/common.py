@@ -205,8 +205,7 @@ def paired_table(runs: dict, comparisons: Sequence[tuple[str, str]], splits: Seq
       c = stats.compare_pooled(pairs)
       data.setdefault(f"{arm} vs {base}", {})[split] = c
       rows.append([f"{labels.get(arm, arm)} vs {labels.get(base, base)}", split,
-                   f"{c['n']} ({c['seeds']} seeds)", f"{c['a']:.3f} → {c['b']:.3f}",
-                   f"{c['difference']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}]",
+                   f"{c['n']} ({c['seeds']} seeds)", *report.comparison_cells(c),
                    f"±{c['mde']:.3f}", c["verdict"]])
   if not rows:
     return [], data
@@ -237,8 +236,7 @@ def pooled_grid_comparisons(runs: dict, axis: str, values: Sequence, labels: dic
       return
     c = stats.compare_pooled(pairs)
     data[name] = c
-    rows.append([name, f"{c['n']} ({c['seeds']} strata)", f"{c['a']:.3f} → {c['b']:.3f}",
-                 f"{c['difference']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}]",
+    rows.append([name, f"{c['n']} ({c['seeds']} strata)", *report.comparison_cells(c),
                  f"±{c['mde']:.3f}", c["verdict"]])
   for policy, by_seed in runs.items():
     if policy != baseline:

@@ -204,8 +204,7 @@ def make_update(policy: Transformer, value: Optional[Transformer], optimizer,
     finite = jnp.all(metrics["finite"])  # every minibatch step of every epoch
     metrics = jax.tree.map(jnp.mean, metrics)
     metrics["finite"] = finite
-    for k in ("input_tokens", "positions"):  # per minibatch; the learner counts the update
-      metrics.pop(k)
+    metrics.pop("input_tokens")  # per minibatch; the learner counts the update
     n_tok = jnp.maximum(m.sum(), 1.0)
     metrics.update(kl=kl.sum() / n_tok, kl_per_sequence=kl.sum() / b,
                    score_reward=(inputs["score_rewards"] * m).sum() / b,

@@ -104,8 +104,7 @@ def select_samples(policy: Policy, config, round_seed: int) -> tuple[list, dict]
   stats = distill.kept_stats(mask, texts, correct,
                              [[[x.valid for x in v.steps] for v in vs] for vs in verdicts])
   stats["sample_accuracy"] = float(correct.mean())
-  stats["sampled_tokens"] = compute.token_total(c for r in recs
-                                                for c in r.get("sample_tokens") or [None])
+  stats["sampled_tokens"] = compute.sampled_tokens(recs)
   stats["scored_tokens"] = stats["sampled_tokens"] if needs_scores(f) else 0
   if not mask.any():
     raise ValueError(f"round with filter {f.kind!r} kept no samples (sample accuracy "

@@ -79,8 +79,7 @@ def training_records(policy: Policy, config, sample_records: list) -> tuple[list
   pairs = solutions_of(task, sample_records, lc.max_solutions)
   rng = np.random.default_rng(config.seed)
   stats = {"solutions": len(pairs),
-           "sampled_tokens": compute.token_total(c for r in sample_records
-                                                 for c in r.get("sample_tokens") or [None])}
+           "sampled_tokens": compute.sampled_tokens(sample_records)}
   if lc.get("dedupe", False):  # a sample drawn twice is one record, not twice the weight
     seen = set()
     pairs = [(p, t) for p, t in pairs
