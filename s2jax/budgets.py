@@ -7,20 +7,34 @@ from s2jax import tasks
 from s2jax.data import formats
 
 
-def longest_reference(config, split: str, n: int, tokenizer) -> dict:
-  """Token counts of the longest reference solution (in the config's training format,
-  with its eos) and of the longest single step, over the first n problems of a split."""
-  task = tasks.for_config(config)
-  fmt = config.data.get("format", "cot")
-  longest = {"solution": 0, "step": 0, "steps": 0}
-  for p in task.generate_split(config, split, n):
+def longest_of(problems, task, fmt: str, tokenizer) -> dict:
+  """Token counts of the longest reference solution (in format `fmt`, with its eos), of
+  the longest single step, of the most steps and of the longest question over problems."""
+  longest = {"solution": 0, "step": 0, "steps": 0, "question": 0}
+  for p in problems:
     text = formats.solution_text(p.solution, fmt, tokenizer,
                                  plan=task.plan(p) if fmt == "plan" else "")
     steps = task.split_steps(text)[0]
     longest["solution"] = max(longest["solution"], len(tokenizer.encode(text)) + 1)
-    longest["step"] = max(longest["step"], max(len(tokenizer.encode(s)) + 1 for s in steps))
+    longest["step"] = max([longest["step"]] + [len(tokenizer.encode(s)) + 1 for s in steps])
     longest["steps"] = max(longest["steps"], len(steps))
+    longest["question"] = max(longest["question"], len(tokenizer.encode(p.question)))
   return longest
+
+
+def longest_reference(config, split: str, n: int, tokenizer) -> dict:
+  """longest_of the first n problems of a split, in the config's training format."""
+  task = tasks.for_config(config)
+  return longest_of(task.generate_split(config, split, n), task,
+                    config.data.get("format", "cot"), tokenizer)
+
+
+def truncation_error(key: str, budget: int, where: str, longest: dict, margin: int):
+  """The message for a budget that cannot hold the longest reference plus margin, or None."""
+  if budget < longest["solution"] + margin:
+    return (f"{key}={budget} truncates {where}: its longest reference needs "
+            f"{longest['solution']} tokens (+{margin} margin)")
+  return None
 
 
 def pipeline_budgets(config) -> list[tuple[str, int, tuple]]:
@@ -49,10 +63,9 @@ def check_pipeline(config, tokenizer, n: int = 0, margin: int = 8) -> list[str]:
   errors = []
   for key, budget, splits in pipeline_budgets(config):
     for split in splits:
-      need = longest[split]["solution"] + margin
-      if budget < need:
-        errors.append(f"{key}={budget} truncates {split}: its longest reference needs "
-                      f"{longest[split]['solution']} tokens (+{margin} margin)")
+      error = truncation_error(key, budget, split, longest[split], margin)
+      if error:
+        errors.append(error)
   b = config.search.beam
   if b.budgets:
     for split in tuple(config.search.splits) or tuple(longest)[1:]:

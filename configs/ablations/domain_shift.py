@@ -17,7 +17,9 @@ def get_config(arg: str = ""):
   c.search = dict(n=4, temperature=0.8, aggregation="min")  # PRM best-of-n (0: greedy only)
   c.batch_size = 128
   c.score_batch_size = 64
-  c.max_new_tokens = 320       # 12 steps of ~25 tokens
+  # 12 steps and the plan line: the longest reference is 324 tokens
+  # (tests/test_budgets.py checks every grid point).
+  c.max_new_tokens = 352
   c.max_cache_len = 704
   if arg == "tiny":  # seconds-long, for tests: the tiny pipeline, one seed
     c.axes = dict(steps=(1, 5), distractors=(0, 3))

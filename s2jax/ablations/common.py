@@ -85,12 +85,45 @@ def prepare_out(out: str) -> str:
 
 # ------------------------------------------------------------------------- task grids
 
-def grid_records(task: dict, overrides: dict, n: int, seed: int, name: str) -> list[dict]:
-  """n problems of the task with `overrides` (e.g. min_steps=max_steps=8), GSM8K-format
-  records; the same problems for every policy (seeded by the point's name)."""
+def grid_problems(task: dict, overrides: dict, n: int, seed: int, name: str) -> list:
+  """n problems of the task with `overrides` (e.g. min_steps=max_steps=8); the same
+  problems for every policy (seeded by the point's name)."""
   from s2jax.tasks.arith import generate_split
-  cfg = splits.task_config(task, overrides)
-  return [p.to_json() for p in generate_split(cfg, n, splits.split_seed(seed, name))]
+  return generate_split(splits.task_config(task, overrides), n, splits.split_seed(seed, name))
+
+
+def grid_records(task: dict, overrides: dict, n: int, seed: int, name: str) -> list[dict]:
+  """grid_problems as GSM8K-format records."""
+  return [p.to_json() for p in grid_problems(task, overrides, n, seed, name)]
+
+
+def grid_budget_errors(sft_config, axes: dict, *, seeds, num_problems: int,
+                       max_new_tokens: int, max_cache_len: int, tokenizer,
+                       formats: tuple = (), margin: int = 8) -> list[str]:
+  """Every grid point (of every seed) whose longest reference, in each training format
+  (default: the SFT config's), does not fit max_new_tokens plus margin, or whose longest
+  prompt ([bos] question newline) does not fit the cache beside max_new_tokens: a grid
+  evaluated at such a budget measures truncation, or fails hours in."""
+  from s2jax import budgets, tasks
+  task = tasks.for_config(sft_config)
+  formats = formats or (sft_config.data.get("format", "cot"),)
+  errors = []
+  for axis, values in axes.items():
+    for v in values:
+      name = f"grid_{axis}_{v}"
+      problems = [p for seed in seeds for p in grid_problems(
+          sft_config.task.to_dict(), axis_overrides(axis, int(v)), num_problems, seed, name)]
+      for fmt in formats:
+        longest = budgets.longest_of(problems, task, fmt, tokenizer)
+        error = budgets.truncation_error("max_new_tokens", max_new_tokens,
+                                         f"{axis}={v} ({fmt})", longest, margin)
+        if error:
+          errors.append(error)
+      if longest["question"] + 2 + max_new_tokens > max_cache_len:
+        errors.append(f"max_cache_len={max_cache_len} cannot hold {axis}={v}'s longest "
+                      f"prompt ({longest['question'] + 2} tokens) and max_new_tokens="
+                      f"{max_new_tokens}")
+  return errors
 
 
 AXES = ("steps", "distractors", "entities_chain", "entities_distractors")
