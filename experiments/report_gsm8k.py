@@ -113,9 +113,9 @@ def main():
     if qa != [r["question"] for r in outputs[b]]:
       sys.exit(f"error: {a} and {b} are not on the same problems in the same order")
     ca, cb = [r["correct"] for r in outputs[a]], [r["correct"] for r in outputs[b]]
-    d = stats.paired_difference(ca, cb)
+    d = stats.compare(ca, cb, better="higher", worse="lower")
     m = stats.mcnemar_exact(ca, cb)
-    data["pairs"][pair] = {**d, **m, "verdict": stats.verdict(d["ci"])}
+    data["pairs"][pair] = {**d, **m}
     prow.append([f"{describe_run(data['evals'][b])} − {describe_run(data['evals'][a])}",
                  str(d["n"]), f"{100 * d['difference']:+.2f} pts",
                  f"[{100 * d['ci'][0]:+.2f}, {100 * d['ci'][1]:+.2f}]",
@@ -124,7 +124,8 @@ def main():
   if prow:
     md += ["## Paired comparisons (same problems)", "",
            "Difference in accuracy with a 95% paired bootstrap interval; the exact McNemar "
-           "test on the problems only one run solves; the verdict comes from the interval "
+           "test on the problems only one run solves; the verdict comes from the interval, "
+           "and a null result gives the smallest difference this n could detect "
            "(s2jax.stats).", "",
            report.markdown_table(["comparison", "n", "difference", "95% interval",
                                   "solved only by first / second", "McNemar p", "verdict"],
