@@ -256,6 +256,30 @@ def test_distill_filters_end_to_end(tiny_pipeline):
       os.path.join(root, "results", "distill_filters.md")).read()
 
 
+def test_a_scratch_policy_is_trained_once_and_shared(tmp_path):
+  from s2jax import config_blocks, report
+  c = config_blocks.ablation(os.path.join(ROOT, "configs", "ablations", "filler_tokens.py"),
+                             "tiny")
+  c.scratch_sft.train.steps = 2
+  c.scratch_sft.data.num_eval = 2
+  root = str(tmp_path)
+  width, fmt = c.scratch_sft.model.d_model, c.scratch_sft.data.format
+  c.scratch_sft.model.mlp_dim = 3 * width  # a width's policy has a 3x MLP
+  d = ablation.scratch_policy(c, root, 0, fmt=fmt)  # filler_tokens' own-format arm
+  assert ablation.scratch_policy(c, root, 0, width=width) == d  # working_memory's
+  assert ablation.scratch_policy(c, root, 0) == d
+  assert [r["status"] for r in report.read_launches(d)] == ["ok"]  # trained once
+  other = ablation.scratch_policy(c, root, 0, width=2 * width)
+  assert other.endswith(f"d{2 * width}") and other != d
+  # The launches behind a report name which scratch policy they trained.
+  launches = ablation.scratch_launches(root, (0,), [os.path.basename(d)])
+  assert [r["where"] for r in launches] == [f"scratch_sft seed0 {os.path.basename(d)}"]
+  # A policy trained under another block is never reused silently.
+  c.scratch_sft.train.steps = 3
+  with pytest.raises(ValueError, match="another scratch_sft config.*train"):
+    ablation.scratch_policy(c, root, 0)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [a for a in ABLATIONS if a != "distill_filters"])
 def test_ablation_end_to_end(tiny_pipeline, name):

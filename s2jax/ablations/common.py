@@ -48,6 +48,54 @@ def stage_policy(config, workdir: str, seed: int, stage: str) -> str:
   return pipeline.policy_dir(pipeline_dir(workdir, seed), stage, config.pipeline)
 
 
+SCRATCH = "scratch_sft"
+
+
+def scratch_policy(config, workdir: str, seed: int, *, fmt: str = "",
+                   width: int = 0) -> str:
+  """The seed's policy trained from scratch with the ablations' one SFT block
+  (config.scratch_sft), its training target format and width (mlp 3x) optionally
+  changed. Each distinct policy is trained once, under <workdir>/scratch_sft/seed<s>/, and
+  shared: filler_tokens' chain-of-thought arm is working_memory's policy of the block's
+  own width. Its training launches are recorded there (runs_behind lists them)."""
+  import ml_collections
+  from s2jax.stages import sft
+  c = ml_collections.ConfigDict(config.scratch_sft.to_dict())
+  c.seed = seed
+  if fmt:
+    c.data.format = fmt
+  if width:
+    c.model.update(d_model=width, mlp_dim=3 * width)
+  d = os.path.join(workdir, SCRATCH, f"seed{seed}", f"{c.data.format}_d{c.model.d_model}")
+  # A policy trained under another scratch_sft block (an override on one ablation's
+  # command) must not be shared silently.
+  recorded = os.path.join(d, "scratch_config.json")
+  if os.path.exists(recorded):
+    with open(recorded) as f:
+      before = json.load(f)
+    now = json.loads(c.to_json_best_effort())
+    if before != now:
+      diff = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+      raise ValueError(f"{d} was trained with another scratch_sft config (blocks differ: "
+                       f"{diff}); give this run another --workdir")
+  if not report.is_done(d):
+    os.makedirs(d, exist_ok=True)
+    with open(recorded, "w") as f:
+      f.write(c.to_json_best_effort(indent=2))
+    with report.launch(d, "scratch SFT"):
+      sft.run(c, d)
+    report.mark_done(d)
+  return d
+
+
+def scratch_launches(workdir: str, seeds: Sequence[int], policies: Sequence[str]) -> list:
+  """The training launches of the scratch policies (directory names under
+  <workdir>/scratch_sft/seed<s>/) behind an ablation's numbers."""
+  return [dict(r, where=f"{SCRATCH} seed{seed} {name}")
+          for seed in seeds for name in policies
+          for r in report.read_launches(os.path.join(workdir, SCRATCH, f"seed{seed}", name))]
+
+
 def parse_point(name: str) -> tuple[int, str]:
   """'seed1/sft_more' -> (1, 'sft_more')."""
   head, _, arm = name.partition("/")
@@ -187,10 +235,11 @@ def header(title: str, script: str, config, info: dict) -> list:
           f"- written: {info['started']}", ""]
 
 
-def runs_behind(config, workdir: str) -> list[dict]:
+def runs_behind(config, workdir: str, scratch: Sequence[str] = ()) -> list[dict]:
   """Every launch behind an ablation's numbers, failed and killed ones included: each
-  seed's shared pipeline and every launch of the ablation script for this ablation."""
-  out = []
+  seed's shared pipeline, the scratch policies it evaluates (directory names, see
+  scratch_policy) and every launch of the ablation script for this ablation."""
+  out = scratch_launches(workdir, config.seeds, scratch)
   for seed in config.seeds:
     out += [dict(r, where=f"pipeline seed{seed}")
             for r in report.read_launches(pipeline_dir(workdir, seed))]
@@ -199,19 +248,25 @@ def runs_behind(config, workdir: str) -> list[dict]:
   return out
 
 
-def write_result(out: str, md: list, data: dict, config, workdir: str) -> None:
+def write_result(out: str, md: list, data: dict, config, workdir: str,
+                 scratch: Sequence[str] = ()) -> None:
   """<out>.md and <out>.json (the numbers, the config that produced them and every launch
-  of the runs behind them)."""
+  of the runs behind them, `scratch` naming the scratch policies among them)."""
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-  launches = runs_behind(config, workdir)
+  launches = runs_behind(config, workdir, scratch)
   with open(out + ".json", "w") as f:
     json.dump({"run_info": report.run_info(), "config": config.to_dict(), **data,
                "launches": launches}, f, indent=2, default=list)
-  minutes = sum(r["seconds"] for r in launches) / 60
   bad = sum(r["status"] != "ok" for r in launches)
+  minutes = {}
+  for r in launches:
+    group = r["where"].split(" seed")[0]
+    minutes[group] = minutes.get(group, 0.0) + r["seconds"] / 60
   md = md + ["## Runs behind these numbers", "",
-             f"{len(launches)} launches, {bad} of them not ok, {minutes:.1f} minutes in all "
-             "(each seed's pipeline launches.jsonl and this ablation's):", "",
+             f"{len(launches)} launches, {bad} of them not ok. Minutes: "
+             + ", ".join(f"{g} {m:.1f}" for g, m in minutes.items())
+             + f"; a launch of the {config.name} script includes the shared pipeline and "
+             "scratch-policy launches it ran, so these overlap:", "",
              report.launches_table(launches, where=True), ""]
   with open(out + ".md", "w") as f:
     f.write("\n".join(md) + "\n")

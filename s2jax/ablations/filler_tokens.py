@@ -8,8 +8,6 @@ from __future__ import annotations
 import os
 
 
-import ml_collections
-
 from s2jax.ablations import common as ablation
 from s2jax import report
 
@@ -17,13 +15,14 @@ NAME = "filler_tokens"
 LABELS = {"cot": "chain of thought", "direct": "direct answer", "filler": "filler tokens"}
 
 
-def policy_dir(workdir: str, seed: int, arm: str) -> str:
-  return os.path.join(workdir, NAME, f"seed{seed}", arm)
+def policy_name(config, arm: str) -> str:
+  """The arm's scratch policy (ablation.scratch_policy) directory name."""
+  return f"{arm}_d{config.scratch_sft.model.d_model}"
 
 
 def depth_grid(config, workdir: str, seed: int, arm: str) -> dict:
   return ablation.evaluate_grid(
-      policy_dir(workdir, seed, arm), config.scratch_sft.task.to_dict(),
+      ablation.scratch_policy(config, workdir, seed, fmt=arm), config.scratch_sft.task.to_dict(),
       {"steps": tuple(config.depths)}, seed=seed,
       cache_dir=os.path.join(workdir, NAME, f"seed{seed}", f"grid_{arm}"),
       num_problems=config.num_problems, batch_size=config.batch_size,
@@ -31,18 +30,10 @@ def depth_grid(config, workdir: str, seed: int, arm: str) -> dict:
 
 
 def run_point(config, workdir: str, seed: int, arm: str) -> None:
-  from s2jax.stages import sft
   if arm not in ("cot", "direct", "filler"):
     raise ValueError(f"unknown arm {arm!r}; known: cot, direct, filler")
   # Every arm, chain of thought included, trains from scratch with the same SFT block
   # (config.scratch_sft), so the arms differ only in their training targets.
-  d = policy_dir(workdir, seed, arm)
-  if not report.is_done(d):
-    c = ml_collections.ConfigDict(config.scratch_sft.to_dict())
-    c.seed = seed
-    c.data.format = arm
-    sft.run(c, d)
-    report.mark_done(d)
   depth_grid(config, workdir, seed, arm)
 
 
@@ -94,4 +85,5 @@ def write(config, workdir: str, out: str) -> None:
           list(config.depths), LABELS, baseline=base)
       md += paired
       data.setdefault("paired", {}).update(stats)
-  ablation.write_result(out, md, {"accuracy_by_depth": data}, config, workdir)
+  ablation.write_result(out, md, {"accuracy_by_depth": data}, config, workdir,
+                        scratch=[policy_name(config, arm) for arm in config.arms])

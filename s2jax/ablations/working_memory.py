@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 
 
-import ml_collections
-
 from s2jax.ablations import common as ablation
 from s2jax import report
 
@@ -19,13 +17,15 @@ AXES = {"entities_chain": "all on the chain (entities - 1 steps)",
         "entities_distractors": "2 steps, the rest distractors"}
 
 
-def policy_dir(config, workdir: str, seed: int, width: int) -> str:
-  return os.path.join(workdir, NAME, f"seed{seed}", f"sft_d{width}")
+def policy_name(config, width: int) -> str:
+  """The width's scratch policy (ablation.scratch_policy) directory name."""
+  return f"{config.scratch_sft.data.format}_d{width}"
 
 
 def entity_grid(config, workdir: str, seed: int, width: int) -> dict:
   return ablation.evaluate_grid(
-      policy_dir(config, workdir, seed, width), config.scratch_sft.task.to_dict(),
+      ablation.scratch_policy(config, workdir, seed, width=width),
+      config.scratch_sft.task.to_dict(),
       {axis: tuple(config.entities) for axis in AXES}, seed=seed,
       cache_dir=os.path.join(workdir, NAME, f"seed{seed}", f"grid_d{width}"),
       num_problems=config.num_problems, batch_size=config.batch_size,
@@ -33,18 +33,10 @@ def entity_grid(config, workdir: str, seed: int, width: int) -> dict:
 
 
 def run_point(config, workdir: str, seed: int, arm: str) -> None:
-  from s2jax.stages import sft
   if not arm.startswith("d") or not arm[1:].isdigit():
     raise ValueError(f"unknown arm {arm!r}; expected d<width>")
   width = int(arm[1:])
   # Every width trains from scratch with the same SFT block (config.scratch_sft).
-  d = policy_dir(config, workdir, seed, width)
-  if not report.is_done(d):
-    c = ml_collections.ConfigDict(config.scratch_sft.to_dict())
-    c.seed = seed
-    c.model.update(d_model=width, mlp_dim=3 * width)
-    sft.run(c, d)
-    report.mark_done(d)
   entity_grid(config, workdir, seed, width)
   report.mark_done(os.path.join(workdir, NAME, f"seed{seed}", f"grid_d{width}"))
 
@@ -92,4 +84,5 @@ def write(config, workdir: str, out: str) -> None:
   fig.savefig(out + ".png", dpi=120)
   plt.close(fig)
   md += [f"![accuracy against entities]({os.path.basename(out)}.png)", ""]
-  ablation.write_result(out, md, {"accuracy": data}, config, workdir)
+  ablation.write_result(out, md, {"accuracy": data}, config, workdir,
+                        scratch=[policy_name(config, w) for w in config.widths])
