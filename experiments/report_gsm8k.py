@@ -116,6 +116,8 @@ def main():
     d = stats.compare(ca, cb, better="higher", worse="lower")
     m = stats.mcnemar_exact(ca, cb)
     data["pairs"][pair] = {**d, **m}
+    if d["verdict"].startswith("no effect"):  # in points, like the columns
+      data["pairs"][pair]["verdict"] = f"no effect detected at ±{100 * d['mde']:.2f} pts"
     prow.append([f"{describe_run(data['evals'][b])} − {describe_run(data['evals'][a])}",
                  str(d["n"]), f"{100 * d['difference']:+.2f} pts",
                  f"[{100 * d['ci'][0]:+.2f}, {100 * d['ci'][1]:+.2f}]",
