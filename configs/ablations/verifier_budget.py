@@ -15,7 +15,7 @@ def get_config(arg: str = ""):
   # Training problems for the PRM (x pipeline.verifier.samples.per_problem samples); the
   # pipeline's own PRM is the point equal to its samples.train_problems. Steps scale with
   # the data: steps_per_problem * problems (at least min_steps).
-  c.prm_problems = (50, 150, 400)
+  c.prm_problems = (50, 150, 400, c.pipeline.verifier.samples.train_problems)
   c.steps_per_problem = 0.5
   c.min_steps = 25
   c.ns = (1, 2, 4, 8, 16)

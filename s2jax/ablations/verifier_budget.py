@@ -134,7 +134,9 @@ def write(config, workdir: str, out: str) -> None:
   per = config.pipeline.verifier.samples.per_problem
   md += [f"PRMs trained on the SFT policy's samples of {list(config.prm_problems)} training "
          f"problems ({per} samples each, exact step labels, "
-         f"{config.steps_per_problem} steps per problem, at least {config.min_steps}); each "
+         f"{config.steps_per_problem} steps per problem, at least {config.min_steps}; the "
+         f"pipeline's own PRM, on {config.pipeline.verifier.samples.train_problems} problems, "
+         f"with its {config.pipeline.verifier.train.steps} steps); each "
          f"picks the best of N samples (temperature {config.temperature}, PRM-"
          f"{config.aggregation}) on the first {config.test_problems} in-distribution test "
          "problems. Compute in token-passes (`s2jax/compute.py`): the verifier's sampling and "
