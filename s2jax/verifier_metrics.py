@@ -117,6 +117,52 @@ def score_length_correlation(solution_scores: Sequence[float],
           "n": len(solution_scores)}
 
 
+def _solution_bootstrap(statistic, n_solutions: int, level: float, resamples: int,
+                        seed: int) -> list[float]:
+  """Percentile interval of statistic(solution indices) under resampling of whole
+  solutions (scipy.stats.bootstrap): a solution's steps are not independent (an error
+  spreads to the steps after it), so they are resampled together."""
+  from scipy.stats import bootstrap
+  res = bootstrap((np.arange(n_solutions),), lambda i: statistic(np.asarray(i, int)),
+                  vectorized=False, n_resamples=resamples, confidence_level=level,
+                  method="percentile", random_state=np.random.default_rng(seed))
+  return [float(res.confidence_interval.low), float(res.confidence_interval.high)]
+
+
+def _flat(step_lists, idx) -> np.ndarray:
+  return np.concatenate([np.asarray(step_lists[k], float) for k in idx])
+
+
+def auroc_interval(step_scores: Sequence[Sequence[float]],
+                   step_labels: Sequence[Sequence[bool]], *, level: float = 0.95,
+                   resamples: int = 2000, seed: int = 0) -> list[float]:
+  """The step AUROC's interval, resampling solutions."""
+  return _solution_bootstrap(
+      lambda i: auroc(_flat(step_scores, i), _flat(step_labels, i).astype(bool)),
+      len(step_scores), level, resamples, seed)
+
+
+def auroc_difference(scores_a: Sequence[Sequence[float]], scores_b: Sequence[Sequence[float]],
+                     step_labels: Sequence[Sequence[bool]], *, level: float = 0.95,
+                     resamples: int = 2000, seed: int = 0) -> dict:
+  """Step AUROC of verifier b minus verifier a on the same solutions' steps, with a paired
+  interval (both verifiers' scores resampled together, by solution)."""
+  if len(scores_a) != len(scores_b) or len(scores_a) != len(step_labels) or any(
+      len(x) != len(y) for x, y in zip(scores_a, scores_b)):
+    raise ValueError("auroc_difference: the two verifiers were not scored on the same "
+                     "solutions and steps")
+
+  def diff(i):
+    labels = _flat(step_labels, i).astype(bool)
+    return auroc(_flat(scores_b, i), labels) - auroc(_flat(scores_a, i), labels)
+  every = np.arange(len(step_labels))
+  labels = _flat(step_labels, every).astype(bool)
+  a, b = auroc(_flat(scores_a, every), labels), auroc(_flat(scores_b, every), labels)
+  return {"a": a, "b": b, "difference": b - a, "n_solutions": len(step_labels),
+          "ci": _solution_bootstrap(diff, len(step_labels), level, resamples, seed),
+          "level": level}
+
+
 # An AUROC on fewer steps of either class than this is not reported: with a handful of
 # valid steps its interval spans most of [0, 1].
 MIN_CLASS_STEPS = 100
@@ -135,6 +181,7 @@ def step_report(step_scores: Sequence[Sequence[float]], step_labels: Sequence[Se
   return {"steps": int(len(flat_s)), "valid_fraction": float(np.mean(flat_l)),
           "valid_steps": valid, "invalid_steps": invalid, "min_class_steps": min_class,
           "auroc": auroc(flat_s, flat_l) if enough else None,
+          "auroc_ci": auroc_interval(step_scores, step_labels) if enough else None,
           "same_index_auroc": same_index_auroc(step_scores, step_labels) if enough else None,
           **error_detection(flat_s, flat_l, threshold),
           "first_error_accuracy": first_error_accuracy(step_scores, step_labels, threshold),
@@ -180,5 +227,7 @@ def describe_auroc(report: dict) -> str:
   if report.get("auroc") is None:
     small, n = ("valid", valid) if (valid or 0) <= (invalid or 0) else ("invalid", invalid)
     return f"too few {small} steps (n={n})"
-  return f"{report['auroc']:.3f} (valid {valid}, invalid {invalid})"
+  ci = report.get("auroc_ci")
+  ci = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+  return f"{report['auroc']:.3f}{ci} (valid {valid}, invalid {invalid})"
 

@@ -49,6 +49,13 @@ def test_prm_trains_on_mc_labels_and_reports_step_metrics(verifiers):
   assert 0 <= s["data"]["label_agreement"]["agreement"] <= 1
   assert glob.glob(os.path.join(policy, "samples", "mc_*.jsonl"))
   assert os.path.exists(os.path.join(v["prm"], "eval", "reliability.png"))
+  # The per-step held-out scores behind the summary, kept for paired comparisons.
+  for split in ("test", "shift_steps"):
+    steps = json.load(open(os.path.join(v["prm"], "eval", f"steps_{split}.json")))
+    flat = [y for ys in steps["labels"] for y in ys]
+    assert (sum(flat), len(flat) - sum(flat)) == (s[split]["valid_steps"],
+                                                  s[split]["invalid_steps"])
+    assert [len(x) for x in steps["scores"]] == [len(y) for y in steps["labels"]]
   metrics = read_metrics(os.path.join(v["prm"], "metrics.jsonl"))
   assert any(m.get("event") == "init_from_policy" and m["copied"] > 0 for m in metrics)
   assert any("loss" in m for m in metrics)
@@ -207,3 +214,51 @@ def test_bad_ppo_configs_are_named(root, tmp_path, key, value, match):
   c[section][leaf] = value
   with pytest.raises(ValueError, match=match):
     rl_stage.run(c, str(tmp_path))
+
+
+def _fake_prm(path, scores, labels, source):
+  """A finished PRM workdir as report_verifier reads it, with known held-out scores."""
+  from s2jax import verifier_metrics as vm
+  os.makedirs(os.path.join(path, "eval"))
+  labels_cfg = {"source": source, "mc_k": 4, "mc_mode": "hard", "max_solutions": 400,
+                "corrupted_per_problem": 0}
+  json.dump({"kind": "prm", "labels": labels_cfg}, open(os.path.join(path, "config.json"), "w"))
+  json.dump({"command": "x", "commit": "abc"}, open(os.path.join(path, "run_info.json"), "w"))
+  report = vm.step_report(scores, labels)
+  report.update(solution_auroc=0.5, solutions=len(scores))
+  json.dump({"test": report, "data": {}}, open(os.path.join(path, "eval", "summary.json"), "w"))
+  json.dump({"scores": scores, "labels": labels},
+            open(os.path.join(path, "eval", "steps_test.json"), "w"))
+
+
+def test_report_verifier_pairs_prms_on_the_same_steps(root, tmp_path):
+  import subprocess
+  import sys
+  import numpy as np
+  from s2jax import verifier_metrics as vm
+  from tests.conftest import script_env
+  rng = np.random.default_rng(0)
+  labels = [[bool(x) for x in rng.random(3) < 0.7] for _ in range(200)]
+  weak = [[float(rng.normal(y, 1.5)) for y in ys] for ys in labels]
+  strong = [[float(rng.normal(3 * y, 1.0)) for y in ys] for ys in labels]
+  _fake_prm(str(tmp_path / "exact"), weak, labels, "exact")
+  _fake_prm(str(tmp_path / "mc"), strong, labels, "mc")
+  out = str(tmp_path / "report")
+  p = subprocess.run([sys.executable, os.path.join(root, "experiments", "report_verifier.py"),
+                      f"--out={out}", f"--paired_against={tmp_path / 'exact'}",
+                      str(tmp_path / "exact"), str(tmp_path / "mc")],
+                     env=script_env(), capture_output=True, text=True, cwd=root)
+  assert p.returncode == 0, p.stderr[-2000:]
+  flat = np.concatenate(labels)
+  want = vm.auroc(np.concatenate(strong), flat) - vm.auroc(np.concatenate(weak), flat)
+  runs = json.load(open(out + ".json"))
+  d = next(r for r in runs if r["name"].startswith("PRM mc"))["paired"]["test"]
+  assert d["difference"] == pytest.approx(want) and d["ci"][0] > 0
+  assert f"{want:+.3f}" in open(out + ".md").read() and "| higher |" in open(out + ".md").read()
+  # Held-out steps that differ cannot be paired.
+  _fake_prm(str(tmp_path / "other"), strong, [[not y for y in ys] for ys in labels], "mc")
+  p = subprocess.run([sys.executable, os.path.join(root, "experiments", "report_verifier.py"),
+                      f"--out={out}", f"--paired_against={tmp_path / 'exact'}",
+                      str(tmp_path / "exact"), str(tmp_path / "other")],
+                     env=script_env(), capture_output=True, text=True, cwd=root)
+  assert p.returncode != 0 and "same held-out solutions" in p.stderr

@@ -56,8 +56,10 @@ def test_step_auroc_needs_enough_steps_of_each_class():
   flat_l = np.concatenate(labels)
   assert r["valid_steps"] == flat_l.sum() and r["invalid_steps"] == (~flat_l).sum()
   assert r["auroc"] == pytest.approx(brute_auroc(np.concatenate(scores), flat_l))
-  assert vm.describe_auroc(r) == (f"{r['auroc']:.3f} (valid {r['valid_steps']}, "
-                                  f"invalid {r['invalid_steps']})")
+  lo, hi = r["auroc_ci"]
+  assert lo < r["auroc"] < hi
+  assert vm.describe_auroc(r) == (f"{r['auroc']:.3f} [{lo:.3f}, {hi:.3f}] (valid "
+                                  f"{r['valid_steps']}, invalid {r['invalid_steps']})")
   few = [np.ones(10, bool)] * 30 + [np.asarray([False] * 3 + [True] * 7)]
   r = vm.step_report([np.full(10, 0.5)] * 31, few)
   assert r["auroc"] is None and r["valid_steps"] == 307 and r["invalid_steps"] == 3
@@ -111,3 +113,48 @@ def test_score_length_correlation_is_spearmans():
   assert got["spearman"] == pytest.approx(spearmanr(scores, steps).statistic) and got["n"] == 5
   assert got["spearman"] < -0.8
   assert np.isnan(vm.score_length_correlation([0.5, 0.4, 0.3], [2, 2, 2])["spearman"])
+
+
+def _one_step_solutions(n_pos, n_neg, shift, rng):
+  scores = np.concatenate([rng.normal(shift, 1, n_pos), rng.normal(0, 1, n_neg)])
+  labels = np.concatenate([np.ones(n_pos, bool), np.zeros(n_neg, bool)])
+  return [[x] for x in scores], [[y] for y in labels]
+
+
+def test_auroc_interval_matches_hanley_mcneil_for_independent_steps():
+  # One step per solution: resampling solutions is resampling steps, and the interval's
+  # half-width should be about 1.96 standard errors of Hanley & McNeil (1982).
+  rng = np.random.default_rng(0)
+  scores, labels = _one_step_solutions(600, 300, 1.5, rng)
+  a = vm.auroc(np.ravel(scores), np.ravel(labels))
+  q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+  se = np.sqrt((a * (1 - a) + 599 * (q1 - a * a) + 299 * (q2 - a * a)) / (600 * 300))
+  lo, hi = vm.auroc_interval(scores, labels)
+  assert lo < a < hi
+  assert (hi - lo) / 2 == pytest.approx(1.96 * se, rel=0.2)
+  # A perfect separator has nowhere to go.
+  assert vm.auroc_interval([[1.0], [1.0], [0.0]] * 50, [[True], [True], [False]] * 50) == [1.0, 1.0]
+
+
+def test_auroc_interval_widens_when_steps_come_in_correlated_solutions():
+  # Every solution's four steps share one score and one label: four copies of the same
+  # evidence, so the solution bootstrap's interval is that of the one-step data, not
+  # half its width as four times as many independent steps would give.
+  rng = np.random.default_rng(1)
+  scores, labels = _one_step_solutions(200, 100, 1.0, rng)
+  wide = vm.auroc_interval([s * 4 for s in scores], [l * 4 for l in labels])
+  one = vm.auroc_interval(scores, labels)
+  assert wide[1] - wide[0] == pytest.approx(one[1] - one[0], rel=0.2)
+
+
+def test_auroc_difference_is_paired_by_solution():
+  rng = np.random.default_rng(2)
+  scores, labels = _one_step_solutions(300, 150, 0.5, rng)
+  same = vm.auroc_difference(scores, scores, labels)
+  assert same["difference"] == 0 and same["ci"] == [0.0, 0.0]
+  perfect = [[float(l[0])] for l in labels]
+  d = vm.auroc_difference(scores, perfect, labels)
+  assert d["b"] == 1.0 and d["difference"] == pytest.approx(1.0 - d["a"])
+  assert d["ci"][0] > 0
+  with pytest.raises(ValueError, match="same solutions"):
+    vm.auroc_difference(scores, scores[:-1], labels)

@@ -8,7 +8,8 @@ Policy samples and Monte-Carlo rollouts are cached under <policy_workdir>/sample
 sweep over label sources samples once. Re-running with the same workdir resumes training.
 Writes config.json (loadable by `s2jax.workdirs.load_model`), labels.jsonl (the training
 records, TRL stepwise format for a PRM), checkpoints/, metrics.jsonl and
-eval/summary.json with eval/reliability.png.
+eval/summary.json with eval/reliability.png and eval/steps_<split>.json (each held-out
+solution's step scores and exact labels, for paired comparisons of verifiers).
 """
 from __future__ import annotations
 
@@ -206,7 +207,7 @@ def evaluate_verifier(config, workdir, policy, model, params, tok, mesh) -> dict
   scorer = verifier.Scorer(model, params, tok, batch_size=config.eval.score_batch_size,
                            batch_sharding=sharding.batch_sharding(mesh, 2,
                                                                   config.eval.score_batch_size))
-  out, curves = {}, {}
+  out, curves, held_out = {}, {}, {}
   for split in policy.task.eval_split_names(policy.config):
     recs = policy_samples(policy, config, split, s.heldout_problems, s.heldout_per_problem,
                           config.seed + 1000)
@@ -219,6 +220,8 @@ def evaluate_verifier(config, workdir, policy, model, params, tok, mesh) -> dict
       scores = scorer.step_scores([p.question for p, _ in pairs], steps)
       exact = [[x.valid for x in v.steps] for v in verdicts]
       res.update(vm.step_report(scores, exact, config.eval.threshold))
+      held_out[split] = {"scores": [np.asarray(x, float).tolist() for x in scores],
+                         "labels": [[bool(y) for y in ys] for ys in exact]}
       solution_scores = [float(np.min(x)) if len(x) else 0.0 for x in scores]
       res["error_kinds"] = vm.error_kinds([[x.reason for x in v.steps] for v in verdicts],
                                           scores, exact)
@@ -238,4 +241,9 @@ def evaluate_verifier(config, workdir, policy, model, params, tok, mesh) -> dict
     os.makedirs(os.path.join(workdir, "eval"), exist_ok=True)
     vm.plot_reliability(curves, os.path.join(workdir, "eval", "reliability.png"),
                         title=f"{config.kind.upper()} calibration, held-out policy samples")
+    # Per-step scores and exact labels: what paired comparisons of two verifiers on the
+    # same held-out samples need (s2jax.verifier_metrics.auroc_difference).
+    for split, steps in held_out.items():
+      with open(os.path.join(workdir, "eval", f"steps_{split}.json"), "w") as f:
+        json.dump(steps, f)
   return out
