@@ -62,7 +62,8 @@ def run_point(config, workdir: str, seed: int, arm: str) -> None:
 
   def evaluate():
     records, samples = test_samples(config, workdir, seed)
-    scorer = ablation.load_scorer(d, config.score_batch_size)
+    from s2jax import verifier
+    scorer = verifier.Scorer.from_workdir(d, config.score_batch_size)
     acc = ablation.search_accuracies(records, samples, scorer, config.ns, config.aggregation)
     from s2jax.policy import Policy
     tok = Policy(os.path.join(pipe, "sft")).tokenizer()
