@@ -13,8 +13,9 @@ def get_config(arg: str = ""):
   c = config_blocks.ablation(__file__, arg)  # seeds and the shared pipeline
   # SFT policies of these widths (model.d_model; mlp_dim = 3x), each trained from scratch
   # with the ablations' one SFT block (scratch_sft), the width changed; the paired table
-  # compares each with scratch_sft's own width.
-  c.widths = (64, 128)
+  # compares each with scratch_sft's own width. Three widths at least, so that a trend
+  # is more than two points; the narrow ones are cheap on CPU.
+  c.widths = (32, 64, 128)
   c.entities = (3, 5, 7, 9, 13)
   c.num_problems = 100  # per point; comparisons pool points and seeds
   c.batch_size = 128
