@@ -1,5 +1,5 @@
-"""The main job over seeds against the testbed's targets: results/pipeline/seeds.{md,json}
-from each seed's metrics.json (s2jax.reports.seeds), computing nothing.
+"""The main job over seeds: the testbed's targets per seed, and each later stage against SFT
+pooled over seeds (s2jax.reports.seeds), from each seed's metrics.json.
 
   python experiments/report_seeds.py --runs=workdirs/pipeline/seed0,workdirs/pipeline/seed1,\
 workdirs/pipeline/seed2 --out=results/pipeline/seeds

@@ -3,6 +3,7 @@ import json
 import os
 import time
 
+import numpy as np
 import pytest
 
 from s2jax import report
@@ -83,6 +84,29 @@ def test_the_pipeline_report_pairs_each_policy_with_sft():
   assert "| PPO | shift |" not in lines  # not the same problems: no pairing
   assert f"no effect detected at ±{stats.compare(sft, distilled)['mde']:.3f}" in lines
   assert pipeline.paired_against_sft({"per_problem": {"SFT": {}}}) == []
+
+
+def test_the_seeds_report_pools_each_stage_against_sft_over_seeds():
+  from s2jax.reports import seeds
+  rng = np.random.default_rng(0)
+  runs, want = {}, []
+  for k in range(3):
+    sft = rng.random(200) < 0.5
+    ppo = sft | (rng.random(200) < 0.3)  # PPO solves everything SFT does, and more
+    runs[f"seed{k}"] = {"per_problem": {"SFT": {"test": {"correct": sft.tolist()}},
+                                        "PPO": {"test": {"correct": ppo.tolist()}}}}
+    want.append((ppo.astype(int) - sft.astype(int)).sum())
+  runs["seed2"]["per_problem"]["PPO"]["test"]["correct"] = ppo[:150].tolist()  # unpaired
+  lines, data = seeds.pooled_against_sft(runs)
+  got = data["PPO"]["test"]
+  assert got["n"] == 400 and got["seeds"] == 2
+  assert got["difference"] == pytest.approx((want[0] + want[1]) / 400)
+  assert got["ci"][0] > 0 and got["verdict"] == "helps"
+  assert "| PPO | test | 400 (2 of 3 seeds) |" in "\n".join(lines)
+  same = {k: {"per_problem": {"SFT": r["per_problem"]["SFT"], "PPO": r["per_problem"]["SFT"]}}
+          for k, r in runs.items()}
+  assert seeds.pooled_against_sft(same)[1]["PPO"]["test"]["verdict"].startswith(
+      "no effect detected")
 
 
 def test_a_relaunch_with_another_config_keeps_the_earlier_one(tmp_path):

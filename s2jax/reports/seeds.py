@@ -1,5 +1,6 @@
 """results/pipeline/seeds.{md,json}: the main job over seeds against the testbed's targets,
-from each seed's saved metrics.json (s2jax.pipeline.gather), computing nothing.
+and each later stage against SFT pooled over the seeds, from each seed's saved
+metrics.json (s2jax.pipeline.gather).
 
 The targets (issue "a testbed with signal"), checked in code: the whole pipeline within
 30 minutes; SFT greedy accuracy in-distribution at least 0.60 and fully valid chains at
@@ -37,12 +38,46 @@ def check(metrics: dict) -> dict:
   return {"value": got, "met": met}
 
 
+def pooled_against_sft(runs: dict) -> tuple[list, dict]:
+  """Report lines and numbers: each later policy against SFT on each split, pooled over the
+  seeds whose two policies were graded on the same problems (stats.compare_pooled: a
+  stratified bootstrap over seeds and problems); the table says how many seeds each row
+  pools, so a seed without the pair is visible, not silently dropped."""
+  from s2jax import stats
+  pairs = {}
+  for m in runs.values():
+    per = m.get("per_problem") or {}
+    base = per.get("SFT") or {}
+    for policy, splits in per.items():
+      for split, got in (splits or {}).items():
+        ref = base.get(split)
+        if policy != "SFT" and got and ref and len(got["correct"]) == len(ref["correct"]):
+          pairs.setdefault((policy, split), []).append((ref["correct"], got["correct"]))
+  rows, data = [], {}
+  for (policy, split), p in pairs.items():
+    c = stats.compare_pooled(p)
+    data.setdefault(policy, {})[split] = c
+    rows.append([policy, split, f"{c['n']} ({c['seeds']} of {len(runs)} seeds)",
+                 *report.comparison_cells(c), f"±{c['mde']:.3f}", c["verdict"]])
+  if not rows:
+    return [], data
+  return ["## Each stage against SFT, pooled over seeds", "",
+          "Accuracy difference on the same problems, pooled over seeds (stratified bootstrap "
+          "over seeds and problems, 95% interval); the verdict comes from the interval, and "
+          "a null one states the smallest effect the pooled n could detect with 80% power.",
+          "", report.markdown_table(["policy", "split", "n (seeds)", "accuracy",
+                                     "difference [95% CI]", "detectable", "verdict"], rows),
+          ""], data
+
+
 def write(runs: dict, out: str, command: str) -> None:
   """`runs`: {seed name: gathered metrics}."""
   checks = {name: check(m) for name, m in runs.items()}
+  pooled_lines, pooled = pooled_against_sft(runs)
   os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
   with open(out + ".json", "w") as f:
-    json.dump({"command": command, "targets": TARGETS, "checks": checks}, f, indent=2)
+    json.dump({"command": command, "targets": TARGETS, "checks": checks,
+               "against_sft_pooled": pooled}, f, indent=2)
 
   def mark(ok):
     return "✓" if ok else "✗"
@@ -78,6 +113,6 @@ def write(runs: dict, out: str, command: str) -> None:
         f"Every target met on every seed: **{'yes' if all_met else 'no'}**.", "",
         "SFT (the shipped base policy as the pipeline evaluates it) on every split, "
         "accuracy / fully valid:", "",
-        report.markdown_table(["seed"] + splits, acc_rows), ""]
+        report.markdown_table(["seed"] + splits, acc_rows), "", *pooled_lines]
   with open(out + ".md", "w") as f:
     f.write("\n".join(md))
