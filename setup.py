@@ -7,6 +7,7 @@ setup(
                 "verifier-filtered self-distillation, PPO and verifier-guided search.",
     packages=find_packages(include=["s2jax", "s2jax.*"]),
     # The shipped base policy (s2jax/base_policy.py): weights, tokenizer, policy.json.
+    # The GSM8K release (s2jax/assets/gsm8k, MIT).
     package_data={"s2jax": ["assets/*/*"]},
     python_requires=">=3.10",
     install_requires=[
@@ -26,6 +27,12 @@ setup(
         "safetensors>=0.4",
         "tokenizers>=0.19",
         "jinja2>=3.1",
+        # GSM8K as a TFDS dataset, built from local files and read as array_record with no
+        # TensorFlow (s2jax.data.gsm8k_tfds); TFDS imports importlib_resources without
+        # declaring it.
+        "tensorflow-datasets>=4.9",
+        "array-record>=0.5",
+        "importlib_resources",
     ],
     extras_require={
         # transformers on PyTorch is the independent reference the parity tests compare to.
@@ -33,6 +40,5 @@ setup(
         # the one tiny pipeline run.
         "test": ["pytest>=8", "pytest-xdist>=3.5", "filelock>=3.12", "hypothesis>=6.100",
                  "torch>=2.1", "transformers>=4.46", "accelerate>=0.26"],
-        "tfds": ["tensorflow-datasets"],
     },
 )

@@ -20,7 +20,7 @@ from s2jax.models.transformer import Transformer, forward
 from s2jax.sampling import Sampler, left_pad
 from s2jax.tokenizers import HFTokenizer, load_tokenizer
 
-GSM8K_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "gsm8k")
+GSM8K_DIR = gsm8k.DEFAULT_DIR  # the release the package ships
 TINY = dict(vocab_size=160, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
             num_attention_heads=4, num_key_value_heads=2, rope_theta=10000.0,
             rms_norm_eps=1e-6, initializer_range=0.2)

@@ -16,8 +16,7 @@ from s2jax.data import gsm8k
 from s2jax.metrics import read_metrics
 from s2jax.tokenizers import SentencePieceTokenizer
 
-GSM8K_TEST = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "gsm8k",
-                          "test.jsonl")
+GSM8K_TEST = os.path.join(gsm8k.DEFAULT_DIR, "test.jsonl")  # the release the package ships
 
 
 def env(devices=1):
@@ -159,7 +158,6 @@ def test_bad_data_files(tmp_path):
 
 def test_evaluate_on_real_gsm8k_and_generated_files(trained, tmp_path, root):
   workdir, _ = trained
-  assert os.path.exists(GSM8K_TEST), "the GSM8K release is expected at ../shared/data/gsm8k"
   sample = tmp_path / "gsm8k3.jsonl"
   with open(GSM8K_TEST) as f:
     sample.write_text("".join(f.readline() for _ in range(3)))

@@ -1,6 +1,7 @@
 """GSM8K data: both sources, answer extraction on real-looking output, prompt formats."""
 import math
 import os
+import re
 
 import pytest
 from hypothesis import given
@@ -10,7 +11,7 @@ from s2jax.data import gsm8k, prompts
 from s2jax import tasks
 from s2jax.evaluation import judge
 
-GSM8K_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "gsm8k")
+GSM8K_DIR = gsm8k.DEFAULT_DIR  # the release the package ships
 
 # (model output, the answer a grader must read from it)
 REAL_LOOKING = [
@@ -88,15 +89,51 @@ def test_load_errors_name_the_problem(tmp_path):
     gsm8k.load("test", data_dir=str(tmp_path))
 
 
-def test_tfds_source_without_tfds_or_without_prepared_data(tmp_path):
-  try:
-    import tensorflow_datasets  # noqa: F401
-  except ImportError:
-    with pytest.raises(ImportError, match="tensorflow-datasets"):
-      gsm8k.load("test", source="tfds", data_dir=str(tmp_path))
-    return
-  with pytest.raises(FileNotFoundError, match="no prepared gsm8k"):
+def test_the_shipped_release_is_the_official_one():
+  """The checksums the shipped README records are those of the files beside it, and they
+  are the openai/grade-school-math release's (7473 train, 1319 test problems)."""
+  import hashlib
+  readme = open(os.path.join(GSM8K_DIR, "README.md")).read()
+  listed = dict(re.findall(r"\| (\w+\.jsonl) \| \d+ \| ([0-9a-f]{64}) \|", readme))
+  assert listed == {
+      "train.jsonl": "17f347dc51477c50d4efb83959dbb7c56297aba886e5544ee2aaed3024813465",
+      "test.jsonl": "3730d312f6e3440559ace48831e51066acaca737f6eabec99bccb9e4b3c39d14"}
+  for name, digest in listed.items():
+    with open(os.path.join(GSM8K_DIR, name), "rb") as f:
+      assert hashlib.sha256(f.read()).hexdigest() == digest, name
+  assert "MIT License" in open(os.path.join(GSM8K_DIR, "LICENSE")).read()
+  assert len(gsm8k.load("train")) == 7473
+
+
+def test_tfds_source_built_from_the_jsonl_reads_back_equal(tmp_path):
+  """TFDS's builder machinery over the shipped JSONL (array_record, no TensorFlow), read
+  back through load(source="tfds"): record for record the JSONL source, in order."""
+  from s2jax.data import gsm8k_tfds
+  with pytest.raises(FileNotFoundError, match="no prepared TFDS gsm8k"):
     gsm8k.load("test", source="tfds", data_dir=str(tmp_path))
+  with pytest.raises(ValueError, match="needs data_dir"):
+    gsm8k.load("test", source="tfds")
+  built = gsm8k_tfds.prepare(str(tmp_path), GSM8K_DIR)
+  assert built == str(tmp_path / "gsm8k" / "1.0.0")
+  for split in ("train", "test"):
+    assert gsm8k.load(split, source="tfds", data_dir=str(tmp_path)) == gsm8k.load(split)
+  assert gsm8k.load("test", source="tfds", data_dir=built, limit=2) == gsm8k.load("test", limit=2)
+  short = gsm8k_tfds.read("test", built, keys=("short_answer",))[0]["short_answer"]
+  assert float(short) == gsm8k.reference_answer(gsm8k.load("test", limit=1)[0]) == 18
+
+
+def test_no_test_or_config_reads_outside_the_repository():
+  """Everything the tests and configs need ships with the repository (no ../shared)."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  offenders = []
+  for folder in ("tests", "configs", "s2jax", "experiments", "benchmarks", ".ci"):
+    for dirpath, _, files in os.walk(os.path.join(root, folder)):
+      for name in files:
+        if name.endswith((".py", ".sh", ".ini")) or folder == ".ci":
+          text = open(os.path.join(dirpath, name), errors="replace").read()
+          if re.search(r"\.\./shared|\"shared\", \"data\"", text) and name != "test_gsm8k.py":
+            offenders.append(os.path.join(dirpath, name))
+  assert offenders == []
 
 
 def test_judge_grades_real_model_output():

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 
 from s2jax.config import load_config_file
+from s2jax.data import gsm8k
 from s2jax.models import convert
 from s2jax.models.transformer import ModelConfig
 from s2jax.tokenizers import HFTokenizer
 
-GSM8K_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "gsm8k")
+GSM8K_DIR = gsm8k.DEFAULT_DIR  # the release the package ships
 
 
 def stage_config(root, stage, checkpoint):

@@ -6,9 +6,12 @@ real-data step label), and a final `#### N` line. Generated synthetic splits use
 format plus a `meta` object that lets the exact step checker rebuild the problem.
 
 Sources:
-- "jsonl": the official release's train.jsonl / test.jsonl (default ../shared/data/gsm8k).
-- "tfds": TensorFlow Datasets' `gsm8k` builder, read from a TFDS data directory that
-  already holds it (nothing is downloaded here; `pip install s2jax[tfds]`).
+- "jsonl": the official release's train.jsonl / test.jsonl; the package ships them
+  (s2jax/assets/gsm8k, with their MIT licence and source), so the default needs nothing
+  beside the repository.
+- "tfds": TensorFlow Datasets' `gsm8k`, read from a prepared TFDS data directory with no
+  TensorFlow (s2jax.data.gsm8k_tfds, which also builds one from the JSONL; nothing is
+  downloaded here).
 """
 from __future__ import annotations
 
@@ -23,9 +26,9 @@ from s2jax.tasks.arith import parse_final_answer
 
 REQUIRED_KEYS = ("question", "answer")
 SPLITS = ("train", "test")
-# ../shared/data/gsm8k next to the repository (where CI and the project keep the release).
-DEFAULT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.dirname(os.path.abspath(__file__))))), "shared", "data", "gsm8k")
+# The release as shipped in the package (package data, so an installed package has it too).
+DEFAULT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "assets", "gsm8k")
 
 
 def read_jsonl(path: str, required: Iterable[str] = REQUIRED_KEYS) -> list[dict]:
@@ -64,20 +67,11 @@ def load(split: str, *, source: str = "jsonl", data_dir: str = "",
 
 
 def _load_tfds(split: str, data_dir: str) -> list[dict]:
-  try:
-    import tensorflow_datasets as tfds
-  except ImportError as e:
-    raise ImportError("the 'tfds' GSM8K source needs tensorflow-datasets: "
-                      "pip install 's2jax[tfds]'") from e
-  builder = tfds.builder("gsm8k", data_dir=data_dir or None)
-  if not os.path.isdir(builder.data_dir):
-    raise FileNotFoundError(f"TFDS has no prepared gsm8k in {builder.data_dir}; prepare it "
-                            f"where the internet is reachable (tfds build gsm8k) and copy it")
-  out = []
-  for ex in tfds.as_numpy(builder.as_dataset(split=split)):
-    out.append({k: ex[k].decode("utf-8") if isinstance(ex[k], bytes) else str(ex[k])
-                for k in REQUIRED_KEYS})
-  return out
+  if not data_dir:
+    raise ValueError("the 'tfds' GSM8K source needs data_dir: a TFDS data directory holding "
+                     "a prepared gsm8k (s2jax.data.gsm8k_tfds.prepare builds one)")
+  from s2jax.data import gsm8k_tfds
+  return gsm8k_tfds.read(split, data_dir, REQUIRED_KEYS)
 
 
 def reference_answer(record: dict) -> Optional[float]:
