@@ -33,12 +33,16 @@ setup(
         "tensorflow-datasets>=4.9",
         "array-record>=0.5",
         "importlib_resources",
+        # The training batch order (s2jax.data.batches.batch_order).
+        "grain>=0.2.10",
     ],
     extras_require={
         # transformers on PyTorch is the independent reference the parity tests compare to.
         # pytest-xdist: the suite runs on two workers (pytest.ini); filelock lets them share
         # the one tiny pipeline run.
+        # torch is pinned so that pip picks the CPU build (2.13.0+cpu) where the package
+        # index offers one, instead of the newest release's multi-gigabyte CUDA build.
         "test": ["pytest>=8", "pytest-xdist>=3.5", "filelock>=3.12", "hypothesis>=6.100",
-                 "torch>=2.1", "transformers>=4.46", "accelerate>=0.26"],
+                 "torch==2.13.0", "transformers>=4.46", "accelerate>=0.26"],
     },
 )

@@ -1,9 +1,9 @@
 """The main job: SFT -> verifier -> self-distillation -> PPO -> search, then a report
-(s2jax.pipeline). An interrupted run continues from its last finished stage.
+(s2jax.pipeline) in <workdir>/report, or where --out says. An interrupted run continues
+from its last finished stage.
 
-  python experiments/pipeline.py --config=configs/pipeline.py --workdir=workdirs/pipeline \
-      --out=results/pipeline
-  python experiments/pipeline.py --report_from=results/pipeline/metrics.json --out=results/pipeline
+  python experiments/pipeline.py --config=configs/pipeline.py --workdir=workdirs/pipeline
+  python experiments/pipeline.py --report_from=workdirs/pipeline/report/metrics.json
 """
 from s2jax import cli, pipeline
 
@@ -15,4 +15,4 @@ def summarize(metrics):
 
 if __name__ == "__main__":
   cli.job(pipeline.run, summarize=summarize, write_report=pipeline.write_report,
-          default_out="results/pipeline", workdir_help="Root of the stage workdirs.")
+          workdir_help="Root of the stage workdirs.")

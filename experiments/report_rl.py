@@ -12,7 +12,7 @@ from s2jax.reports import rl as report_rl
 
 _DISTILL = flags.DEFINE_list("distill", [], "self_distill.py workdirs (one per filter).")
 _RL = flags.DEFINE_list("rl", [], "ppo.py workdirs.")
-_OUT = flags.DEFINE_string("out", "results/rl_arith", "Results path prefix.")
+_OUT = flags.DEFINE_string("out", None, "Results path prefix (.md, .json, .png).")
 
 
 def main(argv):
@@ -26,4 +26,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  flags.mark_flag_as_required("out")
   app.run(main)

@@ -14,7 +14,7 @@ from s2jax.reports import seeds
 
 _RUNS = flags.DEFINE_list("runs", [], "Pipeline workdirs (or directories holding their "
                           "metrics.json), one per seed.")
-_OUT = flags.DEFINE_string("out", "results/pipeline/seeds", "Results path prefix.")
+_OUT = flags.DEFINE_string("out", None, "Results path prefix (.md, .json, .png).")
 
 
 def main(argv):
@@ -30,4 +30,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  flags.mark_flag_as_required("out")
   app.run(main)

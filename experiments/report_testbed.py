@@ -16,7 +16,7 @@ _RUNS = flags.DEFINE_list("runs", [], "Option names under the root (or workdir p
                           "this order (default: every workdir under the root).")
 _PAIRS = flags.DEFINE_list("pairs", [], "a:b option names compared problem by problem "
                            "(b minus a) on every split's final evaluation.")
-_OUT = flags.DEFINE_string("out", "results/testbed", "Results path prefix.")
+_OUT = flags.DEFINE_string("out", None, "Results path prefix (.md, .json, .png).")
 
 
 def main(argv):
@@ -34,4 +34,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  flags.mark_flag_as_required("out")
   app.run(main)

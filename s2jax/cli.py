@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 
 
 def job(run: Callable[..., Any], *, summarize: Optional[Callable[[Any], None]] = None,
-        write_report: Optional[Callable[[dict, str], None]] = None, default_out: str = "",
+        write_report: Optional[Callable[[dict, str], None]] = None,
         workdir_help: str = "Where checkpoints, data and metrics go.",
         extra_flags: Optional[Callable[[], dict]] = None) -> None:
   """`run(config, workdir, **extra)` from `--config` and `--workdir`; then `summarize`
@@ -33,9 +33,13 @@ def job(run: Callable[..., Any], *, summarize: Optional[Callable[[Any], None]] =
   workdir = flags.DEFINE_string("workdir", None, workdir_help)
   out = report_from = None
   if write_report is not None:
-    out = flags.DEFINE_string("out", default_out or None, "Where the report goes.")
+    # A run's report stays beside it unless asked for elsewhere, so a first run never
+    # overwrites the committed results/.
+    out = flags.DEFINE_string("out", None, "Where the report goes (default <workdir>/report; "
+                              "results/... only when given).")
     report_from = flags.DEFINE_string("report_from", None,
-                                      "Only rewrite the report (--out) from this saved JSON.")
+                                      "Only rewrite the report from this saved JSON (to --out, "
+                                      "default the JSON's directory).")
   extra = extra_flags() if extra_flags else {}
   check_override_keys(sys.argv)
   if not any(a.startswith("--report_from") for a in sys.argv):
@@ -46,7 +50,7 @@ def job(run: Callable[..., Any], *, summarize: Optional[Callable[[Any], None]] =
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     if report_from is not None and report_from.value:
       with open(report_from.value) as f:
-        write_report(json.load(f), out.value)
+        write_report(json.load(f), out.value or os.path.dirname(report_from.value) or ".")
       return
     from s2jax import report, sharding
     # Before anything touches JAX (the launch log asks which process writes it).
@@ -55,8 +59,8 @@ def job(run: Callable[..., Any], *, summarize: Optional[Callable[[Any], None]] =
     with report.launch(workdir.value, os.path.basename(sys.argv[0])):
       result = run(config.value, workdir.value, **{k: v.value for k, v in extra.items()})
     if jax.process_index() == 0:
-      if out is not None and out.value:
-        write_report(result, out.value)
+      if out is not None:
+        write_report(result, out.value or os.path.join(workdir.value, "report"))
       if summarize:
         summarize(result)
 
@@ -76,7 +80,7 @@ def ablation() -> None:
   workdir = flags.DEFINE_string("workdir", "workdirs/ablations",
                                 "Root of every ablation's runs (the seeds' pipelines are shared).")
   out = flags.DEFINE_string("out", "", "Result path prefix (.md, .json, .png); default "
-                            "results/ablations/<name>.")
+                            "<workdir>/<name>/report (results/... only when given).")
   point = flags.DEFINE_string("point", "", "Run only this point (seed<k>/<arm>), no report.")
   dry_run = flags.DEFINE_bool("dry_run", False, "Print one command per point and exit.")
   report_only = flags.DEFINE_bool("report_only", False, "Only rewrite the result section.")
@@ -97,7 +101,7 @@ def ablation() -> None:
                        run_point=lambda seed, arm: module.run_point(config, workdir.value, seed,
                                                                     arm),
                        write=lambda: module.write(config, workdir.value, common.prepare_out(
-                           out.value or f"results/ablations/{config.name}")),
+                           out.value or os.path.join(workdir.value, config.name, "report"))),
                        point=point.value, dry_run=dry_run.value, report_only=report_only.value)
     if dry_run.value:
       return loop()

@@ -293,9 +293,11 @@ def lm_batches(examples, tokenizer, mesh, *, batch_size: int, seed: int, pad_mul
   batches_lib.check_lengths(examples, seq_len, "training examples")
   lengths = np.asarray([len(e) for e in examples])
   rows = shd.process_rows(batch_size)
+  order = batches_lib.batch_order(len(examples), batch_size, seed, lengths=lengths,
+                                  window=bucket_window)
 
   def batch_at(step):
-    idx = batches_lib.bucketed_batch_indices(step, batch_size, lengths, seed, bucket_window)
+    idx = order[step]
     chosen = [examples[i] for i in idx]
     length = batches_lib.padded_length(chosen, pad_multiple, seq_len)
     local = batches_lib.make_batch(chosen[rows], length, tokenizer.pad_id)

@@ -53,10 +53,9 @@ def tiny_pipeline(tmp_path_factory):
     shared = shared.parent
   root = str(shared / "tiny_ablations")
   workdir = os.path.join(root, "pipeline", "seed0")
-  out = os.path.join(root, "report")
+  out = os.path.join(workdir, "report")  # where the report goes when --out is not given
   cmd = [sys.executable, os.path.join(ROOT, "experiments", "pipeline.py"),
-         f"--config={os.path.join(ROOT, 'configs', 'pipeline.py:tiny')}", f"--workdir={workdir}",
-         f"--out={out}"]
+         f"--config={os.path.join(ROOT, 'configs', 'pipeline.py:tiny')}", f"--workdir={workdir}"]
   logs_path = os.path.join(root, "launch_logs.json")
   with FileLock(str(shared / "tiny_ablations.lock")):
     if not os.path.exists(logs_path):

@@ -51,7 +51,7 @@ def test_metrics_cover_every_stage(tiny_pipeline):
 
 
 def test_report_is_written_and_regenerates_from_the_saved_metrics(tiny_pipeline, tmp_path):
-  out = tiny_pipeline["out"]
+  out = tiny_pipeline["out"]  # the run gave no --out: <workdir>/report
   report = open(os.path.join(out, "REPORT.md")).read()
   for needle in ("| SFT |", "| self-distilled |", "| PPO |", "accuracy.png", "training.png",
                  "## Verifier", "## Search"):
@@ -61,6 +61,13 @@ def test_report_is_written_and_regenerates_from_the_saved_metrics(tiny_pipeline,
   p = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "pipeline.py"),
                       f"--report_from={os.path.join(out, 'metrics.json')}", f"--out={again}"],
                      env=script_env(), capture_output=True, text=True, cwd=ROOT)
+  assert p.returncode == 0, p.stderr[-2000:]
+  assert open(os.path.join(again, "REPORT.md")).read() == report
+  # Without --out, --report_from rewrites the report beside the JSON it reads.
+  os.remove(os.path.join(again, "REPORT.md"))
+  p = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "pipeline.py"),
+                      f"--report_from={os.path.join(again, 'metrics.json')}"],
+                     env=script_env(), capture_output=True, text=True, cwd=str(tmp_path))
   assert p.returncode == 0, p.stderr[-2000:]
   assert open(os.path.join(again, "REPORT.md")).read() == report
 

@@ -119,20 +119,30 @@ def test_optimizer_schedule_and_clipping():
 def test_batch_order_is_a_pure_function_of_the_step():
   from s2jax.data import batches
   lengths = np.random.default_rng(0).integers(10, 200, 100)
-  seen = []
-  for step in range(10):
-    a = batches.bucketed_batch_indices(step, 8, lengths, seed=3, window=4)
-    assert np.array_equal(a, batches.bucketed_batch_indices(step, 8, lengths, 3, 4))
-    seen.extend(a)
-  first_pool = seen[:32]
-  assert len(set(first_pool)) == 32  # a window covers distinct examples
+  steps = range(40)
+  ordered = [batches.batch_order(100, 8, 3, lengths=lengths, window=4)[s] for s in steps]
+  fresh = batches.batch_order(100, 8, 3, lengths=lengths, window=4)  # a resumed run
+  for s in reversed(steps):  # any access order gives the same batch
+    assert np.array_equal(fresh[s], ordered[s])
+  # Plain order: each run of 100 indices (an epoch) is a permutation, epochs differ.
+  plain = np.concatenate([batches.batch_order(100, 8, 3)[s] for s in range(25)])
+  assert sorted(plain[:100]) == sorted(plain[100:]) == list(range(100))
+  assert not np.array_equal(plain[:100], plain[100:])
+  assert not np.array_equal(batches.batch_order(100, 8, 4)[0], batches.batch_order(100, 8, 3)[0])
+  # A window of bucketed batches holds exactly the plain order's pool of 32.
+  for g in range(10):
+    pool = batches.batch_order(100, 32, 3)[g]
+    assert sorted(np.concatenate(ordered[4 * g:4 * g + 4])) == sorted(pool)
   # Bucketing really narrows the length spread within a batch.
-  spread = lambda w: np.mean([np.ptp(lengths[batches.bucketed_batch_indices(s, 8, lengths, 3, w)])
-                              for s in range(12)])
+  spread = lambda w: np.mean([np.ptp(lengths[batches.batch_order(100, 8, 3, lengths=lengths,
+                                                                 window=w)[s]]) for s in steps])
   assert spread(4) < 0.6 * spread(1)
-  assert np.array_equal(batches.bucketed_batch_indices(5, 8, lengths, 3, 1),
-                        batches.batch_indices(5, 8, 100, 3))
-
+  assert np.array_equal(batches.batch_order(100, 8, 3, lengths=lengths, window=1)[5],
+                        batches.batch_order(100, 8, 3)[5])
+  with pytest.raises(ValueError, match="no examples"):
+    batches.batch_order(0, 8, 3)
+  with pytest.raises(ValueError, match="99 lengths for 100 examples"):
+    batches.batch_order(100, 8, 3, lengths=lengths[:99], window=4)
 
 @pytest.mark.parametrize("scan", [True, False])
 @pytest.mark.parametrize("layers", [1, 4])

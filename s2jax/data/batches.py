@@ -1,9 +1,18 @@
-"""Tokenised examples, padded batches and a deterministic, resumable batch order."""
+"""Tokenised examples, padded batches and a deterministic, resumable batch order.
+
+The order is a Grain MapDataset of global example indices: `batch_order(...)[step]` is a
+pure function of the step (Grain's index shuffle, reseeded each epoch), so a resumed run
+sees exactly the batches an uninterrupted one would, with no iterator state to save.
+Every process computes the same global batch and loads only its rows
+(`sharding.process_rows`), so a batch does not depend on the number of processes.
+"""
 from __future__ import annotations
 
 import dataclasses
+import sys
 from typing import Optional, Sequence
 
+import grain
 import numpy as np
 
 from s2jax.data import prompts
@@ -73,32 +82,53 @@ def make_batch(examples: Sequence[Example], length: int, pad_id: int) -> dict:
   return {"tokens": tokens, "mask": mask, "targets": targets}
 
 
-def batch_indices(step: int, batch_size: int, num_examples: int, seed: int) -> np.ndarray:
-  """Global example indices of batch `step`: epochs of fresh permutations, a pure function
-  of the step so that a resumed run sees exactly the batches it would have seen."""
-  start = step * batch_size
-  out = []
-  while len(out) < batch_size:
-    epoch, offset = divmod(start + len(out), num_examples)
-    perm = np.random.default_rng([seed, epoch]).permutation(num_examples)
-    take = min(batch_size - len(out), num_examples - offset)
-    out.extend(perm[offset:offset + take])
-  return np.asarray(out)
+def batch_order(num_examples: int, batch_size: int, seed: int, *,
+                lengths: Optional[np.ndarray] = None, window: int = 1):
+  """A Grain MapDataset whose element `step` holds the global example indices of batch
+  `step`: epochs of fresh permutations, endless.
 
-
-def bucketed_batch_indices(step: int, batch_size: int, lengths: np.ndarray, seed: int,
-                           window: int) -> np.ndarray:
-  """Like `batch_indices`, but batches of similar lengths to cut padding waste.
-
-  Every `window` consecutive batches draw one pool of window*batch_size examples, sorted by
-  length and cut into batches whose order is shuffled. Still a pure function of the step,
-  so resumed runs see the same batches; `window <= 1` is plain `batch_indices`.
+  With `lengths` and `window > 1` the batches are length-bucketed to cut padding: every
+  `window` consecutive batches draw one pool of window * batch_size examples of that
+  order, sorted by length and cut into batches whose order within the pool is shuffled.
   """
-  if window <= 1:
-    return batch_indices(step, batch_size, len(lengths), seed)
-  group, slot = divmod(step, window)
-  pool = batch_indices(group, batch_size * window, len(lengths), seed)
-  pool = pool[np.argsort(lengths[pool], kind="stable")]
-  order = np.random.default_rng([seed, group, 1]).permutation(window)
-  b = order[slot]
-  return pool[b * batch_size:(b + 1) * batch_size]
+  if num_examples <= 0:
+    raise ValueError(f"batch_order: no examples to draw batches from ({num_examples})")
+  ds = grain.MapDataset.range(num_examples).seed(seed).shuffle().repeat()
+  if window <= 1 or lengths is None:
+    return ds.batch(batch_size)
+  lengths = np.asarray(lengths)
+  if len(lengths) != num_examples:
+    raise ValueError(f"batch_order: {len(lengths)} lengths for {num_examples} examples")
+  pools = ds.batch(batch_size * window).random_map(_LengthSortedBatches(lengths, batch_size))
+  return _PoolSlots(pools, window)
+
+
+class _LengthSortedBatches:
+  """A pool of indices -> its batches of similar lengths, in a seeded random order."""
+
+  def __init__(self, lengths: np.ndarray, batch_size: int):
+    self.lengths, self.batch_size = lengths, batch_size
+
+  def __call__(self, pool: np.ndarray, rng: np.random.Generator) -> list:
+    pool = pool[np.argsort(self.lengths[pool], kind="stable")]
+    cut = [pool[i:i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
+    return [cut[i] for i in rng.permutation(len(cut))]
+
+
+class _PoolSlots(grain.MapDataset):
+  """Element `step` is batch `step % window` of pool `step // window`. The pool is kept
+  between consecutive steps: drawing it costs `window` times a batch's shuffle lookups."""
+
+  def __init__(self, pools: grain.MapDataset, window: int):
+    super().__init__(pools)
+    self._window = window
+    self._last = (None, None)
+
+  def __len__(self) -> int:
+    return sys.maxsize
+
+  def __getitem__(self, step):
+    group, slot = divmod(step, self._window)
+    if self._last[0] != group:
+      self._last = (group, self._parent[group])
+    return self._last[1][slot]

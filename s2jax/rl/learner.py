@@ -126,6 +126,9 @@ class Learner:
         self.base.split_path("train"))[:ro.train_problems]]
     if not self.train_problems:
       raise ValueError(f"{self.base.split_path('train')} has no problems")
+    # Iteration `it` draws prompt_order[it]: a pure function of it, so resumes continue it.
+    self.prompt_order = batches.batch_order(len(self.train_problems), ro.prompts,
+                                            self.config.seed)
     self.prm = self._scorer(config.prm_workdir)
     self.orm = self._scorer(config.orm_workdir) if config.rewards.outcome == "orm" else None
     self.reward_sources = reward_lib.reward_sources(config.rewards, self.prm is not None)
@@ -163,7 +166,7 @@ class Learner:
     """(problem, prefix steps) per row: `rollout.prompts` problems, each group_size times;
     the first recovery.fraction of the problems start after a wrong step."""
     ro, rc = self.config.rollout, self.config.recovery
-    idx = batches.batch_indices(it, ro.prompts, len(self.train_problems), self.config.seed)
+    idx = self.prompt_order[it]
     rng = np.random.default_rng([self.config.seed, it, 7])
     n_rec = int(round(rc.fraction * ro.prompts))
     out = []

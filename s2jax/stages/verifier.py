@@ -177,10 +177,11 @@ def run(config, workdir: str) -> dict:
     raise ValueError(f"a training record has {lengths.max()} tokens, more than "
                      f"data.seq_len={config.data.seq_len}")
   rows = sharding.process_rows(t.batch_size)
+  order = batches.batch_order(len(records), t.batch_size, config.seed, lengths=lengths,
+                              window=config.data.bucket_window)
 
   def batch_at(step):
-    idx = batches.bucketed_batch_indices(step, t.batch_size, lengths, config.seed,
-                                         config.data.bucket_window)
+    idx = order[step]
     chosen = [records[i] for i in idx][rows]
     length = min(config.data.seq_len, -(-lengths[idx].max() // config.data.pad_multiple)
                  * config.data.pad_multiple)
