@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's two commands as a newcomer runs them: each in its own fresh clone of the
-# repository, in an empty directory (no ../shared beside it), with a fresh virtual
+# repository, in an empty directory (nothing else beside it), with a fresh virtual
 # environment. Appends one JSON line per command (command, commit, exit status, wall time,
 # what `git status` shows afterwards) to the output file.
 #

@@ -1,5 +1,5 @@
 """Run an ablation: every (seed, arm) point in turn (finished ones are skipped), then its
-section of results/ablations/; or one point (--point, e.g. one TPU job each), the list of
+report (<workdir>/<name>/report.md, or --out, e.g. results/ablations/<name>); or one point (--point, e.g. one TPU job each), the list of
 per-point commands (--dry_run), or only the report (--report_only). The config file names
 the ablation (configs/ablations/<name>.py runs s2jax/ablations/<name>.py).
 
