@@ -184,8 +184,8 @@ def gather(config, workdir: str) -> dict:
   if "verifier" in stages:
     d = stage_dir(workdir, "verifier")
     summary = _json(os.path.join(d, "eval", "summary.json"))
-    kept = ("auroc", "valid_steps", "invalid_steps", "same_index_auroc", "solution_auroc",
-            "error_precision", "error_recall", "first_error_accuracy")
+    kept = ("auroc", "auroc_ci", "valid_steps", "invalid_steps", "same_index_auroc",
+            "solution_auroc", "error_precision", "error_recall", "first_error_accuracy")
     splits = {k: v for k, v in summary.items() if isinstance(v, dict) and "auroc" in v}
     out["verifier"] = {k: {m: v.get(m) for m in kept} for k, v in splits.items()}
     out["verifier_error_kinds"] = {k: v.get("error_kinds", [])[:8] for k, v in splits.items()}

@@ -45,6 +45,12 @@ def test_metrics_cover_every_stage(tiny_pipeline):
   for row in m["accuracy"].values():
     assert set(row) == splits and all(0 <= v <= 1 for v in row.values())
   assert set(m["verifier"]) == splits
+  # The verifier's own evaluation, interval included, is what the report shows.
+  summary = json.load(open(os.path.join(tiny_pipeline["workdir"], "verifier", "eval",
+                                        "summary.json")))
+  for split in splits:
+    for key in ("auroc", "auroc_ci", "valid_steps", "invalid_steps"):
+      assert m["verifier"][split][key] == summary[split][key], (split, key)
   assert m["compute"]["sft"] > 0 and m["compute"]["verifier"] > 0 and m["compute"]["ppo"] > 0
   assert len(m["ppo_curve"]) == load_config_file(
       os.path.join(ROOT, "configs", "pipeline.py:tiny")).ppo.train.iterations

@@ -49,14 +49,15 @@ def _metrics(minutes, acc, valid, auroc, n_valid, n_invalid):
   return {"launches": [{"what": "pipeline.py", "seconds": 60 * minutes}],
           "seconds": {}, "accuracy": {"SFT": {"test": acc}},
           "fully_valid": {"SFT": {"test": valid}},
-          "verifier": {"test": {"auroc": auroc, "valid_steps": n_valid,
-                                "invalid_steps": n_invalid}}}
+          "verifier": {"test": {"auroc": auroc, "auroc_ci": [auroc - 0.02, auroc + 0.02],
+                                "valid_steps": n_valid, "invalid_steps": n_invalid}}}
 
 
 def test_the_testbed_targets_are_checked_at_their_thresholds():
   from s2jax.reports import seeds
   got = seeds.check(_metrics(30.0, 0.60, 0.50, 0.90, 200, 200))
   assert all(got["met"].values())
+  assert got["value"]["prm_auroc_ci"] == pytest.approx([0.88, 0.92])  # shown beside it
   got = seeds.check(_metrics(30.1, 0.59, 0.49, 0.95, 500, 199))
   assert not any(got["met"].values())  # too few invalid steps: no AUROC counts
   assert got["value"]["minutes"] == pytest.approx(30.1)

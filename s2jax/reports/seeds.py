@@ -27,7 +27,8 @@ def check(metrics: dict) -> dict:
   got = {"minutes": total_minutes(metrics),
          "sft_accuracy": metrics["accuracy"]["SFT"][SPLIT],
          "sft_fully_valid": metrics["fully_valid"]["SFT"][SPLIT],
-         "prm_auroc": v.get("auroc"), "prm_same_index_auroc": v.get("same_index_auroc"),
+         "prm_auroc": v.get("auroc"), "prm_auroc_ci": v.get("auroc_ci"),
+         "prm_same_index_auroc": v.get("same_index_auroc"),
          "prm_valid_steps": v.get("valid_steps", 0), "prm_invalid_steps": v.get("invalid_steps", 0)}
   enough = min(got["prm_valid_steps"], got["prm_invalid_steps"]) >= TARGETS["prm_steps_per_class"]
   met = {"minutes": got["minutes"] <= TARGETS["minutes"],
@@ -86,7 +87,9 @@ def write(runs: dict, out: str, command: str) -> None:
     v, m = c["value"], c["met"]
     n = runs[name]["config"]["sft"]["data"]["num_eval"]
     lo, hi = wilson_interval(round(v["sft_accuracy"] * n), n)
-    auroc = "—" if v["prm_auroc"] is None else f"{v['prm_auroc']:.3f}"
+    ci = v.get("prm_auroc_ci")
+    auroc = "—" if v["prm_auroc"] is None else f"{v['prm_auroc']:.3f}" + (
+        f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
     same = v.get("prm_same_index_auroc")
     same = "—" if same is None else f"{same:.3f}"
     rows.append([name, f"{v['minutes']:.1f} {mark(m['minutes'])}",
@@ -106,7 +109,7 @@ def write(runs: dict, out: str, command: str) -> None:
         f"PRM step AUROC in-distribution ≥ {TARGETS['prm_auroc']} on ≥ "
         f"{TARGETS['prm_steps_per_class']} valid and invalid held-out policy steps.", "",
         report.markdown_table(["seed", "minutes (all launches)", "SFT accuracy [95% Wilson]",
-                               "SFT fully valid", "PRM step AUROC (held-out steps)",
+                               "SFT fully valid", "PRM step AUROC [95% CI] (held-out steps)",
                                "PRM same-index AUROC"], rows), "",
         "(Same-index AUROC compares valid and invalid steps at the same step index only: "
         "a PRM that learned that late steps are wrong scores 0.5 there.)", "",
