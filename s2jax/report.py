@@ -17,7 +17,10 @@ def git_commit(path: str = ".") -> str:
   try:
     out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True,
                          check=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=path,
+    # Dirty means the code differs from the commit. Changes under results/ (the reports
+    # this very batch of report scripts is rewriting) change no computation.
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                            ":/", ":(exclude,top)results"], cwd=path,
                            capture_output=True, text=True).stdout.strip()
     return out + ("-dirty" if dirty else "")
   except (OSError, subprocess.CalledProcessError):

@@ -63,6 +63,27 @@ def test_the_testbed_targets_are_checked_at_their_thresholds():
   assert got["value"]["minutes"] == pytest.approx(30.1)
 
 
+def test_a_commit_is_dirty_when_code_changed_not_when_results_did(tmp_path):
+  import subprocess
+  def git(*a):
+    subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
+  git("init", "-q")
+  (tmp_path / "results").mkdir()
+  (tmp_path / "results" / "r.md").write_text("a")
+  (tmp_path / "code.py").write_text("x = 1")
+  git("add", ".")
+  git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+  head = report.git_commit(str(tmp_path))
+  assert len(head) == 40
+  (tmp_path / "results" / "r.md").write_text("b")  # a report rewritten
+  (tmp_path / "new.py").write_text("")  # untracked
+  assert report.git_commit(str(tmp_path)) == head
+  (tmp_path / "code.py").write_text("x = 2")
+  assert report.git_commit(str(tmp_path)) == head + "-dirty"
+  sub = tmp_path / "results"  # asked from a subdirectory: the same answer
+  assert report.git_commit(str(sub)) == head + "-dirty"
+
+
 def test_a_process_keeps_the_commit_it_started_from(monkeypatch):
   first = report.run_info()["commit"]
   monkeypatch.setattr(report, "git_commit", lambda path=".": "changed-meanwhile")
