@@ -229,8 +229,10 @@ def fmt(xs: Sequence[float], digits: int = 3) -> str:
 def header(title: str, script: str, config, info: dict) -> list:
   return [f"# {title}", "",
           f"Machine-written by `{script}` from the ablation's workdirs; regenerate with "
-          "`--report_only`; every launch behind the numbers is listed at the end. Mean ± standard deviation over seeds "
-          f"{tuple(config.seeds)} (sample sd, ddof=1).", "",
+          "`--report_only`; every launch behind the numbers is listed at the end. Mean ± "
+          f"standard deviation (sample sd, ddof=1) over those of the seeds {tuple(config.seeds)} "
+          "whose runs have finished: each cell's n says how many, and a paired row's "
+          "n says how many problems and seeds it pools.", "",
           f"- command: `{info['command']}`", f"- git commit: `{info['commit']}`",
           f"- written: {info['started']}", ""]
 
