@@ -252,8 +252,12 @@ def test_distill_filters_end_to_end(tiny_pipeline):
   where = {(r["where"], r["what"], r["status"]) for r in data["launches"]}
   assert ("distill_filters", "ablation.py", "ok") in where  # the launch that ran the points
   assert any(w == "pipeline seed0" and what == "sft" for w, what, _ in where)
-  assert "## Runs behind these numbers" in open(
-      os.path.join(root, "results", "distill_filters.md")).read()
+  md = open(os.path.join(root, "results", "distill_filters.md")).read()
+  assert "## Runs behind these numbers" in md
+  # Only the report's own launch is unfinished while it writes, and nothing failed.
+  n = len(data["launches"])
+  assert f"{n} launches: 0 failed or killed, 1 still running" in md
+  assert [r["status"] for r in data["launches"]].count("running") == 1
 
 
 def test_a_scratch_policy_is_trained_once_and_shared(tmp_path):

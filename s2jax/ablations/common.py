@@ -259,13 +259,15 @@ def write_result(out: str, md: list, data: dict, config, workdir: str,
   with open(out + ".json", "w") as f:
     json.dump({"run_info": report.run_info(), "config": config.to_dict(), **data,
                "launches": launches}, f, indent=2, default=list)
-  bad = sum(r["status"] != "ok" for r in launches)
+  running = sum(r["status"] == "running" for r in launches)  # this report's own, at least
+  bad = sum(r["status"] not in ("ok", "running") for r in launches)
   minutes = {}
   for r in launches:
     group = r["where"].split(" seed")[0]
     minutes[group] = minutes.get(group, 0.0) + r["seconds"] / 60
   md = md + ["## Runs behind these numbers", "",
-             f"{len(launches)} launches, {bad} of them not ok. Minutes: "
+             f"{len(launches)} launches: {bad} failed or killed, {running} still running "
+             "(this report's own launch among them). Minutes: "
              + ", ".join(f"{g} {m:.1f}" for g, m in minutes.items())
              + f"; a launch of the {config.name} script includes the shared pipeline and "
              "scratch-policy launches it ran, so these overlap:", "",
