@@ -52,12 +52,14 @@ def paired_rows(runs: list, baseline: str) -> tuple[dict, list]:
   base = next((r for r in runs if r["workdir"] == baseline), None)
   if base is None:
     raise SystemExit(f"error: --paired_against={baseline} is not one of the workdirs")
-  out, rows = {}, []
+  out, rows, base_steps = {}, [], {}
   for r in runs:
     if r is base or r["config"]["kind"] != "prm":
       continue
     for split in [s for s in base["summary"] if s != "data" and s in r["summary"]]:
-      a, b = held_out_steps(baseline, split), held_out_steps(r["workdir"], split)
+      if split not in base_steps:  # the baseline's steps, read once for every PRM
+        base_steps[split] = held_out_steps(baseline, split)
+      a, b = base_steps[split], held_out_steps(r["workdir"], split)
       if a["labels"] != b["labels"]:
         raise SystemExit(f"error: {r['workdir']} and {baseline} were not evaluated on the "
                          f"same held-out solutions of {split}")
@@ -65,8 +67,7 @@ def paired_rows(runs: list, baseline: str) -> tuple[dict, list]:
         continue  # too few steps of a class for an AUROC (describe_auroc says why)
       d = vm.auroc_difference(a["scores"], b["scores"], a["labels"])
       out.setdefault(r["workdir"], {})[split] = d
-      rows.append([r["name"], split, str(d["n_solutions"]), f"{d['a']:.3f} → {d['b']:.3f}",
-                   f"{d['difference']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]",
+      rows.append([r["name"], split, str(d["n_solutions"]), *report.comparison_cells(d),
                    stats.verdict(d["ci"])])
   return out, rows
 

@@ -129,24 +129,31 @@ def _json(path: str):
     return json.load(f)
 
 
-def paired_against_sft(metrics: dict) -> list:
-  """Report lines: each later policy against the SFT policy on the same problems of each
-  split, accuracy difference with its 95% paired bootstrap interval, n, the exact McNemar
-  p and the verdict the interval allows (s2jax.stats.compare)."""
-  from s2jax import stats
+def pairs_with_sft(metrics: dict):
+  """(policy, split, SFT's per-problem correctness, the policy's) for every later policy
+  and split graded on the same problems as SFT (the same number of them: each split's
+  first problems); a pair on other problems is left out."""
   per = metrics.get("per_problem") or {}
   base = per.get("SFT") or {}
-  rows = []
   for policy, splits in per.items():
     if policy == "SFT":
       continue
     for split, got in (splits or {}).items():
       ref = base.get(split)
-      if not got or not ref or len(got["correct"]) != len(ref["correct"]):
-        continue
-      c = stats.compare(ref["correct"], got["correct"])
-      rows.append([policy, split, str(c["n"]), *report.comparison_cells(c),
-                   f"{c['mcnemar_p']:.3g}", c["verdict"]])
+      if got and ref and len(got["correct"]) == len(ref["correct"]):
+        yield policy, split, ref["correct"], got["correct"]
+
+
+def paired_against_sft(metrics: dict) -> list:
+  """Report lines: each later policy against the SFT policy on the same problems of each
+  split, accuracy difference with its 95% paired bootstrap interval, n, the exact McNemar
+  p and the verdict the interval allows (s2jax.stats.compare)."""
+  from s2jax import stats
+  rows = []
+  for policy, split, ref, got in pairs_with_sft(metrics):
+    c = stats.compare(ref, got)
+    rows.append([policy, split, str(c["n"]), *report.comparison_cells(c),
+                 f"{c['mcnemar_p']:.3g}", c["verdict"]])
   if not rows:
     return []
   return ["Each policy against SFT on the same problems (paired 95% bootstrap interval of "

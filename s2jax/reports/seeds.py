@@ -45,15 +45,11 @@ def pooled_against_sft(runs: dict) -> tuple[list, dict]:
   stratified bootstrap over seeds and problems); the table says how many seeds each row
   pools, so a seed without the pair is visible, not silently dropped."""
   from s2jax import stats
+  from s2jax.pipeline import pairs_with_sft
   pairs = {}
   for m in runs.values():
-    per = m.get("per_problem") or {}
-    base = per.get("SFT") or {}
-    for policy, splits in per.items():
-      for split, got in (splits or {}).items():
-        ref = base.get(split)
-        if policy != "SFT" and got and ref and len(got["correct"]) == len(ref["correct"]):
-          pairs.setdefault((policy, split), []).append((ref["correct"], got["correct"]))
+    for policy, split, ref, got in pairs_with_sft(m):
+      pairs.setdefault((policy, split), []).append((ref, got))
   rows, data = [], {}
   for (policy, split), p in pairs.items():
     c = stats.compare_pooled(p)
