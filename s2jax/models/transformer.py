@@ -180,7 +180,8 @@ class Attention(nn.Module):
   cfg: ModelConfig
 
   @nn.compact
-  def __call__(self, x, positions, kv_mask, layer_cache, cache_index, prefix_kv=None):
+  def __call__(self, x, positions, kv_mask, layer_cache, cache_index, prefix_kv=None,
+               segment_ids=None):
     cfg = self.cfg
     dt, pdt = cfg.compute_dtype, cfg.storage_dtype
     h, k, dh, d = cfg.n_heads, cfg.n_kv_heads, cfg.dim_per_head, cfg.d_model
@@ -213,6 +214,11 @@ class Attention(nn.Module):
     # A query attends to valid key slots at or before its own slot.
     causal = q_slot[:, None] >= jnp.arange(s)[None, :]                  # [T, S]
     mask = causal[None, :, :] & kv_mask[:, None, :].astype(bool)         # [B, T, S]
+    if segment_ids is not None:  # packed rows: a token sees only its own document
+      if s != t:
+        raise ValueError(f"segment_ids need the keys to be the queries (got {t} queries, "
+                         f"{s} key slots)")
+      mask = mask & (segment_ids[:, :, None] == segment_ids[:, None, :])
 
     b = x.shape[0]
     qg = q.reshape(b, t, k, h // k, dh)
@@ -277,10 +283,11 @@ class Block(nn.Module):
   cfg: ModelConfig
 
   @nn.compact
-  def __call__(self, x, layer_cache, positions, kv_mask, cache_index, prefix_kv=None):
+  def __call__(self, x, layer_cache, positions, kv_mask, cache_index, segment_ids=None,
+               prefix_kv=None):
     h, new_cache = Attention(self.cfg, name="attn")(
         RMSNorm(self.cfg, name="attn_norm")(x), positions, kv_mask, layer_cache, cache_index,
-        prefix_kv)
+        prefix_kv, segment_ids)
     x = x + h
     x = x + MLP(self.cfg, name="mlp")(RMSNorm(self.cfg, name="mlp_norm")(x))
     x = nn.with_logical_constraint(x, ("batch", "length", "embed_act"))
@@ -293,10 +300,14 @@ class Transformer(nn.Module):
   @nn.compact
   def __call__(self, tokens, positions, kv_mask, cache: Optional[KVCache] = None,
                cache_index=0, last_only: bool = False,
-               prefix: Optional[KVCache] = None) -> Output:
+               prefix: Optional[KVCache] = None, segment_ids: Optional[Array] = None,
+               head_at: Optional[tuple] = None) -> Output:
     """`last_only`: heads on the last position only (a prefill needs no other logits).
     `prefix`: a [1, P] cache every row attends to before its own slots (per-layer
-    models only; see sampling.generate_padded)."""
+    models only; see sampling.generate_padded).
+    `segment_ids` [B, T]: several documents packed in a row; a token attends only to its
+    own document's tokens (give `positions` that restart at each document).
+    `head_at`: (rows [N], columns [N]): the heads at those positions only, as [N, 1, ...]."""
     cfg = self.cfg
     dt, pdt = cfg.compute_dtype, cfg.storage_dtype
     embedding = _param(self, "embedding", ("vocab", "embed"), (cfg.vocab_size, cfg.d_model), pdt)
@@ -313,25 +324,27 @@ class Transformer(nn.Module):
           block,
           variable_axes={"params": 0},
           split_rngs={"params": True},
-          in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast),
+          in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast),
           length=cfg.n_layers,
           metadata_params={nn.PARTITION_NAME: "layers"},
       )(cfg, name="layers")
       layer_caches = None if cache is None else (cache.k, cache.v)
-      x, new_caches = stack(x, layer_caches, positions, kv_mask, cache_index)
+      x, new_caches = stack(x, layer_caches, positions, kv_mask, cache_index, segment_ids)
     else:
       ks, vs = [], []
       for i in range(cfg.n_layers):
         layer_cache = None if cache is None else (cache.k[i], cache.v[i])
         layer_prefix = None if prefix is None else (prefix.k[i], prefix.v[i])
         x, c = block(cfg, name=f"layer_{i}")(x, layer_cache, positions, kv_mask, cache_index,
-                                             layer_prefix)
+                                             segment_ids, layer_prefix)
         if c is not None:
           ks.append(c[0])
           vs.append(c[1])
       new_caches = (tuple(ks), tuple(vs))
     if last_only:
       x = x[:, -1:]
+    if head_at is not None:  # (rows, columns): heads at these positions only, [N, 1, ...]
+      x = x[head_at[0], head_at[1]][:, None]
     x = RMSNorm(cfg, name="final_norm")(x)
 
     logits = scalars = None
