@@ -82,20 +82,25 @@ def main():
   ap.add_argument("--repeats", type=int, default=3)
   ap.add_argument("--bf16", action="store_true", help="also time s2jax with bf16 weights")
   ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+  ap.add_argument("--no_hf", action="store_true",
+                  help="s2jax arms only (an accelerator, where transformers would run on CPU)")
   ap.add_argument("--out", default="")
   args = ap.parse_args()
 
-  import torch
-  from transformers import AutoModelForCausalLM
-  if args.threads:
-    torch.set_num_threads(args.threads)
   path = args.gguf or convert.smollm2_gguf_path()
   tok = HFTokenizer.from_gguf(path)
   tok.prompt_format = prompts.PromptFormat(kind="chat")
   cfg, params = convert.load_gguf(path)
-  hf = AutoModelForCausalLM.from_pretrained(os.path.dirname(path),
-                                            gguf_file=os.path.basename(path),
-                                            dtype=torch.float32).eval()
+  hf, threads = None, None
+  if not args.no_hf:
+    import torch
+    from transformers import AutoModelForCausalLM
+    if args.threads:
+      torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    hf = AutoModelForCausalLM.from_pretrained(os.path.dirname(path),
+                                              gguf_file=os.path.basename(path),
+                                              dtype=torch.float32).eval()
   questions = [r["question"] for r in gsm8k.load("test", limit=max(
       int(b) for b in args.batches.split(",")))]
   all_ids = [prompts.prompt_format(tok).ids(tok, q) for q in questions]
@@ -104,7 +109,7 @@ def main():
   flops = matmul_flops_per_s()
   weight_bytes = 4 * cfg.num_params()
   flops_per_token = 2 * cfg.num_params()
-  result = {"device": device_name(), "torch_threads": torch.get_num_threads(),
+  result = {"device": device_name(), "torch_threads": threads,
             "model": os.path.basename(path), "params": cfg.num_params(),
             "new_tokens": args.new_tokens, "memory_bandwidth_gb_s": bw / 1e9,
             "matmul_gflop_s": flops / 1e9,
@@ -117,13 +122,15 @@ def main():
     ids = all_ids[:b]
     row = {}
     t0 = time.time()
-    row["transformers"], hf_out = hf_tokens_per_s(hf, ids, args.new_tokens, args.repeats,
-                                                  tok.pad_id)
+    if hf is not None:
+      row["transformers"], hf_out = hf_tokens_per_s(hf, ids, args.new_tokens, args.repeats,
+                                                    tok.pad_id)
     row["s2jax_fp32"], ours = s2jax_tokens_per_s(cfg, params, ids, args.new_tokens,
                                                  args.repeats, tok.pad_id)
-    # Greedy decoding of the same weights: the two must agree (up to fp32 near-ties).
-    row["identical_rows"] = int(np.sum(np.all(hf_out == ours, axis=1)))
-    row["ratio_fp32"] = row["s2jax_fp32"] / row["transformers"]
+    if hf is not None:
+      # Greedy decoding of the same weights: the two must agree (up to fp32 near-ties).
+      row["identical_rows"] = int(np.sum(np.all(hf_out == ours, axis=1)))
+      row["ratio_fp32"] = row["s2jax_fp32"] / row["transformers"]
     if not args.no_plain:
       row["s2jax_plain"], plain = s2jax_tokens_per_s(cfg, params, ids, args.new_tokens,
                                                      args.repeats, tok.pad_id, pack_width=1,
@@ -135,7 +142,8 @@ def main():
       bcfg = dataclasses.replace(cfg, param_dtype="bfloat16", dtype="bfloat16")
       row["s2jax_bf16"], _ = s2jax_tokens_per_s(bcfg, params, ids, args.new_tokens,
                                                 args.repeats, tok.pad_id)
-      row["ratio_bf16"] = row["s2jax_bf16"] / row["transformers"]
+      if hf is not None:
+        row["ratio_bf16"] = row["s2jax_bf16"] / row["transformers"]
     row["seconds"] = time.time() - t0
     result["batches"][str(b)] = row
     print(f"batch {b:>3}: " + "  ".join(

@@ -7,8 +7,9 @@ Runs `s2jax.rl.learner.Learner` (the code the RL experiment runs) for a few iter
 scratch workdir with configs/ppo_arith.py plus overrides, and reports per phase the median
 over the iterations after the first (which compiles), the fraction of the iteration each
 phase takes, and rollout tokens per second (generated tokens / rollout wall time).
-Rollouts are cut to the longest response (a multiple of 32), so a new width can still
-compile mid-run; the median keeps that out.
+Rollouts are cut to the smallest of three fixed widths (s2jax.rl.rollouts.response_widths)
+that holds the longest response, so the update compiles at most three times; each
+iteration's row records whether its update width was new (compiled there).
 """
 from __future__ import annotations
 
@@ -65,7 +66,9 @@ def main():
     trainer = Learner(config, workdir)
     for it in range(args.iterations):
       m = trainer.iteration(it)
-      rows.append({k: m[k] for k in PHASES + ("rollout_tokens_per_s", "response_tokens")})
+      rows.append({k: m[k] for k in PHASES + ("rollout_tokens_per_s", "response_tokens",
+                                              "update_width")})
+      rows[-1]["new_width"] = all(r["update_width"] != m["update_width"] for r in rows[:-1])
       print(f"iteration {it}: " + "  ".join(f"{k[5:]} {m[k]:.2f}s" for k in PHASES)
             + f"  rollout {m['rollout_tokens_per_s']:.0f} tok/s", flush=True)
     trainer.ckpt.close()

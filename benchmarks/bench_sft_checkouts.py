@@ -14,28 +14,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 
-from common import write_result
+from common import sft_log_lines, write_result
 
-from s2jax.metrics import read_metrics
 from s2jax.report import git_commit
-
-
-def rates(checkout: str, config: str, steps: int, log_every: int, workdir: str) -> list:
-  env = dict(os.environ, PYTHONPATH=os.path.abspath(checkout), JAX_PLATFORMS="cpu")
-  cmd = [sys.executable, os.path.join(checkout, "experiments", "sft.py"),
-         f"--config={os.path.join(checkout, config)}", f"--workdir={workdir}",
-         f"--config.train.steps={steps}", f"--config.train.log_every={log_every}",
-         f"--config.train.checkpoint_every={steps}", "--config.eval.enabled=False"]
-  p = subprocess.run(cmd, env=env, capture_output=True, text=True)
-  if p.returncode:
-    raise SystemExit(f"{' '.join(cmd)} failed:\n{p.stderr[-3000:]}")
-  lines = [m for m in read_metrics(os.path.join(workdir, "metrics.jsonl"))
-           if "targets_per_s" in m]
-  return [m["targets_per_s"] for m in lines[1:]]
 
 
 def main():
@@ -53,8 +36,9 @@ def main():
     for r in range(args.rounds):
       for name in ("before", "after"):
         checkout = getattr(args, name)
-        got[name] += rates(checkout, args.config, args.steps, args.log_every,
-                           os.path.join(tmp, f"{name}{r}"))
+        lines = sft_log_lines(checkout, args.config, args.steps, args.log_every,
+                              os.path.join(tmp, f"{name}{r}"))
+        got[name] += [m["targets_per_s"] for m in lines]
         print(f"round {r} {name}: median {statistics.median(got[name]):.0f} tokens/s",
               flush=True)
   med = {k: statistics.median(v) for k, v in got.items()}

@@ -1,17 +1,25 @@
 """Training throughput and model FLOP utilisation of the default config's model.
 
-  python benchmarks/bench_train.py [--config=configs/arith.py] [--seq_len=192]
+  python benchmarks/bench_train.py [--config=configs/arith.py] [--seq_len=192] \
+      [--sft_steps=60 --rounds=2]
 
 MFU = model FLOPs per second (6 x non-embedding parameters x tokens, plus attention and
 the LM head) divided by the FLOP/s of a large matmul measured in the same run on the same
-device. Target on CPU: >= 0.5.
+device. Target on CPU: >= 0.5. Two measurements:
+- one fixed full batch (random tokens, --seq_len), the step alone;
+- real SFT on the config's data (`experiments/sft.py`, evaluation off), padded against
+  packed (`data.pack`), alternated `--rounds` times: real (non-pad) tokens per second over
+  the log lines after the first (which holds the compile), its ratio packed/padded, and
+  the MFU of the real tokens (padding is not useful work).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import tempfile
 
-from common import device_name, write_result, matmul_flops_per_s, median_time
+from common import device_name, matmul_flops_per_s, median_time, sft_log_lines, write_result
 
 import jax
 import numpy as np
@@ -39,6 +47,8 @@ def main():
   ap.add_argument("--repeats", type=int, default=5)
   ap.add_argument("--model", action="append", default=[],
                   help="model override key=value, e.g. --model d_model=384 (repeatable)")
+  ap.add_argument("--sft_steps", type=int, default=60, help="0: skip the SFT arms")
+  ap.add_argument("--rounds", type=int, default=2)
   ap.add_argument("--out", default=None, help="also write the result as JSON here")
   args = ap.parse_args()
   config = load_config_file(args.config)
@@ -77,11 +87,42 @@ def main():
       "matmul_flops_per_s": max(peak, peak_after),
       "mfu_vs_matmul": flops / dt / max(peak, peak_after),
   }
-  print(json.dumps(result, indent=2))
-  write_result(args.out, result)
   print(f"train: {result['tokens_per_s']:.0f} tokens/s, {flops / dt / 1e9:.1f} GFLOP/s model, "
         f"matmul {max(peak, peak_after) / 1e9:.1f} GFLOP/s → MFU ratio {result['mfu_vs_matmul']:.2f}"
-        f" (target >= 0.50)")
+        f" (target >= 0.50)", flush=True)
+  if args.sft_steps:
+    result["sft"] = sft_packed_vs_padded(args, cfg, result["matmul_flops_per_s"])
+  print(json.dumps(result, indent=2))
+  write_result(args.out, result)
+
+
+def sft_packed_vs_padded(args, cfg, peak: float) -> dict:
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  lines = {"padded": [], "packed": []}
+  with tempfile.TemporaryDirectory() as tmp:
+    for r in range(args.rounds):
+      for arm in lines:
+        lines[arm] += sft_log_lines(root, args.config, args.sft_steps, 10,
+                                    os.path.join(tmp, f"{arm}{r}"),
+                                    overrides=[("data.pack", arm == "packed")])
+  out = {}
+  for arm, got in lines.items():
+    seconds = sum(m["seconds"] for m in got)
+    tokens = sum(m["trained_tokens"] for m in got)
+    positions = sum(m["trained_positions"] for m in got)
+    out[arm] = {"lines": len(got), "seconds": seconds, "real_tokens_per_s": tokens / seconds,
+                "positions_per_s": positions / seconds, "real_fraction": tokens / positions,
+                "median_line_real_tokens_per_s": float(np.median(
+                    [m["trained_tokens"] / m["seconds"] for m in got])),
+                "mfu_real_tokens": model_flops_per_token(cfg, args.seq_len) * tokens
+                / seconds / peak}
+    print(f"sft {arm}: {out[arm]['real_tokens_per_s']:.0f} real tokens/s, "
+          f"{out[arm]['real_fraction']:.2f} of positions real, MFU "
+          f"{out[arm]['mfu_real_tokens']:.2f}", flush=True)
+  out["packed_over_padded"] = (out["packed"]["real_tokens_per_s"]
+                               / out["padded"]["real_tokens_per_s"])
+  print(f"sft packed/padded real tokens/s: {out['packed_over_padded']:.2f} (target >= 1.3)")
+  return out
 
 
 if __name__ == "__main__":

@@ -334,7 +334,10 @@ class Sampler:
     _, mask = left_pad(prompts, p, self.pad_id)
     shards = 1 if batch_sharding is None else _row_shards(batch_sharding)
     # Packed rows are counted in steps of an eighth of the batch: a few shapes serve all.
-    packed = pack_prompts(prompts, p, max(p, self.pack_width), self.pad_id,
+    # Rows of pack_width, unless the prompts fill fewer bucket-wide rows (batch 1: one).
+    total = sum(len(x) for x in prompts)
+    width = max(p, min(self.pack_width, -(-total // p) * p))
+    packed = pack_prompts(prompts, p, width, self.pad_id,
                           rows_multiple=math.lcm(max(1, len(prompts) // 8), shards))
     if batch_sharding is not None:
       mask = to_global(mask, batch_sharding)

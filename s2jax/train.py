@@ -9,6 +9,7 @@ the caller can stop with the last good state intact.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import time
@@ -71,9 +72,11 @@ def make_optimizer(cfg) -> optax.GradientTransformation:
 
 
 def next_token_loss(model: Transformer, params, batch) -> tuple:
-  """Cross-entropy of every `targets` token given the tokens before it (sums)."""
-  out = model.apply({"params": params}, batch["tokens"], default_positions(batch["mask"]),
-                    batch["mask"])
+  """Cross-entropy of every `targets` token given the tokens before it (sums). A packed
+  batch (batches.make_packed_batch) brings its own `positions` and `segments`."""
+  positions = batch["positions"] if "positions" in batch else default_positions(batch["mask"])
+  out = model.apply({"params": params}, batch["tokens"], positions, batch["mask"],
+                    segment_ids=batch.get("segments"))
   logits = out.logits[:, :-1]
   labels = batch["tokens"][:, 1:]
   weights = batch["targets"][:, 1:].astype(jnp.float32)
@@ -247,7 +250,8 @@ def fit(state: TrainState, step_fn, batch_at: Callable, *, steps: int, ckpt, wri
   Saves through the checkpointer (which decides how often), logs the step's metrics every
   `log_every` steps (`tokens`, the loss weight, becomes a rate; `trained_tokens` and
   `trained_positions` count the real tokens and padded positions of the steps since the
-  previous line, so their sum over a run's lines is its training compute), and stops on a
+  previous line, so their sum over a run's lines is its training compute; `seconds` is
+  that stretch's wall time, evaluation callbacks excluded), and stops on a
   non-finite step with the last good checkpoint kept. `on_every(step, state)` runs after every
   `every`-th step (learning curves); its time is not counted in the logged rate."""
   start = int(state.step)
@@ -274,7 +278,8 @@ def fit(state: TrainState, step_fn, batch_at: Callable, *, steps: int, ckpt, wri
       bar.set_postfix(loss=f"{metrics['loss']:.4f}")
       logged = {k: v for k, v in metrics.items()
                 if k not in ("finite", "tokens", "input_tokens")}
-      writer.write(step + 1, **logged, **counted, targets_per_s=weight_since / max(dt, 1e-9))
+      writer.write(step + 1, **logged, **counted, seconds=dt,
+                   targets_per_s=weight_since / max(dt, 1e-9))
       t0, weight_since = time.time(), 0.0
       counted = dict.fromkeys(counted, 0.0)
     if on_every is not None and every > 0 and (step + 1) % every == 0:
@@ -287,19 +292,30 @@ def fit(state: TrainState, step_fn, batch_at: Callable, *, steps: int, ckpt, wri
 
 
 def lm_batches(examples, tokenizer, mesh, *, batch_size: int, seed: int, pad_multiple: int,
-               seq_len: int, bucket_window: int) -> Callable:
+               seq_len: int, bucket_window: int, pack: bool = False,
+               grad_accum: int = 1) -> Callable:
   """`batch_at(step)` for next-token training on `batches.Example`s (SFT, distillation):
-  length-bucketed, a pure function of the step (resumable), each process loading its rows."""
+  length-bucketed, a pure function of the step (resumable), each process loading its rows.
+
+  `pack`: a step's `batch_size` examples are packed into rows of `seq_len` instead of
+  padded to the longest: the same examples and the same summed loss, on fewer positions.
+  The row count is rounded up to an eighth of the batch (and to the data shards, processes
+  and `grad_accum` microbatches), so a few shapes serve every step."""
   batches_lib.check_lengths(examples, seq_len, "training examples")
   lengths = np.asarray([len(e) for e in examples])
   rows = shd.process_rows(batch_size)
   order = batches_lib.batch_order(len(examples), batch_size, seed, lengths=lengths,
                                   window=bucket_window)
+  shards = math.prod(mesh.shape[a] for a in ("data", "fsdp") if a in mesh.shape)
+  rows_multiple = math.lcm(max(1, batch_size // 8), shards, jax.process_count(), grad_accum)
 
   def batch_at(step):
-    idx = order[step]
-    chosen = [examples[i] for i in idx]
-    length = batches_lib.padded_length(chosen, pad_multiple, seq_len)
-    local = batches_lib.make_batch(chosen[rows], length, tokenizer.pad_id)
+    chosen = [examples[i] for i in order[step]]
+    if pack:
+      full = batches_lib.make_packed_batch(chosen, seq_len, tokenizer.pad_id, rows_multiple)
+      local = {k: v[shd.process_rows(len(v))] for k, v in full.items()}
+    else:
+      length = batches_lib.padded_length(chosen, pad_multiple, seq_len)
+      local = batches_lib.make_batch(chosen[rows], length, tokenizer.pad_id)
     return {k: shd.global_batch(v, mesh) for k, v in local.items()}
   return batch_at

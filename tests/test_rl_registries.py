@@ -40,7 +40,7 @@ def _rollout_and_update(cfg):
   opt, state = frozen_rl_state(p)
   ro = rl.rollout(Sampler(policy, pad_id=0, eos_id=1, max_cache_len=16), p, [[2, 3]] * 4,
                   max_new_tokens=5, sampling=SamplingConfig(1.0), rng=jax.random.key(3),
-                  trim_multiple=0)
+                  widths=(5,))
   score = np.random.default_rng(0).normal(size=(4, 5)).astype(np.float32)
   inputs = dict(tokens=ro["tokens"], mask=ro["mask"], response_mask=ro["response_mask"],
                 score_rewards=score, ref_params=p, kl_coef=jnp.float32(0.0),
@@ -105,7 +105,7 @@ def test_a_loss_mask_keeps_tokens_in_context_but_out_of_the_loss():
   opt, state = frozen_rl_state(p)
   ro = rl.rollout(Sampler(policy, pad_id=0, eos_id=1, max_cache_len=16), p, [[2, 3]] * 4,
                   max_new_tokens=6, sampling=SamplingConfig(1.0), rng=jax.random.key(3),
-                  trim_multiple=0)
+                  widths=(6,))
   resp = ro["response_mask"]
   loss_mask = resp & (np.arange(6)[None, :] % 2 == 0)
   inputs = dict(tokens=ro["tokens"], mask=ro["mask"], response_mask=resp,
@@ -122,3 +122,23 @@ def test_a_loss_mask_keeps_tokens_in_context_but_out_of_the_loss():
   np.testing.assert_allclose(float(part["entropy"]), want, rtol=1e-5)
   assert abs(float(part["entropy"]) - float(full["entropy"])) > 1e-4
 
+
+
+def test_response_widths_are_a_few_fixed_shapes():
+  assert rl.rollouts.response_widths(160) == (64, 96, 160)  # 40 -> 64, 80 -> 96, 160
+  assert rl.rollouts.response_widths(256) == (64, 128, 256)
+  assert rl.rollouts.response_widths(5) == (5,)
+
+
+def test_rollout_cuts_responses_to_the_smallest_width_that_holds_them():
+  policy, p, _ = tiny_model(**TOY_RL)
+  sampler = Sampler(policy, pad_id=0, eos_id=1, max_cache_len=24)
+  for seed in range(4):
+    ro = rl.rollout(sampler, p, [[2, 3]] * 8, max_new_tokens=12, sampling=SamplingConfig(1.0),
+                    rng=jax.random.key(seed), widths=(3, 6, 12))
+    longest = max(len(r) for r in ro["responses"])
+    assert ro["response_mask"].shape[1] == min(w for w in (3, 6, 12) if w >= longest)
+    assert ro["response_mask"].sum() == sum(len(r) for r in ro["responses"])
+  with pytest.raises(ValueError, match="widest response width 6 must be max_new_tokens=12"):
+    rl.rollout(sampler, p, [[2, 3]] * 8, max_new_tokens=12, sampling=SamplingConfig(1.0),
+               rng=jax.random.key(0), widths=(3, 6))

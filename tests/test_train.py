@@ -193,3 +193,54 @@ def test_fit_logs_the_tokens_and_positions_it_trained_on(tmp_path):
   assert sum(m["trained_tokens"] for m in lines) == sum(int(b["mask"].sum()) for b in batches)
   assert sum(m["trained_positions"] for m in lines) == sum(b * t for b, t in shapes)
   assert lines[0]["trained_positions"] == 4 * 8 + 6 * 12  # the steps since the last line
+
+
+def test_packed_batch_gives_the_padded_batch_loss_and_gradients():
+  """The same examples packed several to a row (positions restart, segment ids) give the
+  padded batch's summed loss, target count and gradients."""
+  from s2jax.data import batches
+  model, params, _ = tiny_model()
+  rng = np.random.default_rng(3)
+  examples = []
+  for n_prompt, n_completion in [(3, 5), (2, 9), (4, 2), (5, 6), (2, 3), (3, 11)]:
+    ids = rng.integers(4, 64, n_prompt + n_completion).tolist()
+    mask = None if n_completion < 6 else [bool(i % 3) for i in range(n_completion)]
+    examples.append(batches.Example(ids[:n_prompt], ids[n_prompt:], mask))
+  padded = batches.make_batch(examples, 16, pad_id=0)
+  packed = batches.make_packed_batch(examples, 20, pad_id=0, rows_multiple=2)
+  assert packed["tokens"].shape[0] < len(examples)  # it did pack
+  loss = lambda p, b: T.next_token_loss(model, p, b)[0]
+  (l_pad, g_pad), (l_pack, g_pack) = (jax.value_and_grad(loss)(params, b)
+                                      for b in (padded, packed))
+  np.testing.assert_allclose(l_pack, l_pad, rtol=1e-5)
+  assert (float(T.next_token_loss(model, params, packed)[1])
+          == float(T.next_token_loss(model, params, padded)[1]))
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+               g_pack, g_pad)
+
+
+def test_packed_lm_batches_hold_the_same_examples_as_padded_ones():
+  import types
+  from s2jax.data import batches
+  rng = np.random.default_rng(0)
+  examples = [batches.Example(rng.integers(4, 60, rng.integers(2, 6)).tolist(),
+                              rng.integers(4, 60, rng.integers(1, 20)).tolist())
+              for _ in range(40)]
+  mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
+  tok = types.SimpleNamespace(pad_id=0)
+  kw = dict(batch_size=8, seed=1, pad_multiple=8, seq_len=32, bucket_window=2)
+  padded = T.lm_batches(examples, tok, mesh, **kw)
+  packed = T.lm_batches(examples, tok, mesh, pack=True, grad_accum=2, **kw)
+
+  def docs(batch, pack):
+    toks, mask = np.asarray(batch["tokens"]), np.asarray(batch["mask"])
+    if not pack:
+      return sorted(tuple(t[m]) for t, m in zip(toks, mask))
+    seg = np.asarray(batch["segments"])
+    return sorted(tuple(toks[seg == s]) for s in np.unique(seg[seg > 0]))
+
+  for step in (0, 3, 11):
+    a, b = padded(step), packed(step)
+    assert docs(a, False) == docs(b, True)
+    assert b["tokens"].shape[1] == 32 and b["tokens"].shape[0] % 2 == 0
+    assert np.asarray(b["targets"]).sum() == np.asarray(a["targets"]).sum()

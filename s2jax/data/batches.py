@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 import grain
 import numpy as np
 
-from s2jax.data import prompts
+from s2jax.data import packing, prompts
 
 
 @dataclasses.dataclass
@@ -80,6 +80,24 @@ def make_batch(examples: Sequence[Example], length: int, pad_id: int) -> dict:
     mask[i, :len(ids)] = True
     targets[i, len(e.prompt):len(ids)] = True if e.loss_mask is None else e.loss_mask
   return {"tokens": tokens, "mask": mask, "targets": targets}
+
+
+def make_packed_batch(examples: Sequence[Example], width: int, pad_id: int,
+                      rows_multiple: int = 1) -> dict:
+  """The examples packed into rows of `width` (s2jax.data.packing): make_batch's tokens and
+  targets, several examples to a row, with `positions` that restart at each example and
+  `segments` (example + 1, 0 for padding) that keep examples from attending to each other.
+  A row's first completion token is never predicted from another example: every example
+  starts with its prompt, which is not a target."""
+  packed = packing.pack([e.prompt + e.completion for e in examples], width, pad_id,
+                        rows_multiple)
+  targets = np.zeros(packed.tokens.shape, bool)
+  for i, e in enumerate(examples):
+    start = packed.offset[i] + len(e.prompt)
+    targets[packed.row[i], start:start + len(e.completion)] = (
+        True if e.loss_mask is None else e.loss_mask)
+  return {"tokens": packed.tokens, "mask": packed.segments > 0, "targets": targets,
+          "positions": packed.positions, "segments": packed.segments}
 
 
 def batch_order(num_examples: int, batch_size: int, seed: int, *,

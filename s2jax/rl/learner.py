@@ -251,6 +251,7 @@ class Learner:
     metrics.update(self.counts(prompts, lengths, out["tokens"].shape))
     metrics.update(stats, kl_coef=kl_coef, stopped=float(np.mean(out["stopped"])),
                    time_rollout=t1 - t0, time_scoring=t2 - t1, time_update=t3 - t2,
+                   update_width=int(out["tokens"].shape[1]),
                    rollout_tokens_per_s=float(np.sum(lengths)) / max(t1 - t0, 1e-9))
     return metrics
 

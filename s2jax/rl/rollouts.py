@@ -2,28 +2,38 @@
 a response with the token where each ends (where a step reward goes)."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 from s2jax.sampling import Sampler, SamplingConfig, left_pad
 
 
+def response_widths(max_new_tokens: int, n: int = 3, multiple: int = 32) -> tuple:
+  """The few response widths the update is compiled for: the budget, its half, its
+  quarter, ... (`n` of them), each rounded up to `multiple`."""
+  return tuple(sorted({min(max_new_tokens, -(-max_new_tokens // 2 ** k // multiple) * multiple)
+                       for k in range(n)}))
+
+
 def rollout(sampler: Sampler, params, prompts: Sequence[Sequence[int]], *, max_new_tokens: int,
-          sampling: SamplingConfig, rng, batch_sharding=None, trim_multiple: int = 32) -> dict:
+            sampling: SamplingConfig, rng, batch_sharding=None,
+            widths: Optional[Sequence[int]] = None) -> dict:
   """Sample one response per prompt; returns host arrays in the update's layout plus the
   generated ids per row (`responses`) and whether each row stopped on its own.
 
-  The response slots are cut to the longest response rounded up to `trim_multiple` (0:
-  never cut): the update costs what the rollouts generated, not `max_new_tokens`, at the
-  price of a few compiled shapes."""
+  The response slots are cut to the smallest of `widths` (default `response_widths`) that
+  holds the longest response: the update costs about what the rollouts generated, not
+  `max_new_tokens`, and compiles for a few widths only, not for every new longest length."""
   p = sampler.prompt_length(prompts, max_new_tokens)
   prompt_tokens, prompt_mask = left_pad(prompts, p, sampler.pad_id)
   gen = sampler(params, prompts, max_new_tokens=max_new_tokens, rng=rng, sampling=sampling,
                 batch_sharding=batch_sharding)
-  n = max_new_tokens
-  if trim_multiple:
-    n = min(n, max(1, -(-int(gen.lengths.max()) // trim_multiple)) * trim_multiple)
+  widths = sorted(response_widths(max_new_tokens) if widths is None else widths)
+  if widths[-1] != max_new_tokens:
+    raise ValueError(f"rollout: the widest response width {widths[-1]} must be "
+                     f"max_new_tokens={max_new_tokens}")
+  n = next(w for w in widths if w >= int(gen.lengths.max()))
   resp_mask = np.arange(n)[None, :] < gen.lengths[:, None]
   return {"tokens": np.concatenate([prompt_tokens, gen.tokens[:, :n]], axis=1),
           "mask": np.concatenate([prompt_mask, resp_mask], axis=1),

@@ -129,7 +129,8 @@ def finetune(config, source: Policy, init: Policy, round_dir: str, examples: lis
   d = config.data
   batch_at = train_lib.lm_batches(examples, tok, mesh, batch_size=t.batch_size,
                                   seed=config.seed, pad_multiple=d.pad_multiple,
-                                  seq_len=d.seq_len, bucket_window=d.bucket_window)
+                                  seq_len=d.seq_len, bucket_window=d.bucket_window,
+                                  pack=d.get("pack", False), grad_accum=t.grad_accum)
   train_lib.fit(job.state, job.step_fn, batch_at, steps=t.steps, ckpt=job.ckpt,
                 writer=MetricWriter(round_dir), log_every=t.log_every,
                 desc=f"distill {os.path.basename(round_dir)}")

@@ -134,7 +134,8 @@ def run(config, workdir: str) -> dict:
   batch_at = train_lib.lm_batches(examples, tokenizer, mesh, batch_size=t.batch_size,
                                  seed=config.seed, pad_multiple=config.data.pad_multiple,
                                  seq_len=config.data.seq_len,
-                                 bucket_window=config.data.bucket_window)
+                                 bucket_window=config.data.bucket_window,
+                                 pack=config.data.get("pack", False), grad_accum=t.grad_accum)
 
   state = train_lib.fit(state, job.step_fn, batch_at, steps=t.steps, ckpt=ckpt, writer=writer,
                         log_every=t.log_every, desc="sft", every=t.get("eval_every", 0),
