@@ -8,7 +8,7 @@ the LM head) divided by the FLOP/s of a large matmul measured in the same run on
 device. Target on CPU: >= 0.5. Two measurements:
 - one fixed full batch (random tokens, --seq_len), the step alone;
 - real SFT on the config's data (`experiments/sft.py`, evaluation off), padded against
-  packed (`data.pack`), alternated `--rounds` times: real (non-pad) tokens per second over
+  packed (the config's `pack` variant), alternated `--rounds` times: real (non-pad) tokens per second over
   the log lines after the first (which holds the compile), its ratio packed/padded, and
   the MFU of the real tokens (padding is not useful work).
 """
@@ -102,9 +102,10 @@ def sft_packed_vs_padded(args, cfg, peak: float) -> dict:
   with tempfile.TemporaryDirectory() as tmp:
     for r in range(args.rounds):
       for arm in lines:
-        lines[arm] += sft_log_lines(root, args.config, args.sft_steps, 10,
-                                    os.path.join(tmp, f"{arm}{r}"),
-                                    overrides=[("data.pack", arm == "packed")])
+        config = args.config + (("," if ":" in args.config else ":") + "pack"
+                                if arm == "packed" else "")
+        lines[arm] += sft_log_lines(root, config, args.sft_steps, 10,
+                                    os.path.join(tmp, f"{arm}{r}"))
   out = {}
   for arm, got in lines.items():
     seconds = sum(m["seconds"] for m in got)

@@ -25,9 +25,8 @@ def get_config(arg: str = ""):
   # bucket_window: batches drawn from a pool of that many, sorted by length (less padding).
   # format: what the policy learns to write before the answer, cot | plan | direct | filler.
   # tool_tokens: train | mask (keep the values the calculator tool writes out of the loss).
-  # pack: a step's examples packed into rows of seq_len instead of padded (same loss).
   c.data = dict(num_train=20000, num_eval=150, seq_len=384, pad_multiple=32, bucket_window=16,
-                format="cot", tool_tokens="train", pack=False)
+                format="cot", tool_tokens="train")
   c.tokenizer = dict(path="", vocab_size=512, corpus_size=5000)
   # A shipped base policy to start from (s2jax/base_policy.py; its model and tokenizer
   # replace the blocks here), or "" to train from scratch.
@@ -48,7 +47,13 @@ def get_config(arg: str = ""):
                 calculator=False, curve_problems=150)
 
   config_blocks.runtime(c)
-  if "tiny" in config_blocks.words(arg, ("tiny",), __file__):
+  variants = config_blocks.words(arg, ("tiny", "pack"), __file__)
+  if "pack" in variants:
+    # A step's examples packed into rows of seq_len instead of padded (the same summed
+    # loss; train.lm_batches). A variant, not a default key, so that workdirs trained
+    # before it keep matching their recorded configs.
+    c.data.pack = True
+  if "tiny" in variants:
     tiny(c)
   return c
 

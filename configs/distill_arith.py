@@ -28,7 +28,7 @@ def get_config(arg: str = ""):
   c.samples = dict(problems=300, per_problem=4, temperature=0.8, batch_size=128,
                    max_new_tokens=192, max_cache_len=576)
   c.finetune = dict(init="base")  # base: every round starts from the SFT weights (ReST-EM)
-  c.data = dict(seq_len=384, pad_multiple=32, bucket_window=8, tool_tokens="train", pack=False)
+  c.data = dict(seq_len=384, pad_multiple=32, bucket_window=8, tool_tokens="train")
   c.optim = config_blocks.optim(lr=2e-4, warmup_steps=10, decay_steps=100)
   c.train = dict(steps=100, batch_size=16, grad_accum=1, log_every=25, checkpoint_every=100,
                  keep_checkpoints=1)
