@@ -67,10 +67,11 @@ def filter_logits(logits: jax.Array, cfg: SamplingConfig) -> jax.Array:
   return logits
 
 
-def choose_tokens(logits: jax.Array, rng: jax.Array, cfg: SamplingConfig) -> jax.Array:
+def choose_tokens(logits: jax.Array, keys: jax.Array, cfg: SamplingConfig) -> jax.Array:
+  """logits [B, V], one PRNG key per row [B]: a row's choice depends on its key alone."""
   if cfg.greedy:
     return jnp.argmax(logits, axis=-1).astype(jnp.int32)
-  return jax.random.categorical(rng, filter_logits(logits, cfg), axis=-1).astype(jnp.int32)
+  return jax.vmap(jax.random.categorical)(keys, filter_logits(logits, cfg)).astype(jnp.int32)
 
 
 class PackedPrompts(NamedTuple):
@@ -165,7 +166,7 @@ def _calculator_step(calc, chars, s, tok, done):
                                              "stop_ids", "pad_id", "calculator",
                                              "decode_chunk"))
 def generate_padded(model: Transformer, params: Any, prompts: PackedPrompts, mask: jax.Array,
-                    rng: jax.Array, *, max_new_tokens: int, sampling: SamplingConfig,
+                    row_keys: jax.Array, *, max_new_tokens: int, sampling: SamplingConfig,
                     stop_ids: tuple, pad_id: int, prefix: Optional[jax.Array] = None,
                     calculator=None, decode_chunk: int = 64):
   """The jitted kernel: prompts → generated tokens [B, max_new_tokens].
@@ -213,13 +214,16 @@ def generate_padded(model: Transformer, params: Any, prompts: PackedPrompts, mas
     lp = jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), tok[:, None], axis=-1)[:, 0]
     return tok, lp
 
-  rng, key = jax.random.split(rng)
-  tok, lp = pick(out.logits[:, -1], key)
+  # Row b's token t is drawn with fold_in(row_keys[b], t): the same prompt with the same key
+  # gives the same sample in any batch, at any position in it.
+  row_keys = jax.random.wrap_key_data(row_keys)
+  keys_at = lambda t: jax.vmap(jax.random.fold_in, (0, None))(row_keys, t)
+  tok, lp = pick(out.logits[:, -1], keys_at(0))
   init = dict(
       step=jnp.int32(0), cache=cache, kv_mask=kv_mask, pos=next_pos, tok=tok, lp=lp,
       done=jnp.zeros((b,), bool), lengths=jnp.zeros((b,), jnp.int32),
       out_tokens=jnp.full((b, max_new_tokens), pad_id, jnp.int32),
-      out_lps=jnp.zeros((b, max_new_tokens), jnp.float32), rng=rng,
+      out_lps=jnp.zeros((b, max_new_tokens), jnp.float32),
       forced=jnp.zeros((b,), bool), out_tool=jnp.zeros((b, max_new_tokens), bool))
   chars = None
   if calculator is not None:
@@ -245,9 +249,8 @@ def generate_padded(model: Transformer, params: Any, prompts: PackedPrompts, mas
     slot = p + step
     kv_mask = jax.lax.dynamic_update_slice(s["kv_mask"], (~s["done"])[:, None], (0, slot))
     out = apply(tok[:, None], s["pos"][:, None], kv_mask, s["cache"], slot)
-    rng, key = jax.random.split(s["rng"])
     logits = out.logits[:, -1]
-    new_tok, new_lp = pick(logits, key)
+    new_tok, new_lp = pick(logits, keys_at(step + 1))
     forced = jnp.zeros((b,), bool)
     if calculator is not None:  # the tool's next token replaces the model's choice
       forced = calc["queue_pos"] < calc["queue_len"]
@@ -261,7 +264,7 @@ def generate_padded(model: Transformer, params: Any, prompts: PackedPrompts, mas
       calc["queue_pos"] = calc["queue_pos"] + forced.astype(jnp.int32)
     return dict(step=step + 1, cache=out.cache, kv_mask=kv_mask, pos=s["pos"] + 1,
                 tok=new_tok, lp=new_lp, done=done, lengths=lengths, out_tokens=out_tokens,
-                out_lps=out_lps, rng=rng, forced=forced, out_tool=out_tool, **calc)
+                out_lps=out_lps, forced=forced, out_tool=out_tool, **calc)
 
   # One while loop per chunk of the budget, each over a cache `chunk` slots longer than
   # the last: the copy that grows it is paid once a chunk, the shorter reads every token.
@@ -324,8 +327,9 @@ class Sampler:
   def __call__(self, params, prompts: Sequence[Sequence[int]], *, max_new_tokens: int,
                rng: Optional[jax.Array] = None, sampling: SamplingConfig = SamplingConfig(),
                stop_ids: Sequence[int] = (), batch_sharding=None,
-               prefix: Sequence[int] = ()) -> Generation:
-    """`prefix`: tokens that precede every prompt, computed once (see generate_padded)."""
+               prefix: Sequence[int] = (), row_keys: Optional[jax.Array] = None) -> Generation:
+    """`prefix`: tokens that precede every prompt, computed once (see generate_padded).
+    `row_keys` [B]: each row's PRNG key; default fold_in(rng, row)."""
     if not len(prompts):
       raise ValueError("sampler: no prompts given")
     if max_new_tokens <= 0:
@@ -342,9 +346,14 @@ class Sampler:
     if batch_sharding is not None:
       mask = to_global(mask, batch_sharding)
       packed = PackedPrompts(*(to_global(x, batch_sharding) for x in packed))
-    rng = jax.random.key(0) if rng is None else rng
+    if row_keys is None:
+      rng = jax.random.key(0) if rng is None else rng
+      row_keys = jax.vmap(jax.random.fold_in, (None, 0))(rng, jnp.arange(len(prompts)))
+    row_keys = np.asarray(jax.random.key_data(row_keys))
+    if batch_sharding is not None:
+      row_keys = to_global(row_keys, batch_sharding)
     stops = tuple(sorted({self.eos_id, *map(int, stop_ids)}))
-    out = generate_padded(self.model, params, packed, mask, rng, max_new_tokens=max_new_tokens,
+    out = generate_padded(self.model, params, packed, mask, row_keys, max_new_tokens=max_new_tokens,
                           sampling=sampling, stop_ids=stops, pad_id=self.pad_id,
                           prefix=jnp.asarray(prefix, jnp.int32) if len(prefix) else None,
                           calculator=self.calculator, decode_chunk=self.decode_chunk)
@@ -357,7 +366,8 @@ class Sampler:
     """Any number of prompts in fixed-size batches → one `(ids, stopped)` per prompt.
 
     Prompts are sorted by length first (less left padding, fewer buckets); the last batch
-    is filled with copies so that one compiled shape serves every batch."""
+    is filled with copies so that one compiled shape serves every batch. Prompt i samples
+    with the key fold_in(rng, i), so its output does not depend on the batching."""
     if not len(prompts):
       return []
     rng = jax.random.key(0) if rng is None else rng
@@ -368,9 +378,11 @@ class Sampler:
       idx = order[start:start + batch_size]
       chunk = [prompts[i] for i in idx]
       chunk += [chunk[-1]] * (batch_size - len(chunk))
-      rng, key = jax.random.split(rng)
-      gen = self(params, chunk, max_new_tokens=max_new_tokens, rng=key, sampling=sampling,
-                 stop_ids=stop_ids, batch_sharding=batch_sharding, prefix=prefix)
+      rows = idx + [idx[-1]] * (batch_size - len(idx))
+      keys = jax.vmap(jax.random.fold_in, (None, 0))(rng, jnp.asarray(rows))
+      gen = self(params, chunk, max_new_tokens=max_new_tokens, sampling=sampling,
+                 stop_ids=stop_ids, batch_sharding=batch_sharding, prefix=prefix,
+                 row_keys=keys)
       for j, i in enumerate(idx):
         out[i] = (gen.tokens[j, :gen.lengths[j]].tolist(), bool(gen.stopped[j]))
       if bar is not None:

@@ -222,3 +222,16 @@ def test_decode_chunk_and_pack_width_do_not_change_tokens(sampling):
     np.testing.assert_array_equal(out.tokens, outs[0].tokens)
     np.testing.assert_array_equal(out.lengths, outs[0].lengths)
     np.testing.assert_allclose(out.logprobs, outs[0].logprobs, rtol=1e-5, atol=1e-5)
+
+
+def test_a_prompts_sample_does_not_depend_on_its_batch():
+  """Prompt i samples with fold_in(rng, i): batch size and position in the batch change
+  nothing (what refilling finished rows relies on)."""
+  model, params, _ = tiny_model()
+  sampler = Sampler(model, pad_id=PAD, eos_id=EOS, max_cache_len=64)
+  prompts = [[5, 6, 7], [10, 11], [12, 13, 14, 15], [4], [19, 20, 21], [8, 9]]
+  runs = [sampler.generate_all(params, prompts, batch_size=b, max_new_tokens=12,
+                               sampling=SamplingConfig(temperature=1.0), rng=jax.random.key(5))
+          for b in (1, 2, 6)]
+  assert runs[1] == runs[0] and runs[2] == runs[0]
+  assert len({tuple(ids) for ids, _ in runs[0]}) > 1  # it does sample
