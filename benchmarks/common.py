@@ -49,17 +49,15 @@ def write_result(path, result: dict) -> None:
     json.dump({"run_info": run_info(), "result": result}, f, indent=2)
 
 
-def sft_log_lines(checkout: str, config: str, steps: int, log_every: int, workdir: str,
-                  overrides=()) -> list:
-  """Run `experiments/sft.py` of `checkout` (evaluation off, `--config.<k>=<v>` overrides)
-  and return its training log lines after the first (which holds the compile)."""
+def sft_log_lines(checkout: str, config: str, steps: int, log_every: int, workdir: str) -> list:
+  """Run `experiments/sft.py` of `checkout` (evaluation off) and return its training log
+  lines after the first (which holds the compile)."""
   from s2jax.metrics import read_metrics
   env = dict(os.environ, PYTHONPATH=os.path.abspath(checkout), JAX_PLATFORMS="cpu")
   cmd = [sys.executable, os.path.join(checkout, "experiments", "sft.py"),
          f"--config={os.path.join(checkout, config)}", f"--workdir={workdir}",
          f"--config.train.steps={steps}", f"--config.train.log_every={log_every}",
-         f"--config.train.checkpoint_every={steps}", "--config.eval.enabled=False",
-         *(f"--config.{k}={v}" for k, v in overrides)]
+         f"--config.train.checkpoint_every={steps}", "--config.eval.enabled=False"]
   p = subprocess.run(cmd, env=env, capture_output=True, text=True)
   if p.returncode:
     raise SystemExit(f"{' '.join(cmd)} failed:\n{p.stderr[-3000:]}")

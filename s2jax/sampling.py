@@ -23,7 +23,7 @@ import numpy as np
 from s2jax.data import packing
 from s2jax.metrics import progress
 from s2jax.models.transformer import KVCache, ModelConfig, Transformer, unstack_layers
-from s2jax.sharding import to_global, to_host
+from s2jax.sharding import row_shards, to_global, to_host
 
 # Powers of two, with midpoints above 128 (a prompt pads by at most a third).
 DEFAULT_BUCKETS = (16, 32, 64, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
@@ -281,14 +281,6 @@ def generate_padded(model: Transformer, params: Any, prompts: PackedPrompts, mas
           final["out_tool"])
 
 
-def _row_shards(sharding) -> int:
-  """How many ways a NamedSharding splits dimension 0."""
-  axes = sharding.spec[0] if len(sharding.spec) else None
-  if axes is None:
-    return 1
-  return math.prod(sharding.mesh.shape[a] for a in (axes if isinstance(axes, tuple) else (axes,)))
-
-
 class Sampler:
   """Host-side wrapper: bucketing, padding, validation, and the jitted kernel."""
 
@@ -336,11 +328,11 @@ class Sampler:
       raise ValueError(f"sampler: max_new_tokens={max_new_tokens} must be positive")
     p = self.prompt_length(prompts, max_new_tokens, len(prefix))
     _, mask = left_pad(prompts, p, self.pad_id)
-    shards = 1 if batch_sharding is None else _row_shards(batch_sharding)
-    # Packed rows are counted in steps of an eighth of the batch: a few shapes serve all.
+    shards = 1 if batch_sharding is None else row_shards(batch_sharding)
     # Rows of pack_width, unless the prompts fill fewer bucket-wide rows (batch 1: one).
     total = sum(len(x) for x in prompts)
     width = max(p, min(self.pack_width, -(-total // p) * p))
+    # Packed rows are counted in steps of an eighth of the batch: a few shapes serve all.
     packed = pack_prompts(prompts, p, width, self.pad_id,
                           rows_multiple=math.lcm(max(1, len(prompts) // 8), shards))
     if batch_sharding is not None:

@@ -101,6 +101,14 @@ def batch_sharding(mesh: Mesh, ndim: int, batch_size: int | None = None) -> Name
   return NamedSharding(mesh, spec)
 
 
+def row_shards(sharding: NamedSharding) -> int:
+  """How many ways a NamedSharding splits dimension 0."""
+  axes = sharding.spec[0] if len(sharding.spec) else None
+  if axes is None:
+    return 1
+  return math.prod(sharding.mesh.shape[a] for a in (axes if isinstance(axes, tuple) else (axes,)))
+
+
 def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 

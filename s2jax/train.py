@@ -298,7 +298,9 @@ def lm_batches(examples, tokenizer, mesh, *, batch_size: int, seed: int, pad_mul
   length-bucketed, a pure function of the step (resumable), each process loading its rows.
 
   `pack`: a step's `batch_size` examples are packed into rows of `seq_len` instead of
-  padded to the longest: the same examples and the same summed loss, on fewer positions.
+  padded to the longest: the same examples and the same summed loss, on fewer positions
+  where short examples can share a row (not on length-bucketed batches of similar
+  lengths: results/bench_train.json).
   The row count is rounded up to an eighth of the batch (and to the data shards, processes
   and `grad_accum` microbatches), so a few shapes serve every step."""
   batches_lib.check_lengths(examples, seq_len, "training examples")
@@ -306,8 +308,8 @@ def lm_batches(examples, tokenizer, mesh, *, batch_size: int, seed: int, pad_mul
   rows = shd.process_rows(batch_size)
   order = batches_lib.batch_order(len(examples), batch_size, seed, lengths=lengths,
                                   window=bucket_window)
-  shards = math.prod(mesh.shape[a] for a in ("data", "fsdp") if a in mesh.shape)
-  rows_multiple = math.lcm(max(1, batch_size // 8), shards, jax.process_count(), grad_accum)
+  rows_multiple = math.lcm(max(1, batch_size // 8), shd.row_shards(shd.batch_sharding(mesh, 2)),
+                           jax.process_count(), grad_accum)
 
   def batch_at(step):
     chosen = [examples[i] for i in order[step]]
