@@ -1,6 +1,7 @@
 """KV-cache sampler against a no-cache loop that recomputes the full forward pass.
 
   python benchmarks/bench_sampler.py [--config=configs/arith.py]
+  python benchmarks/bench_sampler.py --policy_workdir=W [--refill_samples=1024]
 
 Both decode greedily from the same prompts for the same number of tokens; the no-cache
 loop is jitted once over a fixed-size buffer (the fair version of recomputation). Decode
@@ -9,6 +10,12 @@ cost of the calculator tool (s2jax.calculator) as a ratio, tool on / tool off, b
 sampling at temperature 1 with the same key: the weights are random, so every token is
 given one character ('<', '=', digits, '+', '>') so that the random text opens and closes
 annotations often, and the tool evaluates them and writes values.
+
+With --policy_workdir (a trained policy, e.g. the testbed's SFT stage), the refill of
+finished rows instead: the verifier stage's sampling job (its train questions, temperature
+0.8, the stage's batch and budget), whose solutions have mixed lengths, generated with
+refill on and off, alternated, in one run: tokens/s of each, their ratio, whether every
+sample is identical (each prompt has its own key), and the length distribution.
 """
 from __future__ import annotations
 
@@ -55,8 +62,55 @@ def random_text_calculator(vocab_size: int) -> calc_lib.Calculator:
   return calc_lib.Calculator(chars, ids, (alphabet.index(">"),) * 2)
 
 
+def refill_benchmark(args) -> dict:
+  import time
+  from s2jax import evaluation
+  from s2jax.data import gsm8k
+  from s2jax.policy import Policy
+  policy = Policy(args.policy_workdir)
+  m = policy.load()
+  records = gsm8k.read_jsonl(policy.split_path("train"))
+  k = 4
+  questions = [r["question"] for r in records[:args.refill_samples // k] for _ in range(k)]
+  sampler = policy.sampler(args.max_cache_len)
+  kw = dict(batch_size=args.refill_batch, max_new_tokens=args.refill_new_tokens,
+            sampling=SamplingConfig(0.8), rng=jax.random.key(0), with_counts=True)
+  def run(refill, qs):
+    sampler.refill = refill
+    t = time.perf_counter()
+    texts, counts = evaluation.generate_solutions(sampler, m.params, m.tokenizer, qs, **kw)
+    return time.perf_counter() - t, texts, [c[1] for c in counts]
+  for refill in (False, True):  # compile both arms first
+    run(refill, questions[:2 * args.refill_batch])
+  times, texts = {False: [], True: []}, {}
+  for _ in range(args.repeats):
+    for refill in (False, True):
+      dt, texts[refill], lengths = run(refill, questions)
+      times[refill].append(dt)
+  identical = texts[False] == texts[True]
+  tokens = int(np.sum(lengths))
+  off, on = (float(np.median(times[r])) for r in (False, True))
+  result = {"policy_workdir": args.policy_workdir, "samples": len(questions),
+            "batch": args.refill_batch, "max_new_tokens": args.refill_new_tokens,
+            "generated_tokens": tokens,
+            "length_percentiles": {q: float(np.percentile(lengths, q)) for q in (10, 50, 90, 100)},
+            "off_tokens_per_s": tokens / off, "on_tokens_per_s": tokens / on,
+            "on_over_off": off / on, "identical_samples": bool(identical),
+            "seconds": {"off": times[False], "on": times[True]}}
+  print(f"refill off {tokens / off:8.0f} tok/s   on {tokens / on:8.0f} tok/s   "
+        f"ratio {off / on:.2f}x   identical={identical}   lengths p10/p50/p90/max "
+        + "/".join(f"{v:.0f}" for v in result["length_percentiles"].values()), flush=True)
+  return result
+
+
 def main():
   ap = argparse.ArgumentParser()
+  ap.add_argument("--policy_workdir", default="",
+                  help="measure refill on/off sampling this policy (see the docstring)")
+  ap.add_argument("--refill_samples", type=int, default=1024)
+  ap.add_argument("--refill_batch", type=int, default=128)
+  ap.add_argument("--refill_new_tokens", type=int, default=240)
+  ap.add_argument("--max_cache_len", type=int, default=640)
   ap.add_argument("--config", default="configs/arith.py")
   ap.add_argument("--prompt_len", type=int, default=64)
   ap.add_argument("--new_tokens", type=int, default=32)
@@ -64,6 +118,11 @@ def main():
   ap.add_argument("--repeats", type=int, default=2)
   ap.add_argument("--out", default=None, help="also write the result as JSON here")
   args = ap.parse_args()
+  if args.policy_workdir:
+    result = {"device": device_name(), **refill_benchmark(args)}
+    print(json.dumps(result, indent=2))
+    write_result(args.out, result)
+    return
   config = load_config_file(args.config)
   cfg = model_config(config.model)
   model = Transformer(cfg)

@@ -6,6 +6,11 @@ cache holds bucket + max_new_tokens slots. Decoding stops per row at end-of-sequ
 at any configured stop token (e.g. the end-of-step newline, to generate one reasoning
 step at a time) and the loop ends when every row has stopped.
 
+A large job (`Sampler.generate_all`) refills instead: each row decodes at its own step,
+and a row that finishes takes the next waiting prompt, so the batch stays full whatever
+the spread of lengths. Row b draws its token t with fold_in(key of its prompt, t), so a
+prompt's sample is the same in any batch, refilled or not.
+
 Returned log-probabilities are those of the chosen tokens under the model's own
 (temperature 1, unfiltered) distribution, which is what likelihood ratios in RL need.
 """
@@ -162,95 +167,101 @@ def _calculator_step(calc, chars, s, tok, done):
               queue_pos=jnp.where(trig, 0, s["queue_pos"]))
 
 
-@functools.partial(jax.jit, static_argnames=("model", "max_new_tokens", "sampling",
-                                             "stop_ids", "pad_id", "calculator",
-                                             "decode_chunk"))
-def generate_padded(model: Transformer, params: Any, prompts: PackedPrompts, mask: jax.Array,
-                    row_keys: jax.Array, *, max_new_tokens: int, sampling: SamplingConfig,
-                    stop_ids: tuple, pad_id: int, prefix: Optional[jax.Array] = None,
-                    calculator=None, decode_chunk: int = 64):
-  """The jitted kernel: prompts → generated tokens [B, max_new_tokens].
+def _decode_layout(model: Transformer, params: Any):
+  """Decode with per-layer weights and caches (see ModelConfig.scan_layers): unstacked
+  once, outside the loop, instead of sliced out of the stack at every token."""
+  if not model.cfg.scan_layers:
+    return model, params
+  return (Transformer(dataclasses.replace(model.cfg, scan_layers=False)),
+          unstack_layers(params, model.cfg.n_layers))
 
-  The prompts are prefilled packed (`prompts`, no compute on padding), then their keys and
-  values are laid out left-padded, one row each ([B, P], valid slots `mask`), to decode.
-  `prefix` [P0]: tokens every prompt starts with (few-shot exemplars), prefilled once and
-  copied to every row; `prompts` are then the rest of each prompt.
-  `calculator` (s2jax.calculator.Calculator): after a row writes `<<expr=`, the value of
-  expr and `>>` are written for it (tool tokens are flagged in the last output).
-  `decode_chunk`: the cache grows by this many slots at a time, so a decoded token attends
-  over the slots filled so far plus at most one chunk, not over the whole budget."""
-  # Decode with per-layer weights and caches (see ModelConfig.scan_layers): unstacked once
-  # here, outside the loop, instead of sliced out of the stack at every token.
-  if model.cfg.scan_layers:
-    params = unstack_layers(params, model.cfg.n_layers)
-    model = Transformer(dataclasses.replace(model.cfg, scan_layers=False))
-  cfg: ModelConfig = model.cfg
-  b, p = mask.shape
-  chunk = min(decode_chunk, max_new_tokens)
-  kv_mask = jnp.concatenate([mask, jnp.zeros((b, chunk), bool)], axis=1)
-  p0, shared = 0, None
-  if prefix is not None:
-    # The shared prefix is prefilled once and kept once ([1, P0]); every row attends to it
-    # before its own cache slots, so decoding never reads B copies of it.
-    p0 = prefix.shape[0]
-    shared = model.apply({"params": params}, prefix[None], jnp.arange(p0)[None],
-                         jnp.ones((1, p0), bool), KVCache.zeros(cfg, 1, p0), 0,
-                         last_only=True).cache
-  apply = functools.partial(model.apply, {"params": params}, prefix=shared)
+
+def _shared_prefix(model: Transformer, params: Any, prefix: Optional[jax.Array]):
+  """The [1, P0] cache of tokens every prompt starts with (few-shot exemplars), prefilled
+  once; every row attends to it before its own slots, so decoding never reads B copies."""
+  if prefix is None:
+    return None
+  p0 = prefix.shape[0]
+  return model.apply({"params": params}, prefix[None], jnp.arange(p0)[None],
+                     jnp.ones((1, p0), bool), KVCache.zeros(model.cfg, 1, p0), 0,
+                     last_only=True).cache
+
+
+def _pick(logits, row_keys, t, sampling: SamplingConfig):
+  """Row b's token number t[b] is drawn with fold_in(row_keys[b], t[b]): the same prompt
+  with the same key gives the same sample in any batch, at any row, refilled or not."""
+  keys = jax.vmap(jax.random.fold_in)(jax.random.wrap_key_data(row_keys), t)
+  tok = choose_tokens(logits, keys, sampling)
+  lp = jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), tok[:, None], axis=-1)[:, 0]
+  return tok, lp
+
+
+def _prefill_rows(model, params, shared, prompts: PackedPrompts, mask, row_keys, *,
+                  extra: int, max_new_tokens: int, sampling: SamplingConfig, pad_id: int,
+                  calculator) -> dict:
+  """Prefill prompts packed (no compute on padding), lay their keys and values out
+  left-padded, one row each ([B, P + extra], valid slots `mask`), and give each row its
+  first token: a fresh decode state for these rows."""
+  p0 = 0 if shared is None else shared.k[0].shape[1]
   r, w = prompts.tokens.shape
-  out = apply(prompts.tokens, p0 + prompts.positions, prompts.segments > 0,
-              KVCache.zeros(cfg, r, w), 0, segment_ids=prompts.segments,
-              head_at=(prompts.last // w, prompts.last % w))
+  out = model.apply({"params": params}, prompts.tokens, p0 + prompts.positions,
+                    prompts.segments > 0, KVCache.zeros(model.cfg, r, w), 0, prefix=shared,
+                    segment_ids=prompts.segments, head_at=(prompts.last // w, prompts.last % w))
 
-  def unpack(c):  # packed [R, W, K, D] → left-padded rows [B, P + chunk, K, D]
+  def unpack(c):  # packed [R, W, K, D] → left-padded rows [B, P + extra, K, D]
     rows = c.reshape(r * w, *c.shape[2:])[prompts.gather]
-    return jnp.pad(rows, [(0, 0), (0, chunk)] + [(0, 0)] * (rows.ndim - 2))
-  cache = jax.tree.map(unpack, out.cache)
-  next_pos = p0 + jnp.sum(mask, axis=1).astype(jnp.int32)
-  stop_ids_arr = jnp.asarray(stop_ids, jnp.int32)
+    return jnp.pad(rows, [(0, 0), (0, extra)] + [(0, 0)] * (rows.ndim - 2))
 
-  def pick(logits, key):
-    tok = choose_tokens(logits, key, sampling)
-    lp = jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), tok[:, None], axis=-1)[:, 0]
-    return tok, lp
+  b = mask.shape[0]
+  tok, lp = _pick(out.logits[:, -1], row_keys, jnp.zeros((b,), jnp.int32), sampling)
+  return dict(cache=jax.tree.map(unpack, out.cache),
+              kv_mask=jnp.concatenate([mask, jnp.zeros((b, extra), bool)], axis=1),
+              pos=p0 + jnp.sum(mask, axis=1).astype(jnp.int32), row_keys=row_keys, tok=tok,
+              lp=lp, **_start_of_row(b, max_new_tokens, pad_id, calculator))
 
-  # Row b's token t is drawn with fold_in(row_keys[b], t): the same prompt with the same key
-  # gives the same sample in any batch, at any position in it.
-  row_keys = jax.random.wrap_key_data(row_keys)
-  keys_at = lambda t: jax.vmap(jax.random.fold_in, (0, None))(row_keys, t)
-  tok, lp = pick(out.logits[:, -1], keys_at(0))
-  init = dict(
-      step=jnp.int32(0), cache=cache, kv_mask=kv_mask, pos=next_pos, tok=tok, lp=lp,
-      done=jnp.zeros((b,), bool), lengths=jnp.zeros((b,), jnp.int32),
-      out_tokens=jnp.full((b, max_new_tokens), pad_id, jnp.int32),
-      out_lps=jnp.zeros((b, max_new_tokens), jnp.float32),
-      forced=jnp.zeros((b,), bool), out_tool=jnp.zeros((b, max_new_tokens), bool))
-  chars = None
+
+def _start_of_row(b: int, max_new_tokens: int, pad_id: int, calculator) -> dict:
+  """The decode state's fields that every row starts from, whatever its prompt. Each a
+  buffer of its own, since the refill kernels donate the state."""
+  zeros = lambda *shape, dtype=jnp.int32: jnp.zeros((b, *shape), dtype)
+  state = dict(done=zeros(dtype=bool), lengths=zeros(),
+               out_tokens=jnp.full((b, max_new_tokens), pad_id, jnp.int32),
+               out_lps=zeros(max_new_tokens, dtype=jnp.float32), forced=zeros(dtype=bool),
+               out_tool=zeros(max_new_tokens, dtype=bool))
   if calculator is not None:
     from s2jax import calculator as calc_lib
-    chars = jnp.asarray(calculator.chars)
-    init.update(calc_mode=jnp.zeros((b,), jnp.int32), calc_prev=jnp.zeros((b,), jnp.int32),
-                calc_buf=jnp.zeros((b, calc_lib.MAX_EXPR), jnp.int32),
-                calc_len=jnp.zeros((b,), jnp.int32),
-                queue=jnp.zeros((b, calc_lib.MAX_FORCED), jnp.int32),
-                queue_len=jnp.zeros((b,), jnp.int32), queue_pos=jnp.zeros((b,), jnp.int32))
+    state.update(calc_mode=zeros(), calc_prev=zeros(), calc_buf=zeros(calc_lib.MAX_EXPR),
+                 calc_len=zeros(), queue=zeros(calc_lib.MAX_FORCED), queue_len=zeros(),
+                 queue_pos=zeros())
+  return state
 
+
+def _decode_step(model, params, shared, *, p: int, max_new_tokens: int,
+                 sampling: SamplingConfig, stop_ids: tuple, pad_id: int, calculator):
+  """One token for every live row (not stopped, budget not spent): record the token chosen
+  last step, feed it at the row's own slot p + lengths, choose the next. Rows may be at
+  different steps (refilled rows start again at 0)."""
+  stops = jnp.asarray(stop_ids, jnp.int32)
+  chars = None if calculator is None else jnp.asarray(calculator.chars)
 
   def body(s):
-    step, tok, done = s["step"], s["tok"], s["done"]
-    # Record the token chosen last iteration (rows already done write padding).
-    out_tokens = s["out_tokens"].at[:, step].set(jnp.where(done, pad_id, tok))
-    out_lps = s["out_lps"].at[:, step].set(jnp.where(done, 0.0, s["lp"]))
-    out_tool = s["out_tool"].at[:, step].set(s["forced"] & ~done)
-    lengths = s["lengths"] + (~done).astype(jnp.int32)
-    calc = {} if calculator is None else _calculator_step(calculator, chars, s, tok, done)
-    done = done | jnp.isin(tok, stop_ids_arr)
-    # Feed it to the model at slot p + step.
-    slot = p + step
-    kv_mask = jax.lax.dynamic_update_slice(s["kv_mask"], (~s["done"])[:, None], (0, slot))
-    out = apply(tok[:, None], s["pos"][:, None], kv_mask, s["cache"], slot)
+    tok, done, lengths = s["tok"], s["done"], s["lengths"]
+    b = tok.shape[0]
+    rows = jnp.arange(b)
+    live = ~done & (lengths < max_new_tokens)
+    col = jnp.where(live, lengths, max_new_tokens)  # past the end: the write is dropped
+    out_tokens = s["out_tokens"].at[rows, col].set(tok, mode="drop")
+    out_lps = s["out_lps"].at[rows, col].set(s["lp"], mode="drop")
+    out_tool = s["out_tool"].at[rows, col].set(s["forced"], mode="drop")
+    calc = {} if calculator is None else _calculator_step(calculator, chars, s, tok, ~live)
+    done = done | (live & jnp.isin(tok, stops))
+    slot = p + lengths
+    kv_mask = s["kv_mask"].at[rows, slot].set(live, mode="drop")
+    out = model.apply({"params": params}, tok[:, None], s["pos"][:, None], kv_mask,
+                      s["cache"], slot, prefix=shared)
+    lengths = lengths + live.astype(jnp.int32)
     logits = out.logits[:, -1]
-    new_tok, new_lp = pick(logits, keys_at(step + 1))
+    new_tok, new_lp = _pick(logits, s["row_keys"], lengths, sampling)
     forced = jnp.zeros((b,), bool)
     if calculator is not None:  # the tool's next token replaces the model's choice
       forced = calc["queue_pos"] < calc["queue_len"]
@@ -262,23 +273,102 @@ def generate_padded(model: Transformer, params: Any, prompts: PackedPrompts, mas
       new_tok = jnp.where(forced, tool_tok, new_tok)
       new_lp = jnp.where(forced, tool_lp, new_lp)
       calc["queue_pos"] = calc["queue_pos"] + forced.astype(jnp.int32)
-    return dict(step=step + 1, cache=out.cache, kv_mask=kv_mask, pos=s["pos"] + 1,
+    return dict(s, cache=out.cache, kv_mask=kv_mask, pos=s["pos"] + live.astype(jnp.int32),
                 tok=new_tok, lp=new_lp, done=done, lengths=lengths, out_tokens=out_tokens,
                 out_lps=out_lps, forced=forced, out_tool=out_tool, **calc)
+  return body
+
+
+def _finished(s, max_new_tokens):
+  return s["done"] | (s["lengths"] >= max_new_tokens)
+
+
+_KERNEL_STATICS = ("model", "max_new_tokens", "sampling", "stop_ids", "pad_id", "calculator")
+
+
+@functools.partial(jax.jit, static_argnames=_KERNEL_STATICS + ("decode_chunk",))
+def generate_padded(model: Transformer, params: Any, prompts: PackedPrompts, mask: jax.Array,
+                    row_keys: jax.Array, *, max_new_tokens: int, sampling: SamplingConfig,
+                    stop_ids: tuple, pad_id: int, prefix: Optional[jax.Array] = None,
+                    calculator=None, decode_chunk: int = 64):
+  """The jitted kernel: prompts → generated tokens [B, max_new_tokens].
+
+  The prompts are prefilled packed (`prompts`), then decoded left-padded, one row each
+  ([B, P], valid slots `mask`). `row_keys` [B, 2]: each row's PRNG key data.
+  `prefix` [P0]: tokens every prompt starts with (few-shot exemplars), prefilled once and
+  shared by every row; `prompts` are then the rest of each prompt.
+  `calculator` (s2jax.calculator.Calculator): after a row writes `<<expr=`, the value of
+  expr and `>>` are written for it (tool tokens are flagged in the last output).
+  `decode_chunk`: the cache grows by this many slots at a time, so a decoded token attends
+  over the slots filled so far plus at most one chunk, not over the whole budget."""
+  model, params = _decode_layout(model, params)
+  shared = _shared_prefix(model, params, prefix)
+  chunk = min(decode_chunk, max_new_tokens)
+  statics = dict(max_new_tokens=max_new_tokens, sampling=sampling, pad_id=pad_id,
+                 calculator=calculator)
+  state = _prefill_rows(model, params, shared, prompts, mask, row_keys, extra=chunk, **statics)
+  body = _decode_step(model, params, shared, p=mask.shape[1], stop_ids=stop_ids, **statics)
 
   # One while loop per chunk of the budget, each over a cache `chunk` slots longer than
   # the last: the copy that grows it is paid once a chunk, the shorter reads every token.
-  final = init
   for end in range(chunk, max_new_tokens + chunk, chunk):
     if end > chunk:
       grow = lambda x: jnp.pad(x, [(0, 0), (0, chunk)] + [(0, 0)] * (x.ndim - 2))
-      final = dict(final, cache=jax.tree.map(grow, final["cache"]),
-                   kv_mask=jnp.pad(final["kv_mask"], [(0, 0), (0, chunk)]))
-    final = jax.lax.while_loop(
-        lambda s, end=end: (s["step"] < min(end, max_new_tokens)) & ~jnp.all(s["done"]),
-        body, final)
-  return (final["out_tokens"], final["out_lps"], final["lengths"], final["done"],
-          final["out_tool"])
+      state = dict(state, cache=jax.tree.map(grow, state["cache"]),
+                   kv_mask=jnp.pad(state["kv_mask"], [(0, 0), (0, chunk)]))
+    def more(s, end=min(end, max_new_tokens)):  # a live row whose next slot is in the cache
+      live = ~_finished(s, max_new_tokens)
+      return jnp.any(live) & (jnp.max(jnp.where(live, s["lengths"], 0)) < end)
+    state = jax.lax.while_loop(more, body, state)
+  return (state["out_tokens"], state["out_lps"], state["lengths"], state["done"],
+          state["out_tool"])
+
+
+@functools.partial(jax.jit, static_argnames=_KERNEL_STATICS, donate_argnames=("state",))
+def refill_rows(model: Transformer, params: Any, shared, state: dict, rows: jax.Array,
+                prompts: PackedPrompts, mask: jax.Array, row_keys: jax.Array,
+                active: jax.Array, *, max_new_tokens: int, sampling: SamplingConfig,
+                stop_ids: tuple, pad_id: int, calculator=None) -> dict:
+  """Start new prompts in decode-state rows `rows` [F] (`model`, `params` in decode layout,
+  see generate_refilled). Rows whose `active` is False start finished (batch filler)."""
+  del stop_ids
+  fresh = _prefill_rows(model, params, shared, prompts, mask, row_keys, extra=0,
+                        max_new_tokens=max_new_tokens, sampling=sampling, pad_id=pad_id,
+                        calculator=calculator)
+  fresh["done"] = ~active
+  p = mask.shape[1]
+  out = {k: state[k].at[rows].set(v) for k, v in fresh.items() if k not in ("cache", "kv_mask")}
+  out["kv_mask"] = state["kv_mask"].at[rows].set(
+      jnp.pad(fresh["kv_mask"], [(0, 0), (0, max_new_tokens)]))
+  out["cache"] = jax.tree.map(lambda c, f: c.at[rows, :p].set(f), state["cache"], fresh["cache"])
+  return out
+
+
+@functools.partial(jax.jit, static_argnames=_KERNEL_STATICS, donate_argnames=("state",))
+def decode_until(model: Transformer, params: Any, shared, state: dict, finished: jax.Array, *,
+                 max_new_tokens: int, sampling: SamplingConfig, stop_ids: tuple, pad_id: int,
+                 calculator=None) -> dict:
+  """Decode until at least `finished` rows have stopped or spent the budget."""
+  p = state["kv_mask"].shape[1] - max_new_tokens
+  body = _decode_step(model, params, shared, p=p, max_new_tokens=max_new_tokens,
+                      sampling=sampling, stop_ids=stop_ids, pad_id=pad_id, calculator=calculator)
+  return jax.lax.while_loop(
+      lambda s: jnp.sum(_finished(s, max_new_tokens)) < finished, body, state)
+
+
+_shared_prefix_jit = jax.jit(_shared_prefix, static_argnums=0)
+_unstack_jit = jax.jit(unstack_layers, static_argnums=1)
+
+
+def empty_state(model: Transformer, batch: int, prompt_width: int, max_new_tokens: int,
+                pad_id: int, calculator=None) -> dict:
+  """A decode state of `batch` finished rows, to refill (see refill_rows)."""
+  b, length = batch, prompt_width + max_new_tokens
+  return dict(_start_of_row(b, max_new_tokens, pad_id, calculator),
+              cache=KVCache.zeros(model.cfg, b, length), kv_mask=jnp.zeros((b, length), bool),
+              pos=jnp.zeros((b,), jnp.int32), row_keys=jnp.zeros((b, 2), jnp.uint32),
+              tok=jnp.zeros((b,), jnp.int32), lp=jnp.zeros((b,), jnp.float32),
+              done=jnp.ones((b,), bool))
 
 
 class Sampler:
@@ -286,15 +376,19 @@ class Sampler:
 
   def __init__(self, model: Transformer, *, pad_id: int, eos_id: int,
                max_cache_len: int = 1024, buckets: Sequence[int] = DEFAULT_BUCKETS,
-               calculator=None, decode_chunk: int = 64, pack_width: int = 512):
+               calculator=None, decode_chunk: int = 64, pack_width: int = 512,
+               refill: bool = True):
     """`calculator`: an s2jax.calculator.Calculator to write `<<expr=value>>` values.
     `decode_chunk`: see generate_padded. `pack_width`: prompts are prefilled packed into
-    rows this wide (or the prompt bucket, if wider): several short prompts share a row."""
+    rows this wide (or the prompt bucket, if wider): several short prompts share a row.
+    `refill`: generate_all starts a waiting prompt in each row that finishes, instead of
+    running every batch until its longest row stops."""
     if decode_chunk <= 0:
       raise ValueError(f"sampler: decode_chunk={decode_chunk} must be positive")
     if pack_width <= 0:
       raise ValueError(f"sampler: pack_width={pack_width} must be positive")
     self.pack_width = pack_width
+    self.refill = refill
     self.model = model
     self.decode_chunk = decode_chunk
     self.calculator = calculator
@@ -321,27 +415,22 @@ class Sampler:
                stop_ids: Sequence[int] = (), batch_sharding=None,
                prefix: Sequence[int] = (), row_keys: Optional[jax.Array] = None) -> Generation:
     """`prefix`: tokens that precede every prompt, computed once (see generate_padded).
-    `row_keys` [B]: each row's PRNG key; default fold_in(rng, row)."""
+    `row_keys` [B]: each row's PRNG key (or its key data [B, 2]); default fold_in(rng, row)."""
     if not len(prompts):
       raise ValueError("sampler: no prompts given")
     if max_new_tokens <= 0:
       raise ValueError(f"sampler: max_new_tokens={max_new_tokens} must be positive")
     p = self.prompt_length(prompts, max_new_tokens, len(prefix))
-    _, mask = left_pad(prompts, p, self.pad_id)
     shards = 1 if batch_sharding is None else row_shards(batch_sharding)
-    # Rows of pack_width, unless the prompts fill fewer bucket-wide rows (batch 1: one).
-    total = sum(len(x) for x in prompts)
-    width = max(p, min(self.pack_width, -(-total // p) * p))
     # Packed rows are counted in steps of an eighth of the batch: a few shapes serve all.
-    packed = pack_prompts(prompts, p, width, self.pad_id,
-                          rows_multiple=math.lcm(max(1, len(prompts) // 8), shards))
-    if batch_sharding is not None:
-      mask = to_global(mask, batch_sharding)
-      packed = PackedPrompts(*(to_global(x, batch_sharding) for x in packed))
+    packed, mask = self._pack(prompts, p, batch_sharding,
+                              math.lcm(max(1, len(prompts) // 8), shards))
     if row_keys is None:
       rng = jax.random.key(0) if rng is None else rng
       row_keys = jax.vmap(jax.random.fold_in, (None, 0))(rng, jnp.arange(len(prompts)))
-    row_keys = np.asarray(jax.random.key_data(row_keys))
+    if jax.dtypes.issubdtype(row_keys.dtype, jax.dtypes.prng_key):
+      row_keys = jax.random.key_data(row_keys)
+    row_keys = np.asarray(row_keys)
     if batch_sharding is not None:
       row_keys = to_global(row_keys, batch_sharding)
     stops = tuple(sorted({self.eos_id, *map(int, stop_ids)}))
@@ -351,34 +440,107 @@ class Sampler:
                           calculator=self.calculator, decode_chunk=self.decode_chunk)
     return Generation(*(to_host(x) for x in out))
 
+  def _pack(self, prompts, p, batch_sharding, rows_multiple):
+    """Prompts packed for prefill at prompt width p, and their left-padded mask."""
+    _, mask = left_pad(prompts, p, self.pad_id)
+    # Rows of pack_width, unless the prompts fill fewer bucket-wide rows (batch 1: one).
+    total = sum(len(x) for x in prompts)
+    width = max(p, min(self.pack_width, -(-total // p) * p))
+    packed = pack_prompts(prompts, p, width, self.pad_id, rows_multiple)
+    if batch_sharding is not None:
+      mask = to_global(mask, batch_sharding)
+      packed = PackedPrompts(*(to_global(x, batch_sharding) for x in packed))
+    return packed, mask
+
   def generate_all(self, params, prompts: Sequence[Sequence[int]], *, batch_size: int,
                    max_new_tokens: int, rng: Optional[jax.Array] = None,
                    sampling: SamplingConfig = SamplingConfig(), stop_ids: Sequence[int] = (),
-                   batch_sharding=None, desc: str = "", prefix: Sequence[int] = ()) -> list:
-    """Any number of prompts in fixed-size batches → one `(ids, stopped)` per prompt.
+                   batch_sharding=None, desc: str = "", prefix: Sequence[int] = (),
+                   refill: Optional[bool] = None) -> list:
+    """Any number of prompts, `batch_size` rows at a time → one `(ids, stopped)` per prompt.
 
-    Prompts are sorted by length first (less left padding, fewer buckets); the last batch
-    is filled with copies so that one compiled shape serves every batch. Prompt i samples
-    with the key fold_in(rng, i), so its output does not depend on the batching."""
+    Prompt i samples with the key fold_in(rng, i), so its output does not depend on the
+    batching. With `refill` (default: the sampler's), a row that finishes takes the next
+    waiting prompt (see _generate_refilled); without it, prompts run in fixed batches,
+    sorted by length (less left padding, fewer buckets), the last filled with copies so
+    that one compiled shape serves every batch."""
     if not len(prompts):
       return []
     rng = jax.random.key(0) if rng is None else rng
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    out = [None] * len(prompts)
+    keys = np.asarray(jax.random.key_data(
+        jax.vmap(jax.random.fold_in, (None, 0))(rng, jnp.arange(len(prompts)))))
     bar = progress(len(prompts), desc=desc) if desc else None
-    for start in range(0, len(order), batch_size):
-      idx = order[start:start + batch_size]
-      chunk = [prompts[i] for i in idx]
-      chunk += [chunk[-1]] * (batch_size - len(chunk))
-      rows = idx + [idx[-1]] * (batch_size - len(idx))
-      keys = jax.vmap(jax.random.fold_in, (None, 0))(rng, jnp.asarray(rows))
-      gen = self(params, chunk, max_new_tokens=max_new_tokens, sampling=sampling,
-                 stop_ids=stop_ids, batch_sharding=batch_sharding, prefix=prefix,
-                 row_keys=keys)
-      for j, i in enumerate(idx):
-        out[i] = (gen.tokens[j, :gen.lengths[j]].tolist(), bool(gen.stopped[j]))
-      if bar is not None:
-        bar.update(len(idx))
+    run = self._generate_refilled if (self.refill if refill is None else refill) else \
+        self._generate_batches
+    out = run(params, prompts, keys, batch_size=batch_size, max_new_tokens=max_new_tokens,
+              sampling=sampling, stop_ids=stop_ids, batch_sharding=batch_sharding,
+              prefix=prefix, done=(lambda n: bar.update(n)) if bar is not None else None)
     if bar is not None:
       bar.close()
     return out
+
+  def _generate_batches(self, params, prompts, keys, *, batch_size, done, **kw) -> list:
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    out = [None] * len(prompts)
+    for start in range(0, len(order), batch_size):
+      idx = order[start:start + batch_size]
+      rows = idx + [idx[-1]] * (batch_size - len(idx))
+      gen = self(params, [prompts[i] for i in rows], row_keys=keys[rows], **kw)
+      for j, i in enumerate(idx):
+        out[i] = (gen.tokens[j, :gen.lengths[j]].tolist(), bool(gen.stopped[j]))
+      if done is not None:
+        done(len(idx))
+    return out
+
+  def _generate_refilled(self, params, prompts, keys, *, batch_size, max_new_tokens, sampling,
+                         stop_ids, batch_sharding, prefix, done) -> list:
+    """Decode `batch_size` rows until an eighth of them have finished, start waiting prompts
+    in those rows (a packed prefill written into their cache rows), and repeat: the batch
+    stays full however unequal the lengths. The cache holds the whole budget, since rows
+    are at different steps. A row's tokens are those of a batch of its own (same key)."""
+    shards = 1 if batch_sharding is None else row_shards(batch_sharding)
+    group = math.lcm(max(1, batch_size // 8), shards)  # rows refilled at a time
+    if batch_size % group:
+      raise ValueError(f"sampler: batch_size={batch_size} must be a multiple of {group} "
+                       f"(the data shards) to refill rows")
+    p = self.prompt_length(prompts, max_new_tokens, len(prefix))
+    model, flat = self.model, params
+    if model.cfg.scan_layers:
+      model = Transformer(dataclasses.replace(model.cfg, scan_layers=False))
+      flat = _unstack_jit(params, self.model.cfg.n_layers)
+    shared = _shared_prefix_jit(model, flat,
+                                jnp.asarray(prefix, jnp.int32) if len(prefix) else None)
+    statics = dict(max_new_tokens=max_new_tokens, sampling=sampling, pad_id=self.pad_id,
+                   stop_ids=tuple(sorted({self.eos_id, *map(int, stop_ids)})),
+                   calculator=self.calculator)
+    place = (lambda x: x) if batch_sharding is None else (lambda x: to_global(x, batch_sharding))
+    state = empty_state(model, batch_size, p, max_new_tokens, self.pad_id, self.calculator)
+    if batch_sharding is not None:
+      state = jax.tree.map(lambda x: place(np.asarray(x)), state)
+    owner = np.full(batch_size, -1)   # the prompt each row is generating, -1: none
+    waiting = list(range(len(prompts)))[::-1]
+    out = [None] * len(prompts)
+    while True:
+      free = np.flatnonzero(owner < 0)
+      while waiting and len(free) >= group:
+        take = [waiting.pop() for _ in range(min(group, len(waiting)))]
+        rows, take_rows = free[:group], take + [take[-1]] * (group - len(take))
+        packed, mask = self._pack([prompts[i] for i in take_rows], p, batch_sharding, shards)
+        state = refill_rows(model, flat, shared, state, jnp.asarray(rows), packed, mask,
+                            place(keys[take_rows]), jnp.arange(group) < len(take), **statics)
+        owner[rows[:len(take)]] = take
+        free = free[group:]
+      if not (owner >= 0).any():
+        return out
+      # Wait for a refill's worth of rows (all of them once nothing waits).
+      state = decode_until(model, flat, shared, state,
+                           jnp.int32(group if waiting else batch_size), **statics)
+      finished = to_host(state["done"] | (state["lengths"] >= max_new_tokens))
+      rows = np.flatnonzero(finished & (owner >= 0))
+      lengths, stopped = to_host(state["lengths"])[rows], to_host(state["done"])[rows]
+      tokens = to_host(state["out_tokens"])[rows]
+      for j, row in enumerate(rows):
+        out[owner[row]] = (tokens[j, :lengths[j]].tolist(), bool(stopped[j]))
+      owner[rows] = -1
+      if done is not None:
+        done(len(rows))

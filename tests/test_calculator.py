@@ -158,3 +158,19 @@ def test_the_tool_writes_the_tokens_the_tokenizer_gives_an_annotation(tmp_path):
     assert full[:len(head)] == head
     assert calc.forced_tokens(expr) == full[len(head):len(head) + len(calc.forced_tokens(expr))]
     assert tok.decode(calc.forced_tokens(expr)) == value + ">>"
+
+
+def test_a_refilled_row_starts_with_a_fresh_calculator():
+  # "q" stops on "+" inside "<<3+"; "r", refilled into its row, writes "4=" with no "<<"
+  # of its own, so an inherited open expression would make the tool write "7>>" there.
+  successor = {"q": "<<", "<<": "3", "3": "+", "+": "4", "4": "=", "=": "9", "9": ">>",
+               "7": ">>", ">>": "x", "x": "<eos>", "r": "4"}
+  model, params = scripted_model(successor)
+  sampler = Sampler(model, pad_id=0, eos_id=1, max_cache_len=48, calculator=toy_calculator())
+  prompts = [[ID[c]] for c in "qrqrr"]
+  for batch in (1, 2):
+    kw = dict(batch_size=batch, max_new_tokens=12, stop_ids=(ID["+"],))
+    fixed = sampler.generate_all(params, prompts, refill=False, **kw)
+    assert sampler.generate_all(params, prompts, refill=True, **kw) == fixed
+  assert [VOCAB[t] for t in fixed[0][0]] == ["<<", "3", "+"]
+  assert [VOCAB[t] for t in fixed[1][0]] == ["4", "=", "9", ">>", "x", "<eos>"]

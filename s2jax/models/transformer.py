@@ -15,7 +15,7 @@ Calling convention (one path for training, scoring and cached decoding):
   kv_mask    [B, S] bool    which key slots hold real tokens (S = T without a cache)
   cache      KVCache or None; with a cache, the T new tokens are written at slots
              [cache_index, cache_index + T) and attend to every valid slot at or before
-             their own.
+             their own. cache_index is one slot for all rows, or [B] (a slot per row).
 """
 from __future__ import annotations
 
@@ -200,27 +200,33 @@ class Attention(nn.Module):
     q = rotary(q, positions, cfg.rope_theta)
     kk = rotary(kk, positions, cfg.rope_theta)
 
-    t = x.shape[1]
+    b, t = x.shape[:2]
     if layer_cache is None:
       keys, values, new_cache = kk, vv, None
-      q_slot = jnp.arange(t)
+      q_slot = jnp.arange(t)[None]
     else:
       ck, cv = layer_cache
-      keys = jax.lax.dynamic_update_slice(ck, kk.astype(ck.dtype), (0, cache_index, 0, 0))
-      values = jax.lax.dynamic_update_slice(cv, vv.astype(cv.dtype), (0, cache_index, 0, 0))
+      if jnp.ndim(cache_index):  # a slot per row: rows decoding at different steps
+        rows = jnp.arange(b)[:, None]
+        cols = cache_index[:, None] + jnp.arange(t)[None]
+        # Slots past the cache are dropped: a finished row's write goes nowhere.
+        keys = ck.at[rows, cols].set(kk.astype(ck.dtype), mode="drop")
+        values = cv.at[rows, cols].set(vv.astype(cv.dtype), mode="drop")
+      else:
+        keys = jax.lax.dynamic_update_slice(ck, kk.astype(ck.dtype), (0, cache_index, 0, 0))
+        values = jax.lax.dynamic_update_slice(cv, vv.astype(cv.dtype), (0, cache_index, 0, 0))
       new_cache = (keys, values)
-      q_slot = cache_index + jnp.arange(t)
+      q_slot = jnp.reshape(cache_index, (-1, 1)) + jnp.arange(t)[None]   # [1 or B, T]
     s = keys.shape[1]
     # A query attends to valid key slots at or before its own slot.
-    causal = q_slot[:, None] >= jnp.arange(s)[None, :]                  # [T, S]
-    mask = causal[None, :, :] & kv_mask[:, None, :].astype(bool)         # [B, T, S]
+    causal = q_slot[:, :, None] >= jnp.arange(s)[None, None, :]         # [1 or B, T, S]
+    mask = causal & kv_mask[:, None, :].astype(bool)                     # [B, T, S]
     if segment_ids is not None:  # packed rows: a token sees only its own document
       if s != t:
         raise ValueError(f"segment_ids need the keys to be the queries (got {t} queries, "
                          f"{s} key slots)")
       mask = mask & (segment_ids[:, :, None] == segment_ids[:, None, :])
 
-    b = x.shape[0]
     qg = q.reshape(b, t, k, h // k, dh)
     scale = 1.0 / jnp.sqrt(jnp.float32(dh))
     neg = jnp.finfo(jnp.float32).min
