@@ -1,7 +1,7 @@
 """KV-cache sampler against a no-cache loop that recomputes the full forward pass.
 
   python benchmarks/bench_sampler.py [--config=configs/arith.py]
-  python benchmarks/bench_sampler.py --policy_workdir=W [--refill_samples=1024]
+  python benchmarks/bench_sampler.py --policy_workdir=W [--refill_samples=4096]
 
 Both decode greedily from the same prompts for the same number of tokens; the no-cache
 loop is jitted once over a fixed-size buffer (the fair version of recomputation). Decode
@@ -76,29 +76,33 @@ def refill_benchmark(args) -> dict:
   kw = dict(batch_size=args.refill_batch, max_new_tokens=args.refill_new_tokens,
             sampling=SamplingConfig(0.8), rng=jax.random.key(0), with_counts=True)
   def run(refill, qs):
-    sampler.refill = refill
+    sampler.refill, sampler.decode_steps = refill, 0
     t = time.perf_counter()
     texts, counts = evaluation.generate_solutions(sampler, m.params, m.tokenizer, qs, **kw)
-    return time.perf_counter() - t, texts, [c[1] for c in counts]
+    return time.perf_counter() - t, texts, [c[1] for c in counts], sampler.decode_steps
   for refill in (False, True):  # compile both arms first
     run(refill, questions[:2 * args.refill_batch])
-  times, texts = {False: [], True: []}, {}
+  times, texts, steps = {False: [], True: []}, {}, {}
   for _ in range(args.repeats):
     for refill in (False, True):
-      dt, texts[refill], lengths = run(refill, questions)
+      dt, texts[refill], lengths, steps[refill] = run(refill, questions)
       times[refill].append(dt)
   identical = texts[False] == texts[True]
   tokens = int(np.sum(lengths))
   off, on = (float(np.median(times[r])) for r in (False, True))
+  # Decode steps are what refill saves on any device; the time per step is the device's.
   result = {"policy_workdir": args.policy_workdir, "samples": len(questions),
             "batch": args.refill_batch, "max_new_tokens": args.refill_new_tokens,
-            "generated_tokens": tokens,
+            "generated_tokens": tokens, "decode_steps": {"off": steps[False], "on": steps[True]},
+            "rows_busy": {"off": tokens / (steps[False] * args.refill_batch),
+                          "on": tokens / (steps[True] * args.refill_batch)},
             "length_percentiles": {q: float(np.percentile(lengths, q)) for q in (10, 50, 90, 100)},
             "off_tokens_per_s": tokens / off, "on_tokens_per_s": tokens / on,
             "on_over_off": off / on, "identical_samples": bool(identical),
             "seconds": {"off": times[False], "on": times[True]}}
   print(f"refill off {tokens / off:8.0f} tok/s   on {tokens / on:8.0f} tok/s   "
-        f"ratio {off / on:.2f}x   identical={identical}   lengths p10/p50/p90/max "
+        f"ratio {off / on:.2f}x   decode steps off {steps[False]} on {steps[True]}   "
+        f"identical={identical}   lengths p10/p50/p90/max "
         + "/".join(f"{v:.0f}" for v in result["length_percentiles"].values()), flush=True)
   return result
 
@@ -107,7 +111,7 @@ def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--policy_workdir", default="",
                   help="measure refill on/off sampling this policy (see the docstring)")
-  ap.add_argument("--refill_samples", type=int, default=1024)
+  ap.add_argument("--refill_samples", type=int, default=4096)
   ap.add_argument("--refill_batch", type=int, default=128)
   ap.add_argument("--refill_new_tokens", type=int, default=240)
   ap.add_argument("--max_cache_len", type=int, default=640)

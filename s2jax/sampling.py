@@ -273,7 +273,8 @@ def _decode_step(model, params, shared, *, p: int, max_new_tokens: int,
       new_tok = jnp.where(forced, tool_tok, new_tok)
       new_lp = jnp.where(forced, tool_lp, new_lp)
       calc["queue_pos"] = calc["queue_pos"] + forced.astype(jnp.int32)
-    return dict(s, cache=out.cache, kv_mask=kv_mask, pos=s["pos"] + live.astype(jnp.int32),
+    return dict(s, steps=s["steps"] + 1, cache=out.cache, kv_mask=kv_mask,
+                pos=s["pos"] + live.astype(jnp.int32),
                 tok=new_tok, lp=new_lp, done=done, lengths=lengths, out_tokens=out_tokens,
                 out_lps=out_lps, forced=forced, out_tool=out_tool, **calc)
   return body
@@ -307,6 +308,7 @@ def generate_padded(model: Transformer, params: Any, prompts: PackedPrompts, mas
   statics = dict(max_new_tokens=max_new_tokens, sampling=sampling, pad_id=pad_id,
                  calculator=calculator)
   state = _prefill_rows(model, params, shared, prompts, mask, row_keys, extra=chunk, **statics)
+  state["steps"] = jnp.int32(0)
   body = _decode_step(model, params, shared, p=mask.shape[1], stop_ids=stop_ids, **statics)
 
   # One while loop per chunk of the budget, each over a cache `chunk` slots longer than
@@ -337,7 +339,8 @@ def refill_rows(model: Transformer, params: Any, shared, state: dict, rows: jax.
                         calculator=calculator)
   fresh["done"] = ~active
   p = mask.shape[1]
-  out = {k: state[k].at[rows].set(v) for k, v in fresh.items() if k not in ("cache", "kv_mask")}
+  out = dict(state, **{k: state[k].at[rows].set(v) for k, v in fresh.items()
+                       if k not in ("cache", "kv_mask")})
   out["kv_mask"] = state["kv_mask"].at[rows].set(
       jnp.pad(fresh["kv_mask"], [(0, 0), (0, max_new_tokens)]))
   out["cache"] = jax.tree.map(lambda c, f: c.at[rows, :p].set(f), state["cache"], fresh["cache"])
@@ -368,7 +371,7 @@ def empty_state(model: Transformer, batch: int, prompt_width: int, max_new_token
               cache=KVCache.zeros(model.cfg, b, length), kv_mask=jnp.zeros((b, length), bool),
               pos=jnp.zeros((b,), jnp.int32), row_keys=jnp.zeros((b, 2), jnp.uint32),
               tok=jnp.zeros((b,), jnp.int32), lp=jnp.zeros((b,), jnp.float32),
-              done=jnp.ones((b,), bool))
+              done=jnp.ones((b,), bool), steps=jnp.int32(0))
 
 
 class Sampler:
@@ -376,19 +379,22 @@ class Sampler:
 
   def __init__(self, model: Transformer, *, pad_id: int, eos_id: int,
                max_cache_len: int = 1024, buckets: Sequence[int] = DEFAULT_BUCKETS,
-               calculator=None, decode_chunk: int = 64, pack_width: int = 512,
+               calculator=None, decode_chunk: int = 64, pack_width: Optional[int] = None,
                refill: bool = True):
     """`calculator`: an s2jax.calculator.Calculator to write `<<expr=value>>` values.
     `decode_chunk`: see generate_padded. `pack_width`: prompts are prefilled packed into
-    rows this wide (or the prompt bucket, if wider): several short prompts share a row.
+    rows this wide (or the prompt bucket, if wider), several short prompts to a row; by
+    default rows of the bucket's width: a wider row costs attention (quadratic in its
+    width) that outweighs the rows it saves on small models (bench_sampler's refill).
     `refill`: generate_all starts a waiting prompt in each row that finishes, instead of
     running every batch until its longest row stops."""
     if decode_chunk <= 0:
       raise ValueError(f"sampler: decode_chunk={decode_chunk} must be positive")
-    if pack_width <= 0:
+    if pack_width is not None and pack_width <= 0:
       raise ValueError(f"sampler: pack_width={pack_width} must be positive")
     self.pack_width = pack_width
     self.refill = refill
+    self.decode_steps = 0  # decode iterations run so far (each one token for every row)
     self.model = model
     self.decode_chunk = decode_chunk
     self.calculator = calculator
@@ -438,14 +444,16 @@ class Sampler:
                           sampling=sampling, stop_ids=stops, pad_id=self.pad_id,
                           prefix=jnp.asarray(prefix, jnp.int32) if len(prefix) else None,
                           calculator=self.calculator, decode_chunk=self.decode_chunk)
-    return Generation(*(to_host(x) for x in out))
+    gen = Generation(*(to_host(x) for x in out))
+    self.decode_steps += int(gen.lengths.max())
+    return gen
 
   def _pack(self, prompts, p, batch_sharding, rows_multiple):
     """Prompts packed for prefill at prompt width p, and their left-padded mask."""
     _, mask = left_pad(prompts, p, self.pad_id)
     # Rows of pack_width, unless the prompts fill fewer bucket-wide rows (batch 1: one).
     total = sum(len(x) for x in prompts)
-    width = max(p, min(self.pack_width, -(-total // p) * p))
+    width = p if self.pack_width is None else max(p, min(self.pack_width, -(-total // p) * p))
     packed = pack_prompts(prompts, p, width, self.pad_id, rows_multiple)
     if batch_sharding is not None:
       mask = to_global(mask, batch_sharding)
@@ -497,13 +505,17 @@ class Sampler:
     """Decode `batch_size` rows until an eighth of them have finished, start waiting prompts
     in those rows (a packed prefill written into their cache rows), and repeat: the batch
     stays full however unequal the lengths. The cache holds the whole budget, since rows
-    are at different steps. A row's tokens are those of a batch of its own (same key)."""
+    are at different steps. A row's tokens are those of a batch of its own (same key).
+
+    Prompts run by prompt-length bucket, shortest first, each bucket a refilled job of its
+    own: every row pays for the bucket's width in cache slots at every step. A bucket with
+    fewer prompts than rows joins the next one."""
     shards = 1 if batch_sharding is None else row_shards(batch_sharding)
     group = math.lcm(max(1, batch_size // 8), shards)  # rows refilled at a time
     if batch_size % group:
       raise ValueError(f"sampler: batch_size={batch_size} must be a multiple of {group} "
                        f"(the data shards) to refill rows")
-    p = self.prompt_length(prompts, max_new_tokens, len(prefix))
+    self.prompt_length(prompts, max_new_tokens, len(prefix))  # every prompt fits
     model, flat = self.model, params
     if model.cfg.scan_layers:
       model = Transformer(dataclasses.replace(model.cfg, scan_layers=False))
@@ -514,33 +526,44 @@ class Sampler:
                    stop_ids=tuple(sorted({self.eos_id, *map(int, stop_ids)})),
                    calculator=self.calculator)
     place = (lambda x: x) if batch_sharding is None else (lambda x: to_global(x, batch_sharding))
-    state = empty_state(model, batch_size, p, max_new_tokens, self.pad_id, self.calculator)
-    if batch_sharding is not None:
-      state = jax.tree.map(lambda x: place(np.asarray(x)), state)
-    owner = np.full(batch_size, -1)   # the prompt each row is generating, -1: none
-    waiting = list(range(len(prompts)))[::-1]
+    width = lambda i: self.prompt_length([prompts[i]], max_new_tokens, len(prefix))
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out = [None] * len(prompts)
-    while True:
-      free = np.flatnonzero(owner < 0)
-      while waiting and len(free) >= group:
-        take = [waiting.pop() for _ in range(min(group, len(waiting)))]
-        rows, take_rows = free[:group], take + [take[-1]] * (group - len(take))
-        packed, mask = self._pack([prompts[i] for i in take_rows], p, batch_sharding, shards)
-        state = refill_rows(model, flat, shared, state, jnp.asarray(rows), packed, mask,
-                            place(keys[take_rows]), jnp.arange(group) < len(take), **statics)
-        owner[rows[:len(take)]] = take
-        free = free[group:]
-      if not (owner >= 0).any():
-        return out
-      # Wait for a refill's worth of rows (all of them once nothing waits).
-      state = decode_until(model, flat, shared, state,
-                           jnp.int32(group if waiting else batch_size), **statics)
-      finished = to_host(state["done"] | (state["lengths"] >= max_new_tokens))
-      rows = np.flatnonzero(finished & (owner >= 0))
-      lengths, stopped = to_host(state["lengths"])[rows], to_host(state["done"])[rows]
-      tokens = to_host(state["out_tokens"])[rows]
-      for j, row in enumerate(rows):
-        out[owner[row]] = (tokens[j, :lengths[j]].tolist(), bool(stopped[j]))
-      owner[rows] = -1
-      if done is not None:
-        done(len(rows))
+    job = []
+    for n, i in enumerate(order):
+      job.append(i)
+      if n + 1 < len(order) and (len(job) < batch_size or width(order[n + 1]) == width(i)):
+        continue
+      p = width(i)  # the job's widest prompt
+      state = empty_state(model, batch_size, p, max_new_tokens, self.pad_id, self.calculator)
+      if batch_sharding is not None:
+        state = jax.tree.map(lambda x: place(np.asarray(x)), state)
+      owner = np.full(batch_size, -1)   # the prompt each row is generating, -1: none
+      waiting = job[::-1]
+      job = []
+      while True:
+        free = np.flatnonzero(owner < 0)
+        while waiting and len(free) >= group:
+          take = [waiting.pop() for _ in range(min(group, len(waiting)))]
+          rows, take_rows = free[:group], take + [take[-1]] * (group - len(take))
+          packed, mask = self._pack([prompts[i] for i in take_rows], p, batch_sharding, shards)
+          state = refill_rows(model, flat, shared, state, jnp.asarray(rows), packed, mask,
+                              place(keys[take_rows]), jnp.arange(group) < len(take), **statics)
+          owner[rows[:len(take)]] = take
+          free = free[group:]
+        if not (owner >= 0).any():
+          self.decode_steps += int(to_host(state["steps"]))
+          break
+        # Wait for a refill's worth of rows (all of them once nothing waits).
+        state = decode_until(model, flat, shared, state,
+                             jnp.int32(group if waiting else batch_size), **statics)
+        finished = to_host(state["done"] | (state["lengths"] >= max_new_tokens))
+        rows = np.flatnonzero(finished & (owner >= 0))
+        lengths, stopped = to_host(state["lengths"])[rows], to_host(state["done"])[rows]
+        tokens = to_host(state["out_tokens"])[rows]
+        for j, row in enumerate(rows):
+          out[owner[row]] = (tokens[j, :lengths[j]].tolist(), bool(stopped[j]))
+        owner[rows] = -1
+        if done is not None:
+          done(len(rows))
+    return out

@@ -272,8 +272,14 @@ def test_refilling_finished_rows_gives_each_prompt_its_batch_output(sampling):
   kw = dict(batch_size=8, max_new_tokens=20, sampling=sampling, rng=jax.random.key(3),
             prefix=[9, 10, 11])
   fixed = sampler.generate_all(params, prompts, refill=False, **kw)
+  fixed_steps, sampler.decode_steps = sampler.decode_steps, 0
   refilled = sampler.generate_all(params, prompts, refill=True, **kw)
   assert refilled == fixed
   lengths = [len(ids) for ids, _ in fixed]
+  # Fixed batches (sorted by prompt length) run until their longest row stops; a refilled
+  # step makes at most one token a row.
+  by_length = [lengths[i] for i in sorted(range(len(prompts)), key=lambda i: len(prompts[i]))]
+  assert fixed_steps == sum(max(by_length[i:i + 8]) for i in range(0, len(prompts), 8))
+  assert sampler.decode_steps >= -(-sum(lengths) // 8)
   assert min(lengths) < 10 and max(lengths) == 20  # rows finish at different steps
   assert 0 < sum(stopped for _, stopped in fixed) < len(prompts)
