@@ -43,7 +43,13 @@ def get_config(arg: str = ""):
   c.eval = dict(score_batch_size=64, threshold=0.5)
 
   config_blocks.runtime(c)
-  if "tiny" in config_blocks.words(arg, ("tiny",), __file__):  # seconds-long, for tests
+  variants = config_blocks.words(arg, ("tiny", "pack"), __file__)
+  if "pack" in variants:
+    # A step's records packed into rows of seq_len instead of padded to the longest (the
+    # same summed loss: tests/test_verifier.py); a variant, so existing workdirs' recorded
+    # configs stay what they were.
+    c.data.pack = True
+  if "tiny" in variants:  # seconds-long, for tests
     c.samples.update(train_problems=8, per_problem=2, heldout_problems=4, heldout_per_problem=2,
                      batch_size=16, max_new_tokens=48, max_cache_len=448)
     c.labels.update(mc_k=2, mc_rollouts=2, mc_max_new_tokens=32)

@@ -537,7 +537,7 @@ class Sampler:
       p = width(i)  # the job's widest prompt
       state = empty_state(model, batch_size, p, max_new_tokens, self.pad_id, self.calculator)
       if batch_sharding is not None:
-        state = jax.tree.map(lambda x: place(np.asarray(x)), state)
+        state = jax.tree.map(lambda x: place(np.asarray(x)) if x.ndim else x, state)
       owner = np.full(batch_size, -1)   # the prompt each row is generating, -1: none
       waiting = job[::-1]
       job = []

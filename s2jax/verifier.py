@@ -21,9 +21,13 @@ from s2jax.sharding import to_global, to_host
 KINDS = ("prm", "orm")
 
 
-def scalars_at(model: Transformer, params, tokens, mask, positions) -> jax.Array:
-  """Scalar-head logits at `positions` [B, S] of each row → [B, S]."""
-  out = model.apply({"params": params}, tokens, default_positions(mask), mask)
+def scalars_at(model: Transformer, params, tokens, mask, positions, rope_positions=None,
+               segments=None) -> jax.Array:
+  """Scalar-head logits at `positions` [B, S] of each row → [B, S]. A packed batch brings
+  its own `rope_positions` and `segments` (stepwise.prm_packed_batch)."""
+  if rope_positions is None:
+    rope_positions = default_positions(mask)
+  out = model.apply({"params": params}, tokens, rope_positions, mask, segment_ids=segments)
   if out.scalars is None:
     raise ValueError("the verifier model needs scalar_head=True")
   return jnp.take_along_axis(out.scalars, positions, axis=1)
@@ -56,8 +60,9 @@ def prm_loss(model: Transformer, params, batch) -> tuple:
   """Sums for `train.make_train_step`: BCE over every valid step slot.
 
   batch: tokens [B, T], mask [B, T], step_pos [B, S], step_labels [B, S] (0/1 or soft),
-  step_valid [B, S]."""
-  logits = scalars_at(model, params, batch["tokens"], batch["mask"], batch["step_pos"])
+  step_valid [B, S]; packed (stepwise.prm_packed_batch): also positions and segments."""
+  logits = scalars_at(model, params, batch["tokens"], batch["mask"], batch["step_pos"],
+                      batch.get("positions"), batch.get("segments"))
   w = batch["step_valid"].astype(jnp.float32)
   labels = batch["step_labels"].astype(jnp.float32)
   hit = ((logits > 0) == (labels > 0.5)).astype(jnp.float32)

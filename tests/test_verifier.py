@@ -77,3 +77,33 @@ def test_scorer_scores_do_not_depend_on_batching_or_padding(tok):  # noqa: F811
   o4 = verifier.Scorer(model, params, tok, batch_size=4).outcome_scores(qs, sols)
   np.testing.assert_allclose(o1, o4, rtol=1e-5, atol=1e-6)
   assert np.all((o1 > 0) & (o1 < 1))
+
+
+def test_packed_prm_batch_gives_the_padded_batch_loss_and_gradients(tok):  # noqa: F811
+  """The same step records packed several to a row (positions restart, segment ids, each
+  row's step slots holding all its records' steps) give prm_batch's summed loss, step
+  count and gradients; without the segment ids the loss differs."""
+  from s2jax.data import stepwise
+  model, params, _ = tiny_model(vocab_size=tok.vocab_size, lm_head=False, scalar_head=True)
+  records = [
+      {"prompt": "Ada has 3 apples.", "completions": ["Ben has 3+2 = 5 apples.", "So 5."],
+       "labels": [True, False]},
+      {"prompt": "Di has 1.", "completions": ["Ed has 1+1 = 2."], "labels": [True]},
+      {"prompt": "Ben has 12 coins.", "completions": ["Cy has 12+2 = 14.", "Di 14*2 = 28.",
+                                                      "So 28."], "labels": [True, True, False]},
+      {"prompt": "Fay has 7.", "completions": ["Gus has 7-3 = 4."], "labels": [0.25]},
+  ]
+  lengths = [stepwise.record_length(tok, r) for r in records]
+  padded = stepwise.prm_batch(tok, records, max(lengths), max_steps=3)
+  width = max(lengths) + min(lengths)
+  packed = stepwise.prm_packed_batch(tok, records, width, max_steps=3, rows_multiple=1)
+  assert packed["tokens"].shape[0] < len(records)  # it did pack
+  assert packed["step_valid"].sum() == padded["step_valid"].sum() == 7
+  loss = lambda p, b: verifier.prm_loss(model, p, b)[0]
+  (l_pad, g_pad), (l_pack, g_pack) = (jax.value_and_grad(loss)(params, b)
+                                      for b in (padded, packed))
+  np.testing.assert_allclose(l_pack, l_pad, rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+               g_pack, g_pad)
+  unsegmented = {k: v for k, v in packed.items() if k != "segments"}
+  assert abs(float(loss(params, unsegmented)) - float(l_pad)) > 1e-4

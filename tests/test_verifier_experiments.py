@@ -14,8 +14,8 @@ from s2jax.metrics import read_metrics
 from tests.test_experiments import trained  # noqa: F401  (fixture)
 
 
-def verifier_config(root, policy_workdir, **labels):
-  c = load_config_file(os.path.join(root, "configs", "verifier_arith.py:tiny"))
+def verifier_config(root, policy_workdir, variant="tiny", **labels):
+  c = load_config_file(os.path.join(root, "configs", f"verifier_arith.py:{variant}"))
   c.policy_workdir = policy_workdir
   c.labels.update(labels)
   return c
@@ -25,7 +25,8 @@ def verifier_config(root, policy_workdir, **labels):
 def verifiers(trained, root, tmp_path_factory):  # noqa: F811
   policy, _ = trained
   out = {}
-  c = verifier_config(root, policy, source="mc", mc_k=2, mc_mode="soft")
+  # Packed PRM batches end to end (test_gsm8k_pipeline trains a PRM on padded ones).
+  c = verifier_config(root, policy, "tiny,pack", source="mc", mc_k=2, mc_mode="soft")
   out["prm"] = str(tmp_path_factory.mktemp("prm"))
   out["prm_summary"] = verifier_stage.run(c, out["prm"])
   c = verifier_config(root, policy)

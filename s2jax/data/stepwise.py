@@ -10,7 +10,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from s2jax.data import jsonl
+from s2jax.data import jsonl, packing
 from s2jax.data.batches import encode_example
 from s2jax.data.steps import encode_with_steps, pad_positions
 
@@ -66,6 +66,33 @@ def prm_batch(tokenizer, records: Sequence[dict], length: int, max_steps: int) -
     labels[i, :len(ends)] = [float(x) for x in r.get("labels", [0.0] * len(ends))]
   step_pos, step_valid = pad_positions(positions, max_steps)
   return {"tokens": tokens, "mask": mask, "step_pos": step_pos, "step_labels": labels,
+          "step_valid": step_valid}
+
+
+def prm_packed_batch(tokenizer, records: Sequence[dict], width: int, max_steps: int,
+                     rows_multiple: int = 1) -> dict:
+  """prm_batch's records packed into rows of `width` (s2jax.data.packing), with
+  `positions` that restart at each record and `segments` that keep records apart. A row's
+  step slots hold the steps of all its records, in slots rounded up to `max_steps`: the
+  same labelled positions, hence the same summed loss, on fewer rows."""
+  encoded = [encode_with_steps(tokenizer, r["prompt"], r["completions"]) for r in records]
+  for i, (_, ends) in enumerate(encoded):
+    if len(ends) > max_steps:
+      raise ValueError(f"record {i}: {len(ends)} steps exceed the batch's {max_steps} slots")
+  packed = packing.pack([seq for seq, _ in encoded], width, tokenizer.pad_id, rows_multiple)
+  rows = len(packed.tokens)
+  positions = [[] for _ in range(rows)]
+  labels = [[] for _ in range(rows)]
+  for i, (r, (_, ends)) in enumerate(zip(records, encoded)):
+    positions[packed.row[i]] += [packed.offset[i] + e for e in ends]
+    labels[packed.row[i]] += [float(x) for x in r.get("labels", [0.0] * len(ends))]
+  slots = -(-max(max(len(p) for p in positions), 1) // max_steps) * max_steps
+  step_pos, step_valid = pad_positions(positions, slots)
+  step_labels = np.zeros((rows, slots), np.float32)
+  for i, row_labels in enumerate(labels):
+    step_labels[i, :len(row_labels)] = row_labels
+  return {"tokens": packed.tokens, "mask": packed.segments > 0, "positions": packed.positions,
+          "segments": packed.segments, "step_pos": step_pos, "step_labels": step_labels,
           "step_valid": step_valid}
 
 

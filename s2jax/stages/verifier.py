@@ -14,6 +14,7 @@ solution's step scores and exact labels, for paired comparisons of verifiers).
 from __future__ import annotations
 
 import json
+import math
 import os
 
 
@@ -180,8 +181,21 @@ def run(config, workdir: str) -> dict:
   order = batches.batch_order(len(records), t.batch_size, config.seed, lengths=lengths,
                               window=config.data.bucket_window)
 
+  pack = config.data.get("pack", False)
+  if pack and config.kind != "prm":
+    raise ValueError("data.pack: packing is for PRM training (kind='prm'), not "
+                     f"kind={config.kind!r}")
+  rows_multiple = math.lcm(max(1, t.batch_size // 8),
+                           sharding.row_shards(sharding.batch_sharding(mesh, 2)),
+                           jax.process_count())
+
   def batch_at(step):
     idx = order[step]
+    if pack:  # the step's records packed into rows of seq_len (see lm_batches)
+      full = stepwise.prm_packed_batch(tok, [records[i] for i in idx], config.data.seq_len,
+                                       config.data.max_steps, rows_multiple)
+      return {k: sharding.global_batch(v[sharding.process_rows(len(v))], mesh)
+              for k, v in full.items()}
     chosen = [records[i] for i in idx][rows]
     length = min(config.data.seq_len, -(-lengths[idx].max() // config.data.pad_multiple)
                  * config.data.pad_multiple)
