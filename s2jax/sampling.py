@@ -502,7 +502,7 @@ class Sampler:
 
   def _generate_refilled(self, params, prompts, keys, *, batch_size, max_new_tokens, sampling,
                          stop_ids, batch_sharding, prefix, done) -> list:
-    """Decode `batch_size` rows until an eighth of them have finished, start waiting prompts
+    """Decode `batch_size` rows until about an eighth have finished, start waiting prompts
     in those rows (a packed prefill written into their cache rows), and repeat: the batch
     stays full however unequal the lengths. The cache holds the whole budget, since rows
     are at different steps. A row's tokens are those of a batch of its own (same key).
@@ -511,10 +511,13 @@ class Sampler:
     own: every row pays for the bucket's width in cache slots at every step. A bucket with
     fewer prompts than rows joins the next one."""
     shards = 1 if batch_sharding is None else row_shards(batch_sharding)
-    group = math.lcm(max(1, batch_size // 8), shards)  # rows refilled at a time
-    if batch_size % group:
-      raise ValueError(f"sampler: batch_size={batch_size} must be a multiple of {group} "
-                       f"(the data shards) to refill rows")
+    if batch_size % shards:
+      raise ValueError(f"sampler: batch_size={batch_size} must be a multiple of the "
+                       f"{shards} data shards")
+    # Rows refilled at a time: about an eighth of the batch, a whole number a shard, and
+    # dividing the batch.
+    per_shard = batch_size // shards
+    group = shards * max(d for d in range(1, max(1, per_shard // 8) + 1) if per_shard % d == 0)
     self.prompt_length(prompts, max_new_tokens, len(prefix))  # every prompt fits
     model, flat = self.model, params
     if model.cfg.scan_layers:
