@@ -9,9 +9,9 @@ tokens per second (median of --repeats, after a warm-up call that compiles), the
 s2jax / transformers, how many rows' tokens are identical between them, and this
 machine's limits measured in the same run: fp32 memory bandwidth (batch 1 reads every
 weight once per token) and matmul FLOP/s (large batches are compute-bound).
-The `s2jax_plain` arm is the same sampler with packed prefill and the growing cache off
-(pack_width=1, decode_chunk=new_tokens): what each row computed before they existed; its
-tokens must be identical to the default arm's. `--bf16` adds s2jax with bfloat16 weights.
+The `s2jax_plain` arm is the same sampler with the growing cache off
+(decode_chunk=new_tokens; pack_width=1 gives prefill rows of the prompt bucket's width,
+which is now the default too); its tokens must be identical to the default arm's. `--bf16` adds s2jax with bfloat16 weights.
 """
 from __future__ import annotations
 
