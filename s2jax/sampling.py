@@ -342,31 +342,56 @@ def refill_rows(model: Transformer, params: Any, shared, state: dict, rows: jax.
   out = dict(state, **{k: state[k].at[rows].set(v) for k, v in fresh.items()
                        if k not in ("cache", "kv_mask")})
   out["kv_mask"] = state["kv_mask"].at[rows].set(
-      jnp.pad(fresh["kv_mask"], [(0, 0), (0, max_new_tokens)]))
+      jnp.pad(fresh["kv_mask"], [(0, 0), (0, state["kv_mask"].shape[1] - p)]))
   out["cache"] = jax.tree.map(lambda c, f: c.at[rows, :p].set(f), state["cache"], fresh["cache"])
   return out
 
 
-@functools.partial(jax.jit, static_argnames=_KERNEL_STATICS, donate_argnames=("state",))
+@functools.partial(jax.jit, static_argnames=_KERNEL_STATICS + ("prompt_width",),
+                   donate_argnames=("state",))
 def decode_until(model: Transformer, params: Any, shared, state: dict, finished: jax.Array, *,
-                 max_new_tokens: int, sampling: SamplingConfig, stop_ids: tuple, pad_id: int,
-                 calculator=None) -> dict:
-  """Decode until at least `finished` rows have stopped or spent the budget."""
-  p = state["kv_mask"].shape[1] - max_new_tokens
+                 prompt_width: int, max_new_tokens: int, sampling: SamplingConfig,
+                 stop_ids: tuple, pad_id: int, calculator=None) -> dict:
+  """Decode until at least `finished` rows have stopped or spent the budget, or a live
+  row's next slot is past the cache (which holds `prompt_width` + room slots; the host
+  then grows it, see resize_room)."""
+  p, room = prompt_width, state["kv_mask"].shape[1] - prompt_width
   body = _decode_step(model, params, shared, p=p, max_new_tokens=max_new_tokens,
                       sampling=sampling, stop_ids=stop_ids, pad_id=pad_id, calculator=calculator)
-  return jax.lax.while_loop(
-      lambda s: jnp.sum(_finished(s, max_new_tokens)) < finished, body, state)
+
+  def more(s):
+    finished_now = _finished(s, max_new_tokens)
+    longest = jnp.max(jnp.where(finished_now, 0, s["lengths"]))
+    return (jnp.sum(finished_now) < finished) & (longest < room)
+  return jax.lax.while_loop(more, body, state)
+
+
+@functools.partial(jax.jit, static_argnames=("length",))
+def _resize_slots(cache, kv_mask, *, length: int):
+  def fit(x):
+    if x.shape[1] >= length:
+      return x[:, :length]
+    return jnp.pad(x, [(0, 0), (0, length - x.shape[1])] + [(0, 0)] * (x.ndim - 2))
+  return jax.tree.map(fit, cache), fit(kv_mask)
+
+
+def resize_room(state: dict, length: int) -> dict:
+  """The decode state with its cache cut or padded to `length` slots: refilled rows are at
+  different steps, and a token attends over every slot, so the cache follows the longest
+  live row instead of holding the whole budget."""
+  cache, kv_mask = _resize_slots(state["cache"], state["kv_mask"], length=length)
+  return dict(state, cache=cache, kv_mask=kv_mask)
 
 
 _shared_prefix_jit = jax.jit(_shared_prefix, static_argnums=0)
 _unstack_jit = jax.jit(unstack_layers, static_argnums=1)
 
 
-def empty_state(model: Transformer, batch: int, prompt_width: int, max_new_tokens: int,
-                pad_id: int, calculator=None) -> dict:
-  """A decode state of `batch` finished rows, to refill (see refill_rows)."""
-  b, length = batch, prompt_width + max_new_tokens
+def empty_state(model: Transformer, batch: int, prompt_width: int, room: int,
+                pad_id: int, calculator=None, *, max_new_tokens: int) -> dict:
+  """A decode state of `batch` finished rows, to refill (see refill_rows), with cache
+  slots for prompts of `prompt_width` and `room` decoded tokens."""
+  b, length = batch, prompt_width + room
   return dict(_start_of_row(b, max_new_tokens, pad_id, calculator),
               cache=KVCache.zeros(model.cfg, b, length), kv_mask=jnp.zeros((b, length), bool),
               pos=jnp.zeros((b,), jnp.int32), row_keys=jnp.zeros((b, 2), jnp.uint32),
@@ -504,8 +529,9 @@ class Sampler:
                          stop_ids, batch_sharding, prefix, done) -> list:
     """Decode `batch_size` rows until about an eighth have finished, start waiting prompts
     in those rows (a packed prefill written into their cache rows), and repeat: the batch
-    stays full however unequal the lengths. The cache holds the whole budget, since rows
-    are at different steps. A row's tokens are those of a batch of its own (same key).
+    stays full however unequal the lengths. Rows are at different steps; the cache holds
+    the longest live row's slots, in whole `decode_chunk`s (resize_room), since every
+    token attends over all of them. A row's tokens are those of a batch of its own.
 
     Prompts run by prompt-length bucket, shortest first, each bucket a refilled job of its
     own: every row pays for the bucket's width in cache slots at every step. A bucket with
@@ -519,6 +545,7 @@ class Sampler:
     per_shard = batch_size // shards
     group = shards * max(d for d in range(1, max(1, per_shard // 8) + 1) if per_shard % d == 0)
     self.prompt_length(prompts, max_new_tokens, len(prefix))  # every prompt fits
+    chunk = min(self.decode_chunk, max_new_tokens)
     model, flat = self.model, params
     if model.cfg.scan_layers:
       model = Transformer(dataclasses.replace(model.cfg, scan_layers=False))
@@ -538,7 +565,9 @@ class Sampler:
       if n + 1 < len(order) and (len(job) < batch_size or width(order[n + 1]) == width(i)):
         continue
       p = width(i)  # the job's widest prompt
-      state = empty_state(model, batch_size, p, max_new_tokens, self.pad_id, self.calculator)
+      room = chunk  # decode slots the cache holds now
+      state = empty_state(model, batch_size, p, room, self.pad_id, self.calculator,
+                          max_new_tokens=max_new_tokens)
       if batch_sharding is not None:
         state = jax.tree.map(lambda x: place(np.asarray(x)) if x.ndim else x, state)
       owner = np.full(batch_size, -1)   # the prompt each row is generating, -1: none
@@ -559,14 +588,23 @@ class Sampler:
           break
         # Wait for a refill's worth of rows (all of them once nothing waits).
         state = decode_until(model, flat, shared, state,
-                             jnp.int32(group if waiting else batch_size), **statics)
-        finished = to_host(state["done"] | (state["lengths"] >= max_new_tokens))
+                             jnp.int32(group if waiting else batch_size), prompt_width=p,
+                             **statics)
+        all_lengths = to_host(state["lengths"])
+        finished = to_host(state["done"]) | (all_lengths >= max_new_tokens)
         rows = np.flatnonzero(finished & (owner >= 0))
-        lengths, stopped = to_host(state["lengths"])[rows], to_host(state["done"])[rows]
+        lengths, stopped = all_lengths[rows], to_host(state["done"])[rows]
         tokens = to_host(state["out_tokens"])[rows]
         for j, row in enumerate(rows):
           out[owner[row]] = (tokens[j, :lengths[j]].tolist(), bool(stopped[j]))
         owner[rows] = -1
         if done is not None:
           done(len(rows))
+        # Room for every live row's next token, in whole chunks.
+        live = (owner >= 0) & ~finished
+        longest = int(all_lengths[live].max()) if live.any() else 0
+        fits = min(max_new_tokens, -(-(longest + 1) // chunk) * chunk)
+        if fits != room:
+          room = fits
+          state = resize_room(state, p + room)
     return out

@@ -283,3 +283,6 @@ def test_refilling_finished_rows_gives_each_prompt_its_batch_output(sampling):
   assert sampler.decode_steps >= -(-sum(lengths) // 8)
   assert min(lengths) < 10 and max(lengths) == 20  # rows finish at different steps
   assert 0 < sum(stopped for _, stopped in fixed) < len(prompts)
+  # A cache that grows and shrinks with the longest live row, 3 slots at a time.
+  small = Sampler(model, pad_id=PAD, eos_id=EOS, max_cache_len=64, decode_chunk=3)
+  assert small.generate_all(params, prompts, refill=True, **kw) == fixed
