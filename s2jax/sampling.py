@@ -384,7 +384,6 @@ def resize_room(state: dict, length: int) -> dict:
 
 
 _shared_prefix_jit = jax.jit(_shared_prefix, static_argnums=0)
-_unstack_jit = jax.jit(unstack_layers, static_argnums=1)
 
 
 def empty_state(model: Transformer, batch: int, prompt_width: int, room: int,
@@ -546,10 +545,7 @@ class Sampler:
     group = shards * max(d for d in range(1, max(1, per_shard // 8) + 1) if per_shard % d == 0)
     self.prompt_length(prompts, max_new_tokens, len(prefix))  # every prompt fits
     chunk = min(self.decode_chunk, max_new_tokens)
-    model, flat = self.model, params
-    if model.cfg.scan_layers:
-      model = Transformer(dataclasses.replace(model.cfg, scan_layers=False))
-      flat = _unstack_jit(params, self.model.cfg.n_layers)
+    model, flat = _decode_layout(self.model, params)
     shared = _shared_prefix_jit(model, flat,
                                 jnp.asarray(prefix, jnp.int32) if len(prefix) else None)
     statics = dict(max_new_tokens=max_new_tokens, sampling=sampling, pad_id=self.pad_id,
@@ -590,10 +586,10 @@ class Sampler:
         state = decode_until(model, flat, shared, state,
                              jnp.int32(group if waiting else batch_size), prompt_width=p,
                              **statics)
-        all_lengths = to_host(state["lengths"])
-        finished = to_host(state["done"]) | (all_lengths >= max_new_tokens)
+        all_lengths, all_stopped = to_host(state["lengths"]), to_host(state["done"])
+        finished = all_stopped | (all_lengths >= max_new_tokens)
         rows = np.flatnonzero(finished & (owner >= 0))
-        lengths, stopped = all_lengths[rows], to_host(state["done"])[rows]
+        lengths, stopped = all_lengths[rows], all_stopped[rows]
         tokens = to_host(state["out_tokens"])[rows]
         for j, row in enumerate(rows):
           out[owner[row]] = (tokens[j, :lengths[j]].tolist(), bool(stopped[j]))
