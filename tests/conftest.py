@@ -1,10 +1,24 @@
-"""8 fake CPU devices for sharding tests; must be set before JAX initialises."""
+"""8 fake CPU devices for sharding tests, and one XLA compilation cache for the whole run;
+both must be set before JAX initialises."""
 import os
+import shutil
 import sys
+import tempfile
 
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Most of a tiny test's time is compiling, and the same programs compile again in every
+# process: both xdist workers and each script a test launches (the tiny pipeline runs in
+# several). A persistent cache, made here in the first process and inherited by the
+# workers and scripts (environment variables), compiles each program once per run. The
+# run starts empty, so nothing compiled by another checkout is reused.
+_MADE_CACHE = None
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  _MADE_CACHE = tempfile.mkdtemp(prefix="s2jax-tests-xla-cache-")
+  os.environ.update(JAX_COMPILATION_CACHE_DIR=_MADE_CACHE,
+                    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                    JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import jax  # noqa: E402
@@ -70,3 +84,8 @@ def tiny_pipeline(tmp_path_factory):
     with open(logs_path) as f:
       logs = json.load(f)
   return {"root": root, "workdir": workdir, "out": out, "logs": logs, "cmd": cmd}
+
+
+def pytest_unconfigure(config):
+  if _MADE_CACHE is not None and not os.environ.get("PYTEST_XDIST_WORKER"):
+    shutil.rmtree(_MADE_CACHE, ignore_errors=True)

@@ -11,10 +11,16 @@ EOS, PAD = 3, 0
 
 
 def no_cache_greedy(model, params, prompt, n):
+  """Greedy tokens from full forward passes, no cache: the sequence so far sits at the
+  start of a fixed-width row (one compiled shape); causal attention keeps the padding
+  after it out of its logits."""
+  width = len(prompt) + n
+  full = jax.jit(lambda t, m: forward(model, params, t, m).logits[0])
   seq = list(prompt)
   for _ in range(n):
-    t = jnp.asarray([seq], jnp.int32)
-    logits = forward(model, params, t, jnp.ones_like(t, bool)).logits[0, -1]
+    t = np.zeros((1, width), np.int32)
+    t[0, :len(seq)] = seq
+    logits = full(t, np.arange(width)[None] < len(seq))[len(seq) - 1]
     seq.append(int(jnp.argmax(logits)))
   return seq[len(prompt):]
 
