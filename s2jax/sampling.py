@@ -119,6 +119,15 @@ def bucket_for(length: int, buckets: Sequence[int]) -> int:
                    f"({max(buckets)})")
 
 
+def common_prefix(prompts: Sequence[Sequence[int]]) -> int:
+  """How many leading tokens every prompt shares, leaving each at least one of its own."""
+  n = min(len(p) for p in prompts) - 1
+  first = prompts[0]
+  for p in prompts[1:]:
+    n = next((i for i in range(n) if p[i] != first[i]), n)
+  return max(n, 0)
+
+
 def left_pad(prompts: Sequence[Sequence[int]], length: int, pad_id: int):
   tokens = np.full((len(prompts), length), pad_id, np.int32)
   mask = np.zeros((len(prompts), length), bool)
@@ -404,20 +413,27 @@ class Sampler:
   def __init__(self, model: Transformer, *, pad_id: int, eos_id: int,
                max_cache_len: int = 1024, buckets: Sequence[int] = DEFAULT_BUCKETS,
                calculator=None, decode_chunk: int = 64, pack_width: Optional[int] = None,
-               refill: bool = True):
+               refill: bool = True, shared_prefix_min: int = 16):
     """`calculator`: an s2jax.calculator.Calculator to write `<<expr=value>>` values.
     `decode_chunk`: see generate_padded. `pack_width`: prompts are prefilled packed into
     rows this wide (or the prompt bucket, if wider), several short prompts to a row; by
     default rows of the bucket's width: a wider row costs attention (quadratic in its
     width) that outweighs the rows it saves on small models (bench_sampler's refill).
     `refill`: generate_all starts a waiting prompt in each row that finishes, instead of
-    running every batch until its longest row stops."""
+    running every batch until its longest row stops.
+    `shared_prefix_min`: when a call's prompts all start with at least this many equal
+    tokens (a chat template's system turn, an instruction) and no `prefix` is given, those
+    tokens are prefilled once and shared by every row, as an explicit `prefix` is
+    (0: never)."""
     if decode_chunk <= 0:
       raise ValueError(f"sampler: decode_chunk={decode_chunk} must be positive")
     if pack_width is not None and pack_width <= 0:
       raise ValueError(f"sampler: pack_width={pack_width} must be positive")
+    if shared_prefix_min < 0:
+      raise ValueError(f"sampler: shared_prefix_min={shared_prefix_min} must be >= 0")
     self.pack_width = pack_width
     self.refill = refill
+    self.shared_prefix_min = shared_prefix_min
     self.decode_steps = 0  # decode iterations run so far (each one token for every row)
     self.model = model
     self.decode_chunk = decode_chunk
@@ -450,6 +466,7 @@ class Sampler:
       raise ValueError("sampler: no prompts given")
     if max_new_tokens <= 0:
       raise ValueError(f"sampler: max_new_tokens={max_new_tokens} must be positive")
+    prefix, prompts = self._split_prefix(prefix, prompts)
     p = self.prompt_length(prompts, max_new_tokens, len(prefix))
     shards = 1 if batch_sharding is None else row_shards(batch_sharding)
     # Packed rows are counted in steps of an eighth of the batch: a few shapes serve all.
@@ -471,6 +488,17 @@ class Sampler:
     gen = Generation(*(to_host(x) for x in out))
     self.decode_steps += int(gen.lengths.max())
     return gen
+
+  def _split_prefix(self, prefix, prompts):
+    """(prefix, prompts): the given prefix, or the tokens every prompt starts with when
+    there are at least shared_prefix_min of them (see __init__)."""
+    if len(prefix) or not self.shared_prefix_min or len(prompts) < 2 or \
+        min(len(p) for p in prompts) <= self.shared_prefix_min:
+      return prefix, prompts
+    n = common_prefix(prompts)
+    if n < self.shared_prefix_min:
+      return prefix, prompts
+    return list(prompts[0][:n]), [p[n:] for p in prompts]
 
   def _pack(self, prompts, p, batch_sharding, rows_multiple):
     """Prompts packed for prefill at prompt width p, and their left-padded mask."""
@@ -498,6 +526,7 @@ class Sampler:
     that one compiled shape serves every batch."""
     if not len(prompts):
       return []
+    prefix, prompts = self._split_prefix(prefix, prompts)
     rng = jax.random.key(0) if rng is None else rng
     keys = np.asarray(jax.random.key_data(
         jax.vmap(jax.random.fold_in, (None, 0))(rng, jnp.arange(len(prompts)))))

@@ -71,6 +71,42 @@ def test_shared_prefix_generates_what_the_full_prompts_do():
   assert [o[0] for o in outs] == [list(full.tokens[i, :full.lengths[i]]) for i in range(3)]
 
 
+def test_common_prefix_by_hand_and_against_a_loop():
+  from s2jax.sampling import common_prefix
+  assert common_prefix([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9]]) == 2
+  assert common_prefix([[1, 2, 3], [1, 2, 3]]) == 2  # each prompt keeps a token of its own
+  assert common_prefix([[7], [7, 8]]) == 0
+  rng = np.random.default_rng(0)
+  for _ in range(200):
+    head = rng.integers(0, 3, size=rng.integers(0, 6)).tolist()
+    ps = [head + rng.integers(0, 3, size=rng.integers(1, 5)).tolist()
+          for _ in range(rng.integers(1, 4))]
+    n = 0
+    while n < min(map(len, ps)) - 1 and len({p[n] for p in ps}) == 1:
+      n += 1
+    assert common_prefix(ps) == n, ps
+
+
+@pytest.mark.parametrize("sampling", [SamplingConfig(), SamplingConfig(temperature=1.0)])
+def test_a_prefix_all_prompts_share_is_found_and_changes_no_token(sampling):
+  """Prompts that share 9 leading tokens (a system turn) are generated with those tokens
+  prefilled once (shared_prefix_min=8); tokens and log-probs are those of the full
+  prompts, in single calls and in generate_all."""
+  model, params, _ = tiny_model()
+  head = [7, 8, 9, 10, 11, 12, 13, 14, 15]
+  prompts = [head + [5, 6], head + [20, 21, 22, 23, 24], head + [30]]
+  kw = dict(pad_id=PAD, eos_id=EOS, max_cache_len=96)
+  auto, off = Sampler(model, shared_prefix_min=8, **kw), Sampler(model, shared_prefix_min=0, **kw)
+  assert auto._split_prefix((), prompts) == (head, [[5, 6], [20, 21, 22, 23, 24], [30]])
+  assert Sampler(model, shared_prefix_min=10, **kw)._split_prefix((), prompts) == ((), prompts)
+  call = dict(max_new_tokens=10, sampling=sampling, rng=jax.random.key(1))
+  a, b = auto(params, prompts, **call), off(params, prompts, **call)
+  np.testing.assert_array_equal(a.tokens, b.tokens)
+  np.testing.assert_allclose(a.logprobs, b.logprobs, atol=1e-5)
+  assert auto.generate_all(params, prompts, batch_size=2, **call) == \
+      off.generate_all(params, prompts, batch_size=2, **call)
+
+
 def test_scanned_and_per_layer_models_agree():
   import dataclasses
   from s2jax.models.transformer import Transformer, unstack_layers
