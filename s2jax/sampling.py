@@ -423,8 +423,8 @@ class Sampler:
     running every batch until its longest row stops.
     `shared_prefix_min`: when a call's prompts all start with at least this many equal
     tokens (a chat template's system turn, an instruction) and no `prefix` is given, those
-    tokens are prefilled once and shared by every row, as an explicit `prefix` is
-    (0: never)."""
+    tokens, rounded down to a multiple of it, are prefilled once and shared by every row,
+    as an explicit `prefix` is (0: never)."""
     if decode_chunk <= 0:
       raise ValueError(f"sampler: decode_chunk={decode_chunk} must be positive")
     if pack_width is not None and pack_width <= 0:
@@ -495,8 +495,10 @@ class Sampler:
     if len(prefix) or not self.shared_prefix_min or len(prompts) < 2 or \
         min(len(p) for p in prompts) <= self.shared_prefix_min:
       return prefix, prompts
-    n = common_prefix(prompts)
-    if n < self.shared_prefix_min:
+    # In whole multiples of shared_prefix_min: the prefix length is a compiled shape, and
+    # batches whose questions happen to share a first word should not compile again.
+    n = common_prefix(prompts) // self.shared_prefix_min * self.shared_prefix_min
+    if not n:
       return prefix, prompts
     return list(prompts[0][:n]), [p[n:] for p in prompts]
 

@@ -89,15 +89,18 @@ def test_common_prefix_by_hand_and_against_a_loop():
 
 @pytest.mark.parametrize("sampling", [SamplingConfig(), SamplingConfig(temperature=1.0)])
 def test_a_prefix_all_prompts_share_is_found_and_changes_no_token(sampling):
-  """Prompts that share 9 leading tokens (a system turn) are generated with those tokens
-  prefilled once (shared_prefix_min=8); tokens and log-probs are those of the full
-  prompts, in single calls and in generate_all."""
+  """Prompts that share 9 leading tokens (a system turn) are generated with 8 of them
+  (a whole multiple of shared_prefix_min=4) prefilled once; tokens and log-probs are
+  those of the full prompts, in single calls and in generate_all."""
   model, params, _ = tiny_model()
   head = [7, 8, 9, 10, 11, 12, 13, 14, 15]
   prompts = [head + [5, 6], head + [20, 21, 22, 23, 24], head + [30]]
   kw = dict(pad_id=PAD, eos_id=EOS, max_cache_len=96)
-  auto, off = Sampler(model, shared_prefix_min=8, **kw), Sampler(model, shared_prefix_min=0, **kw)
-  assert auto._split_prefix((), prompts) == (head, [[5, 6], [20, 21, 22, 23, 24], [30]])
+  auto, off = Sampler(model, shared_prefix_min=4, **kw), Sampler(model, shared_prefix_min=0, **kw)
+  assert auto._split_prefix((), prompts) == (head[:8], [[15, 5, 6], [15, 20, 21, 22, 23, 24],
+                                                        [15, 30]])
+  assert Sampler(model, shared_prefix_min=9, **kw)._split_prefix((), prompts) == (
+      head, [[5, 6], [20, 21, 22, 23, 24], [30]])
   assert Sampler(model, shared_prefix_min=10, **kw)._split_prefix((), prompts) == ((), prompts)
   call = dict(max_new_tokens=10, sampling=sampling, rng=jax.random.key(1))
   a, b = auto(params, prompts, **call), off(params, prompts, **call)
