@@ -490,8 +490,8 @@ class Sampler:
     return gen
 
   def _split_prefix(self, prefix, prompts):
-    """(prefix, prompts): the given prefix, or the tokens every prompt starts with when
-    there are at least shared_prefix_min of them (see __init__)."""
+    """(prefix, prompts): the given prefix, or the tokens every prompt starts with, in
+    whole multiples of shared_prefix_min (none if fewer; see __init__)."""
     if len(prefix) or not self.shared_prefix_min or len(prompts) < 2 or \
         min(len(p) for p in prompts) <= self.shared_prefix_min:
       return prefix, prompts
