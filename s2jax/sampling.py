@@ -324,9 +324,7 @@ def generate_padded(model: Transformer, params: Any, prompts: PackedPrompts, mas
   # the last: the copy that grows it is paid once a chunk, the shorter reads every token.
   for end in range(chunk, max_new_tokens + chunk, chunk):
     if end > chunk:
-      grow = lambda x: jnp.pad(x, [(0, 0), (0, chunk)] + [(0, 0)] * (x.ndim - 2))
-      state = dict(state, cache=jax.tree.map(grow, state["cache"]),
-                   kv_mask=jnp.pad(state["kv_mask"], [(0, 0), (0, chunk)]))
+      state = _with_slots(state, state["kv_mask"].shape[1] + chunk)
     def more(s, end=min(end, max_new_tokens)):  # a live row whose next slot is in the cache
       live = ~_finished(s, max_new_tokens)
       return jnp.any(live) & (jnp.max(jnp.where(live, s["lengths"], 0)) < end)
@@ -375,13 +373,19 @@ def decode_until(model: Transformer, params: Any, shared, state: dict, finished:
   return jax.lax.while_loop(more, body, state)
 
 
-@functools.partial(jax.jit, static_argnames=("length",))
-def _resize_slots(cache, kv_mask, *, length: int):
+def _with_slots(state: dict, length: int) -> dict:
+  """The decode state with its cache and kv_mask cut or padded (empty slots) to `length`."""
   def fit(x):
     if x.shape[1] >= length:
       return x[:, :length]
     return jnp.pad(x, [(0, 0), (0, length - x.shape[1])] + [(0, 0)] * (x.ndim - 2))
-  return jax.tree.map(fit, cache), fit(kv_mask)
+  return dict(state, cache=jax.tree.map(fit, state["cache"]), kv_mask=fit(state["kv_mask"]))
+
+
+@functools.partial(jax.jit, static_argnames=("length",))
+def _resize_slots(cache, kv_mask, *, length: int):
+  out = _with_slots(dict(cache=cache, kv_mask=kv_mask), length)
+  return out["cache"], out["kv_mask"]
 
 
 def resize_room(state: dict, length: int) -> dict:
@@ -492,8 +496,7 @@ class Sampler:
   def _split_prefix(self, prefix, prompts):
     """(prefix, prompts): the given prefix, or the tokens every prompt starts with, in
     whole multiples of shared_prefix_min (none if fewer; see __init__)."""
-    if len(prefix) or not self.shared_prefix_min or len(prompts) < 2 or \
-        min(len(p) for p in prompts) <= self.shared_prefix_min:
+    if len(prefix) or not self.shared_prefix_min or len(prompts) < 2:
       return prefix, prompts
     # In whole multiples of shared_prefix_min: the prefix length is a compiled shape, and
     # batches whose questions happen to share a first word should not compile again.
