@@ -84,6 +84,10 @@ def ablation() -> None:
   point = flags.DEFINE_string("point", "", "Run only this point (seed<k>/<arm>), no report.")
   dry_run = flags.DEFINE_bool("dry_run", False, "Print one command per point and exit.")
   report_only = flags.DEFINE_bool("report_only", False, "Only rewrite the result section.")
+  archive_dir = flags.DEFINE_string(
+      "archive", "", "Before the report, save the workdir's outputs (no checkpoints) into "
+      "this folder (e.g. results/ablations/runs) and write the report from it, so that "
+      "points run in other sessions report together (s2jax.archive).")
   check_override_keys(sys.argv)
   flags.mark_flags_as_required(["config"])
 
@@ -96,12 +100,23 @@ def ablation() -> None:
     spec = importlib.util.spec_from_file_location("_ablation_config", path.partition(":")[0])
     config_module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(config_module)
+    def write():
+      source = workdir.value
+      if archive_dir.value:
+        from s2jax import archive
+        saved = archive.save(workdir.value, archive_dir.value)
+        print(f"archived {workdir.value} -> {archive_dir.value}: {len(saved['added'])} added, "
+              f"{len(saved['replaced'])} replaced, {len(saved['too_large'])} too large",
+              flush=True)
+        source = archive_dir.value
+      module.write(config, source, common.prepare_out(
+          out.value or os.path.join(workdir.value, config.name, "report")))
+
     def loop():
       common.main_loop(sys.argv, config=config, points=config_module.points(config),
                        run_point=lambda seed, arm: module.run_point(config, workdir.value, seed,
                                                                     arm),
-                       write=lambda: module.write(config, workdir.value, common.prepare_out(
-                           out.value or os.path.join(workdir.value, config.name, "report"))),
+                       write=write,
                        point=point.value, dry_run=dry_run.value, report_only=report_only.value)
     if dry_run.value:
       return loop()

@@ -3,6 +3,7 @@ compute accounting, seed statistics, one job per point) and the scripts end to e
 tiny pipeline."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -258,6 +259,26 @@ def test_distill_filters_end_to_end(tiny_pipeline):
   n = len(data["launches"])
   assert f"{n} launches: 0 failed or killed, 1 still running" in md
   assert [r["status"] for r in data["launches"]].count("running") == 1
+  # The same report from an archive of the workdir (no checkpoints), as a later session on
+  # a fresh machine writes it: the archive alone, copied away from the workdir.
+  archived = os.path.join(root, "archived")
+  saved = _script("distill_filters", root, "--report_only", f"--archive={archived}",
+                  f"--out={os.path.join(root, 'from_archive', 'distill_filters')}")
+  assert saved.returncode == 0, saved.stderr[-2000:]
+  assert not [d for d, _, _ in os.walk(archived) if "checkpoints" in d.split(os.sep)]
+  fresh = os.path.join(root, "fresh_machine")
+  shutil.copytree(archived, os.path.join(fresh, "archive"))
+  again = _script("distill_filters", os.path.join(fresh, "workdir"), "--report_only",
+                  f"--archive={os.path.join(fresh, 'archive')}",
+                  f"--out={os.path.join(fresh, 'distill_filters')}")
+  assert again.returncode == 0, again.stderr[-2000:]
+  for where in (os.path.join(root, "from_archive"), fresh):
+    other = json.load(open(os.path.join(where, "distill_filters.json")))
+    assert other["runs"] == data["runs"] and other["paired"] == data["paired"]
+    # Every launch of the live report is there, finished, plus the later reports' own.
+    by_id = {r["id"]: r for r in other["launches"]}
+    assert all(by_id[r["id"]]["status"] == r["status"] for r in data["launches"]
+               if r["status"] == "ok")
 
 
 def test_a_scratch_policy_is_trained_once_and_shared(tmp_path):
