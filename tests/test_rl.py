@@ -220,9 +220,12 @@ def _toy_run(cfg: rl.RLConfig, iterations: int, shared_trunk: bool = True):
     response = ro["tokens"][:, -n_new:]
     score = ((response == TARGET) & ro["response_mask"]).astype(np.float32)
     hits.append(score.sum() / ro["response_mask"].sum())
-    state, metrics = update(state, dict(tokens=ro["tokens"], mask=ro["mask"],
-                                        response_mask=ro["response_mask"], score_rewards=score,
-                                        ref_params=ref, kl_coef=jnp.float32(0.0), rng=k2))
+    inputs = dict(tokens=ro["tokens"], mask=ro["mask"], response_mask=ro["response_mask"],
+                  score_rewards=score, ref_params=ref, kl_coef=jnp.float32(0.0), rng=k2)
+    if cfg.pack:
+      inputs["packed"] = rl.rollouts.pack_update(ro["tokens"], ro["mask"], ro["response_mask"],
+                                                 0, multiple=cfg.minibatches)
+    state, metrics = update(state, inputs)
     assert bool(metrics["finite"])
   return hits, metrics
 
@@ -299,3 +302,120 @@ def test_update_is_the_same_on_a_mesh(mesh_shape):
   for k in ("loss", "pg_loss", "value_loss", "kl", "total_reward"):
     np.testing.assert_allclose(m1[k], m2[k], rtol=2e-4, atol=1e-6)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-5), p1, p2)
+
+
+# ------------------------------------------------------------------ the packed update
+
+def test_packed_rows_come_from_a_few_fixed_counts():
+  # 32 rollout rows, minibatches x shards = 2: counts 8, 16, 24, 32.
+  assert [rl.rollouts.packed_rows(32, k, 2) for k in (1, 8, 9, 17, 25, 32)] == [
+      8, 8, 16, 24, 32, 32]
+  # 6 rows, a multiple of 4: one step of 4 rows, then 8 (>= 6).
+  assert [rl.rollouts.packed_rows(6, k, 4) for k in (1, 4, 5, 6)] == [4, 4, 8, 8]
+
+
+def test_pack_update_maps_every_response_token_to_the_position_that_predicts_it():
+  pad = 0
+  prompts = [[7, 3], [4], [5, 6, 2], [9, 9]]
+  responses = [[11, 12, 1], [13], [], [14, 15]]
+  p, n = 3, 3
+  tokens = np.zeros((4, p + n), np.int32)
+  mask = np.zeros((4, p + n), bool)
+  for i, (q, r) in enumerate(zip(prompts, responses)):
+    tokens[i, p - len(q):p], mask[i, p - len(q):p] = q, True
+    tokens[i, p:p + len(r)], mask[i, p:p + len(r)] = r, True
+  resp_mask = mask[:, p:]
+  out = rl.rollouts.pack_update(tokens, mask, resp_mask, pad, multiple=1)
+  flat_tokens = out["tokens"].reshape(-1)
+  seen = 0
+  for i, r in enumerate(responses):
+    for t, tok in enumerate(r):
+      g = out["gather"][i, t]
+      assert flat_tokens[g + 1] == tok  # the position before the token predicts it
+      assert out["source"].reshape(-1)[g] == i * n + t
+      seen += 1
+  assert (out["source"] >= 0).sum() == seen == resp_mask.sum()
+  # Every rollout lies whole in one row: its prompt without padding, then its response,
+  # with positions from 0 and its own segment id.
+  for i, (q, r) in enumerate(zip(prompts, responses)):
+    where = np.argwhere(out["segments"] == i + 1)
+    assert len(set(where[:, 0])) == 1
+    row, cols = where[0, 0], where[:, 1]
+    assert out["tokens"][row, cols].tolist() == q + r
+    assert out["positions"][row, cols].tolist() == list(range(len(q) + len(r)))
+  # 13 real tokens in rows of 6: at least 3 rows, at most the 4 unpacked ones.
+  assert 3 <= out["tokens"].shape[0] <= 4
+
+
+def _packed_and_plain(cfg, shared_trunk, mesh_shape=(1, 1, 1)):
+  """One update of the same rollouts, unpacked and packed (sgd; metrics and new params)."""
+  mcfg = ModelConfig(vocab_size=16, d_model=32, n_layers=1, n_heads=4, n_kv_heads=2,
+                     mlp_dim=64, scalar_head=cfg.uses_critic and shared_trunk)
+  policy = Transformer(mcfg)
+  value = None
+  if cfg.uses_critic and not shared_trunk:
+    value = Transformer(ModelConfig(**{**mcfg.__dict__, "lm_head": False, "scalar_head": True}))
+  one = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
+  p, _ = sharding.init_params(policy, jax.random.key(0), one)
+  sampler = Sampler(policy, pad_id=0, eos_id=1, max_cache_len=16)
+  ro = rl.rollout(sampler, p, [[2, 3], [4], [5, 6, 7], [2]] * 2, max_new_tokens=6,
+                  sampling=SamplingConfig(1.0), rng=jax.random.key(3))
+  score = np.random.default_rng(0).normal(size=ro["response_mask"].shape).astype(np.float32)
+  loss_mask = ro["response_mask"] & (np.arange(6)[None, :] != 2)  # one slot left out
+  mesh = sharding.make_mesh(mesh_shape, jax.devices()[:int(np.prod(mesh_shape))])
+  results = []
+  for pack in (False, True):
+    c = rl.RLConfig(**{**cfg.__dict__, "pack": pack})
+    params, param_sh = {}, {}
+    params["policy"], param_sh["policy"] = sharding.init_params(policy, jax.random.key(0), mesh)
+    if value is not None:
+      params["value"], param_sh["value"] = sharding.init_params(value, jax.random.key(1), mesh)
+    opt = optax.sgd(0.1)
+    state, state_sh = train_lib.state_for(params, param_sh, opt, mesh)
+    ref, _ = sharding.init_params(policy, jax.random.key(7), mesh)
+    update = train_lib.jit_train_step(rl.make_update(policy, value, opt, c), state_sh, mesh)
+    put = lambda x: sharding.to_global(np.asarray(x),
+                                       sharding.batch_sharding(mesh, np.ndim(x), len(x)))
+    inputs = dict(tokens=put(ro["tokens"]), mask=put(ro["mask"]),
+                  response_mask=put(ro["response_mask"]), score_rewards=put(score),
+                  loss_mask=put(loss_mask), ref_params=ref, kl_coef=jnp.float32(0.1),
+                  rng=jax.random.key(5))
+    if pack:
+      shards = sharding.row_shards(sharding.batch_sharding(mesh, 2))
+      packed = rl.rollouts.pack_update(ro["tokens"], ro["mask"], ro["response_mask"], 0,
+                                       multiple=c.minibatches * shards)
+      assert packed["tokens"].shape[0] < len(ro["tokens"])  # it did pack
+      inputs["packed"] = {k: put(v) for k, v in packed.items()}
+    state, m = update(state, inputs)
+    results.append((jax.device_get(state.params), jax.device_get(m)))
+  return results
+
+
+@pytest.mark.parametrize("cfg,shared", [
+    (rl.RLConfig(algorithm="ppo", epochs=1, minibatches=1), True),
+    (rl.RLConfig(algorithm="ppo", epochs=1, minibatches=1), False),
+    (rl.RLConfig(algorithm="grpo", group_size=2, epochs=1, minibatches=1), True),
+])
+def test_a_packed_update_is_the_unpacked_one(cfg, shared):
+  """With the whole batch as one minibatch, packing changes only the layout: the same
+  loss over the same tokens, so the same metrics and the same new parameters."""
+  (p1, m1), (p2, m2) = _packed_and_plain(cfg, shared)
+  for k in ("loss", "pg_loss", "kl", "total_reward", "advantage_std", "approx_kl",
+            "entropy") + (("value_loss",) if cfg.uses_critic else ()):
+    np.testing.assert_allclose(m1[k], m2[k], rtol=2e-4, atol=1e-6, err_msg=k)
+  for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_a_packed_update_on_a_mesh_is_the_unpacked_one():
+  cfg = rl.RLConfig(algorithm="ppo", epochs=1, minibatches=1)
+  (p1, m1), (p2, m2) = _packed_and_plain(cfg, True, mesh_shape=(2, 2, 2))
+  for k in ("loss", "pg_loss", "value_loss", "kl"):
+    np.testing.assert_allclose(m1[k], m2[k], rtol=2e-4, atol=1e-6, err_msg=k)
+  for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_a_packed_update_improves_the_toy_reward():
+  hits, _ = _toy_run(rl.RLConfig(algorithm="ppo", epochs=2, minibatches=2, pack=True), 12)
+  assert np.mean(hits[-3:]) > np.mean(hits[:3]) + 0.3

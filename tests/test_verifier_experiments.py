@@ -187,13 +187,14 @@ def test_ppo_with_step_rewards_and_recovery_resumes(verifiers, root, tmp_path):
     assert os.path.exists(str(tmp_path / "out" / "rl") + ext)
 
 
-@pytest.mark.parametrize("algorithm,shared", [("grpo", True), ("ppo", False)])
-def test_critic_free_and_separate_value_variants_run(verifiers, root, tmp_path, algorithm,
-                                                     shared):
+@pytest.mark.parametrize("algorithm,shared,pack", [("grpo", True, False), ("ppo", False, False),
+                                                   ("ppo", True, True)])
+def test_critic_free_separate_value_and_packed_variants_run(verifiers, root, tmp_path,
+                                                            algorithm, shared, pack):
   from s2jax.stages import rl as rl_stage
   policy, v = verifiers
   c = ppo_config(root, policy, v["prm"], algorithm=algorithm,
-                 group_size=2 if algorithm == "grpo" else 1)
+                 group_size=2 if algorithm == "grpo" else 1, pack=pack)
   c.value.shared_trunk = shared
   c.rewards.step_weight = 0.0
   c.train.iterations = 1
@@ -201,6 +202,10 @@ def test_critic_free_and_separate_value_variants_run(verifiers, root, tmp_path, 
   out = rl_stage.run(c, str(tmp_path / algorithm))
   m = out["metrics"][0]
   assert ("value_loss" in m) == (algorithm == "ppo")
+  # The update is charged for the rows it ran: packed ones only when they were fewer.
+  models = 1 if shared else 2
+  assert m["update_positions"] == m["update_rows"] * m["update_width"] * models * c.rl.epochs
+  assert m["update_rows"] <= c.rollout.prompts * c.rl.group_size
   assert "prm_mean" in m  # monitored even without weight (None when no steps were written)
 
 

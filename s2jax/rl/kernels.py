@@ -7,6 +7,14 @@ slots. The logits and value at position P - 1 + t belong to response token t: th
 computed from the prefix that chose it. Everything per token is [B, N] in response
 coordinates, with `response_mask` marking generated tokens.
 
+Packed layout (RLConfig.pack). The same rollouts without their padding, several to a row
+of [R, W] (`segments` keep them apart, `positions` restart at each), and two host-built
+index maps: `gather` [B, N], the flat packed position whose output belongs to response
+token (b, t), and `source` [R, W], the response slot b * N + t each packed position's
+output belongs to (-1 where none). The per-token quantities the advantages need are
+gathered into [B, N]; the minibatch loss runs on shuffled packed rows with everything
+carried back into the packed layout.
+
 Rewards. The host places `score_rewards` [B, N]: a PRM score at each step's end-of-step
 token (dense), an outcome reward on the last generated token, or both. The update adds
 the per-token KL penalty against the frozen reference policy itself, because it is
@@ -55,6 +63,10 @@ class RLConfig:
   whiten_advantages: bool = True  # gae: normalise advantages over the batch
   advantage: str = ""          # an s2jax.rl.advantages name; "" = the algorithm's own
   loss: str = "ppo_clip"       # an s2jax.rl.losses name
+  # The update's rows packed (several rollouts per row, segment ids keep them apart): it
+  # then computes about the tokens the rollouts hold instead of every prompt's padding
+  # and every response's empty slots (s2jax.rl.rollouts.pack_update).
+  pack: bool = False
 
   def __post_init__(self):
     def bad(key, why):
@@ -110,6 +122,40 @@ def response_logits_values(policy: Transformer, value: Optional[Transformer], pa
   return logits, values
 
 
+def packed_logits_values(policy: Transformer, value: Optional[Transformer], params, tokens,
+                         positions, segments):
+  """Logits [R, W, V] and values [R, W] (None without a critic) of packed rows; the output
+  at position w belongs to the token at w + 1."""
+  mask = segments > 0
+  out = policy.apply({"params": params["policy"]}, tokens, positions, mask,
+                     segment_ids=segments)
+  values = out.scalars
+  if "value" in params:
+    values = value.apply({"params": params["value"]}, tokens, positions, mask,
+                         segment_ids=segments).scalars
+  return out.logits, values
+
+
+def next_tokens(tokens):
+  """The token each packed position predicts (the last column predicts nothing: pad 0)."""
+  return jnp.concatenate([tokens[:, 1:], jnp.zeros_like(tokens[:, :1])], axis=1)
+
+
+def policy_outputs(policy, value, params, batch) -> tuple:
+  """(log p of each target token, entropy, values) in the batch's own layout: [b, N]
+  response slots, or [r, W] packed positions (a batch with `segments`)."""
+  if "segments" in batch:
+    logits, values = packed_logits_values(policy, value, params, batch["tokens"],
+                                          batch["positions"], batch["segments"])
+    targets = next_tokens(batch["tokens"])
+  else:
+    logits, values = response_logits_values(policy, value, params, batch["tokens"],
+                                            batch["mask"], batch["response"].shape[1])
+    targets = batch["response"]
+  logp, entropy = token_logprobs(logits, targets)
+  return logp, entropy, values
+
+
 def token_logprobs(logits, tokens) -> tuple[jax.Array, jax.Array]:
   """log p(token) and the entropy of the full distribution, both [B, N]."""
   logp_all = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
@@ -133,11 +179,9 @@ def kl_penalty(logp, ref_logp, estimator: str = "k1"):
 
 
 def rl_loss(policy, value, cfg: RLConfig, params, batch) -> tuple:
-  """Sums for `train.make_train_step` over the response tokens of a minibatch."""
-  n = batch["response_mask"].shape[1]
-  logits, values = response_logits_values(policy, value, params, batch["tokens"],
-                                          batch["mask"], n)
-  logp, entropy = token_logprobs(logits, batch["response"])
+  """Sums for `train.make_train_step` over the response tokens of a minibatch (either
+  layout: every per-token input is in the batch's own layout)."""
+  logp, entropy, values = policy_outputs(policy, value, params, batch)
   m = batch["loss_mask"].astype(jnp.float32)
   pg, per_token = losses.get(cfg.loss)(logp, batch["old_logp"], batch["advantages"], cfg)
   loss = pg - cfg.entropy_coef * entropy
@@ -172,30 +216,44 @@ def make_update(policy: Transformer, value: Optional[Transformer], optimizer,
     b = tokens.shape[0]
     response = tokens[:, -n:]
     m = resp_mask.astype(jnp.float32)
-    logits, old_values = response_logits_values(policy, value, state.params, tokens, mask, n)
-    old_logp, _ = token_logprobs(logits, response)
-    ref_logits, _ = response_logits_values(policy, None, {"policy": inputs["ref_params"]},
-                                           tokens, mask, n)
-    ref_logp, _ = token_logprobs(ref_logits, response)
+    loss_mask = inputs.get("loss_mask", resp_mask)
+    packed = inputs.get("packed")
+    if packed is None:
+      batch = {"tokens": tokens, "mask": mask, "response": response}
+      to_slots = lambda x: x
+    else:
+      batch = {"tokens": packed["tokens"], "positions": packed["positions"],
+               "segments": packed["segments"], "mask": packed["segments"] > 0}
+      to_slots = lambda x: x.reshape(-1)[packed["gather"]]
+    old_logp, _, old_values = policy_outputs(policy, value, state.params, batch)
+    ref_logp, _, _ = policy_outputs(policy, None, {"policy": inputs["ref_params"]}, batch)
+    old_logp, ref_logp = to_slots(old_logp), to_slots(ref_logp)
+    if old_values is not None:
+      old_values = to_slots(old_values)
     kl = kl_penalty(old_logp, ref_logp, cfg.kl_estimator) * m
     rewards = inputs["score_rewards"] * m - inputs["kl_coef"] * kl
     if not cfg.uses_critic:
       old_values = jnp.zeros_like(m)
     advantages, returns = cfg.estimator.fn(rewards, old_values, resp_mask, cfg)
-    batch = {"tokens": tokens, "mask": mask, "response": response, "response_mask": resp_mask,
-             "loss_mask": inputs.get("loss_mask", resp_mask),
-             "old_logp": jax.lax.stop_gradient(old_logp),
-             "old_values": jax.lax.stop_gradient(old_values),
-             "advantages": jax.lax.stop_gradient(advantages),
-             "returns": jax.lax.stop_gradient(returns)}
-    mb = b // cfg.minibatches
+    per_token = {"loss_mask": loss_mask, "old_logp": old_logp, "old_values": old_values,
+                 "advantages": advantages, "returns": returns}
+    if packed is not None:  # back into the packed layout; positions of no response: 0
+      src = packed["source"]
+      per_token = jax.tree.map(
+          lambda x: jnp.where(src >= 0, x.reshape(-1)[jnp.maximum(src, 0)],
+                              jnp.zeros((), x.dtype)), per_token)
+    batch.update(jax.tree.map(jax.lax.stop_gradient, per_token))
+    rows_total = batch["tokens"].shape[0]
+    mb = rows_total // cfg.minibatches
     # Shuffle whole groups, so GRPO/RLOO groups stay together (the advantage is per row
-    # already, but keeping groups whole keeps minibatch statistics comparable).
-    groups = b // cfg.group_size
+    # already, but keeping groups whole keeps minibatch statistics comparable); packed
+    # rows are shuffled as they are, each holding whole rollouts.
+    group = 1 if packed is not None else cfg.group_size
+    groups = rows_total // group
 
     def epoch(state, key):
       perm = jax.random.permutation(key, groups)
-      rows = (perm[:, None] * cfg.group_size + jnp.arange(cfg.group_size)).reshape(-1)
+      rows = (perm[:, None] * group + jnp.arange(group)).reshape(-1)
       shuffled = jax.tree.map(lambda x: x[rows].reshape(cfg.minibatches, mb, *x.shape[1:]),
                               batch)
       return jax.lax.scan(step, state, shuffled)

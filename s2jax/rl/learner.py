@@ -27,7 +27,7 @@ from s2jax.data.steps import encode_with_steps
 from s2jax.models.transformer import Transformer
 from s2jax.policy import Policy
 from s2jax.rl import kernels, rewards as reward_lib
-from s2jax.rl.rollouts import response_steps, rollout
+from s2jax.rl.rollouts import pack_update, response_steps, rollout
 from s2jax.sampling import Sampler, SamplingConfig
 
 
@@ -236,6 +236,18 @@ class Learner:
               "rng": jax.random.fold_in(key, 1)}
     if self.mask_tool_tokens:
       inputs["loss_mask"] = put(out["response_mask"] & ~out["tool_mask"])
+    update_shape = out["tokens"].shape
+    if self.cfg.pack:
+      # Minibatches of packed rows that divide over the shards the rollout rows use; an
+      # iteration whose packing saves no row runs unpacked.
+      shards = sharding.row_shards(self.batch_sh)
+      packed = pack_update(out["tokens"], out["mask"], out["response_mask"], self.tok.pad_id,
+                           multiple=self.cfg.minibatches * shards)
+      if packed["tokens"].shape[0] < self.rows:
+        inputs["packed"] = {
+            k: sharding.to_global(v, sharding.batch_sharding(self.mesh, 2, v.shape[0]))
+            for k, v in packed.items()}
+        update_shape = packed["tokens"].shape
     self.state, m = self.update(self.state, inputs)
     m = jax.device_get(m)
     self.iterations_done = it + 1
@@ -248,21 +260,23 @@ class Learner:
     kl_coef = self.kl.value
     self.kl.update(float(m["kl_per_sequence"]), self.rows)
     metrics = {k: float(v) for k, v in m.items() if k != "finite"}
-    metrics.update(self.counts(prompts, lengths, out["tokens"].shape))
+    metrics.update(self.counts(prompts, lengths, out["tokens"].shape, update_shape))
     metrics.update(stats, kl_coef=kl_coef, stopped=float(np.mean(out["stopped"])),
                    time_rollout=t1 - t0, time_scoring=t2 - t1, time_update=t3 - t2,
                    update_width=int(out["tokens"].shape[1]),
+                   update_rows=int(update_shape[0]),
                    rollout_tokens_per_s=float(np.sum(lengths)) / max(t1 - t0, 1e-9))
     return metrics
 
-  def counts(self, prompts, lengths, padded_shape) -> dict:
+  def counts(self, prompts, lengths, padded_shape, update_shape=None) -> dict:
     """What one iteration computed, for s2jax.compute: rollout tokens, the tokens each
     verifier that gives a reward scored (a PRM only monitored is not charged), and the
     padded positions of the update's forwards (old policy, separate value model,
-    reference) and of its `epochs` of training passes."""
+    reference) and of its `epochs` of training passes, in the layout the update ran
+    (`update_shape`: the packed rows, when packed; default the rollout batch)."""
     prompt, generated = sum(len(p) for p in prompts), int(np.sum(lengths))
     scorers = sum(name in ("prm_steps", "orm") for name, _ in self.reward_sources)
-    positions = int(np.prod(padded_shape))
+    positions = int(np.prod(padded_shape if update_shape is None else update_shape))
     models = 1 + (self.value is not None)
     return {"prompt_tokens": prompt, "generated_tokens": generated,
             "scored_tokens": scorers * (prompt + generated),

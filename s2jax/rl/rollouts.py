@@ -6,6 +6,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from s2jax.data import packing
 from s2jax.sampling import Sampler, SamplingConfig, left_pad
 
 
@@ -40,6 +41,39 @@ def rollout(sampler: Sampler, params, prompts: Sequence[Sequence[int]], *, max_n
           "response_mask": resp_mask,
           "responses": [gen.tokens[i, :gen.lengths[i]].tolist() for i in range(len(prompts))],
           "stopped": gen.stopped, "tool_mask": gen.tool_mask[:, :n] & resp_mask}
+
+
+def packed_rows(rows: int, needed: int, multiple: int, steps: int = 4) -> int:
+  """The packed row count for `needed` rows: the smallest of `steps` fixed counts (each a
+  multiple of `multiple`, the last >= rows) that holds them, so the update compiles for a
+  few shapes only."""
+  step = -(-max(rows // steps, 1) // multiple) * multiple
+  return -(-max(needed, 1) // step) * step
+
+
+def pack_update(tokens: np.ndarray, mask: np.ndarray, response_mask: np.ndarray, pad_id: int,
+                multiple: int = 1) -> dict:
+  """A rollout batch (tokens/mask [B, P+N], response_mask [B, N]) packed for the update
+  (s2jax.rl.kernels, RLConfig.pack): each rollout's prompt without its padding, then its
+  response, first-fit into rows as wide as the batch; the row count comes from
+  `packed_rows` (a multiple of `multiple`: minibatches x data shards). Returns tokens,
+  positions, segments [R, W] and the index maps `gather` [B, N] and `source` [R, W]."""
+  b, width = tokens.shape
+  n = response_mask.shape[1]
+  seqs = [tokens[i][mask[i]] for i in range(b)]
+  row, offset, needed = packing.first_fit([len(x) for x in seqs], width)
+  p = packing.pack(seqs, width, pad_id, rows_multiple=packed_rows(b, needed, multiple))
+  lengths = response_mask.sum(axis=1)
+  prompt = np.asarray([len(x) for x in seqs]) - lengths
+  t = np.arange(n)[None, :]
+  # Response token t of rollout i is predicted at its row's column offset + prompt + t - 1.
+  col = p.offset[:, None] + prompt[:, None] + t - 1
+  flat = p.row[:, None] * width + np.where(t < lengths[:, None], col, p.offset[:, None])
+  source = np.full(p.tokens.size, -1, np.int32)
+  ii, tt = np.nonzero(response_mask)
+  source[flat[ii, tt]] = ii * n + tt
+  return {"tokens": p.tokens, "positions": p.positions, "segments": p.segments,
+          "gather": flat.astype(np.int32), "source": source.reshape(p.tokens.shape)}
 
 
 _LINE_BREAKS: dict = {}
