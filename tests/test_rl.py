@@ -307,9 +307,11 @@ def test_update_is_the_same_on_a_mesh(mesh_shape):
 # ------------------------------------------------------------------ the packed update
 
 def test_packed_rows_come_from_a_few_fixed_counts():
-  # 32 rollout rows, minibatches x shards = 2: counts 8, 16, 24, 32.
-  assert [rl.rollouts.packed_rows(32, k, 2) for k in (1, 8, 9, 17, 25, 32)] == [
+  # 32 rollout rows in 4 steps, minibatches x shards = 2: counts 8, 16, 24, 32.
+  assert [rl.rollouts.packed_rows(32, k, 2, steps=4) for k in (1, 8, 9, 17, 25, 32)] == [
       8, 8, 16, 24, 32, 32]
+  # The default 8 steps: multiples of 4.
+  assert [rl.rollouts.packed_rows(32, k, 2) for k in (1, 5, 18, 32)] == [4, 8, 20, 32]
   # 6 rows, a multiple of 4: one step of 4 rows, then 8 (>= 6).
   assert [rl.rollouts.packed_rows(6, k, 4) for k in (1, 4, 5, 6)] == [4, 4, 8, 8]
 

@@ -43,7 +43,7 @@ def rollout(sampler: Sampler, params, prompts: Sequence[Sequence[int]], *, max_n
           "stopped": gen.stopped, "tool_mask": gen.tool_mask[:, :n] & resp_mask}
 
 
-def packed_rows(rows: int, needed: int, multiple: int, steps: int = 4) -> int:
+def packed_rows(rows: int, needed: int, multiple: int, steps: int = 8) -> int:
   """The packed row count for `needed` rows: the smallest of `steps` fixed counts (each a
   multiple of `multiple`, the last >= rows) that holds them, so the update compiles for a
   few shapes only."""
