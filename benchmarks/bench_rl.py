@@ -9,7 +9,9 @@ over the iterations after the first (which compiles), the fraction of the iterat
 phase takes, and rollout tokens per second (generated tokens / rollout wall time).
 Rollouts are cut to the smallest of three fixed widths (s2jax.rl.rollouts.response_widths)
 that holds the longest response, so the update compiles at most three times; each
-iteration's row records whether its update width was new (compiled there).
+iteration's row records whether its update shape was new (compiled there). With
+`--config=configs/ppo_arith.py:pack` the update runs on packed rows (RLConfig.pack), whose
+count comes from a few fixed ones; each row records it (`update_rows`).
 """
 from __future__ import annotations
 
@@ -67,8 +69,10 @@ def main():
     for it in range(args.iterations):
       m = trainer.iteration(it)
       rows.append({k: m[k] for k in PHASES + ("rollout_tokens_per_s", "response_tokens",
-                                              "update_width")})
-      rows[-1]["new_width"] = all(r["update_width"] != m["update_width"] for r in rows[:-1])
+                                              "update_width", "update_rows")})
+      # A new update shape compiles (rows change only with rl.pack).
+      shape = lambda r: (r["update_rows"], r["update_width"])
+      rows[-1]["new_width"] = all(shape(r) != shape(rows[-1]) for r in rows[:-1])
       print(f"iteration {it}: " + "  ".join(f"{k[5:]} {m[k]:.2f}s" for k in PHASES)
             + f"  rollout {m['rollout_tokens_per_s']:.0f} tok/s", flush=True)
     trainer.ckpt.close()
@@ -79,6 +83,8 @@ def main():
       "device": device_name(), "rows_per_iteration": trainer.rows,
       "algorithm": config.rl.algorithm, "epochs": config.rl.epochs,
       "minibatches": config.rl.minibatches, "shared_trunk": bool(config.value.shared_trunk),
+      "packed_update": bool(config.rl.get("pack", False)),
+      "mean_update_rows": float(np.mean([r["update_rows"] for r in steady])),
       "max_new_tokens": config.rollout.max_new_tokens,
       "median_seconds": med, "median_iteration_seconds": total,
       "fraction": {k: v / total for k, v in med.items()},
