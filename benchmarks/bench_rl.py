@@ -9,9 +9,9 @@ over the iterations after the first (which compiles), the fraction of the iterat
 phase takes, and rollout tokens per second (generated tokens / rollout wall time).
 Rollouts are cut to the smallest of three fixed widths (s2jax.rl.rollouts.response_widths)
 that holds the longest response, so the update compiles at most three times; each
-iteration's row records whether its update shape was new (compiled there). With
-`--config=configs/ppo_arith.py:pack` the update runs on packed rows (RLConfig.pack), whose
-count comes from a few fixed ones; each row records it (`update_rows`).
+iteration's row records whether its update shape was new (compiled there). The update
+runs on packed rows (RLConfig.pack, the config's default), whose count comes from a few
+fixed ones; each row records it (`update_rows`); `--set rl.pack=False` runs it unpacked.
 """
 from __future__ import annotations
 

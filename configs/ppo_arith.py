@@ -4,11 +4,6 @@
       --config.policy_workdir=workdirs/sft --config.prm_workdir=workdirs/prm \
       --workdir=workdirs/ppo_step
 
-`configs/ppo_arith.py:pack` runs the update on packed rows (several rollouts to a row, no
-prompt padding or empty response slots): the same loss, about half the positions. It is a
-variant, not the default, so that runs begun without it resume with the config they
-recorded.
-
 Variants (the `variants()` sweep): PPO with PRM step rewards plus the exact outcome (the
 default), PPO with the outcome only, GRPO with the outcome only.
 """
@@ -27,7 +22,11 @@ def get_config(arg: str = ""):
   # s2jax.rl.RLConfig. group_size > 1 samples each prompt several times (grpo/rloo need it).
   c.rl = dict(algorithm="ppo", group_size=1, epochs=2, minibatches=2, clip_eps=0.2,
               value_clip=0.2, vf_coef=0.5, entropy_coef=0.0, gamma=1.0, gae_lambda=0.95,
-              kl_estimator="k1", whiten_advantages=True)
+              kl_estimator="k1", whiten_advantages=True,
+              # The update on packed rows: several rollouts to a row, no prompt padding or
+              # empty response slots (s2jax.rl.kernels). The same loss on the same tokens;
+              # minibatches are whole packed rows.
+              pack=True)
   # value: its own copy of the policy trunk with a scalar head, or the policy's trunk with
   # a second head (shared_trunk, one forward pass for both).
   c.value = dict(shared_trunk=True)
@@ -50,10 +49,7 @@ def get_config(arg: str = ""):
   c.eval = dict(every=20, num_problems=100, batch_size=100, max_new_tokens=192)
   c.score_batch_size = 64
   config_blocks.runtime(c)
-  words = config_blocks.words(arg, ("tiny", "pack"), __file__)
-  if "pack" in words:  # the update on packed rows (s2jax.rl.kernels, RLConfig.pack)
-    c.rl.pack = True
-  if "tiny" in words:  # seconds-long, for tests
+  if "tiny" in config_blocks.words(arg, ("tiny",), __file__):  # seconds-long, for tests
     c.rl.update(epochs=1, minibatches=2)
     c.rollout.update(prompts=4, train_problems=16, max_new_tokens=32, max_cache_len=448)
     c.recovery.update(fraction=0.5, eval_problems=2)
