@@ -260,14 +260,19 @@ def write_result(out: str, md: list, data: dict, config, workdir: str,
     json.dump({"run_info": report.run_info(), "config": config.to_dict(), **data,
                "launches": launches}, f, indent=2, default=list)
   running = sum(r["status"] == "running" for r in launches)  # this report's own, at least
-  bad = sum(r["status"] not in ("ok", "running") for r in launches)
+  # "unfinished": no end line when its workdir was archived (s2jax.archive): still running
+  # in another process then, or stopped without one.
+  unfinished = sum(r["status"] == "unfinished" for r in launches)
+  bad = sum(r["status"] not in ("ok", "running", "unfinished") for r in launches)
   minutes = {}
   for r in launches:
     group = r["where"].split(" seed")[0]
     minutes[group] = minutes.get(group, 0.0) + r["seconds"] / 60
   md = md + ["## Runs behind these numbers", "",
-             f"{len(launches)} launches: {bad} failed or killed, {running} still running "
-             "(this report's own launch among them). Minutes: "
+             f"{len(launches)} launches: {bad} failed or killed, "
+             + (f"{unfinished} unfinished when archived (running elsewhere or stopped), "
+                if unfinished else "")
+             + f"{running} still running (this report's own launch among them). Minutes: "
              + ", ".join(f"{g} {m:.1f}" for g, m in minutes.items())
              + f"; a launch of the {config.name} script includes the shared pipeline and "
              "scratch-policy launches it ran, so these overlap:", "",
