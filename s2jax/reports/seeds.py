@@ -98,8 +98,8 @@ def write(runs: dict, out: str, command: str) -> None:
                         for s in splits] for name, m in runs.items()]
   all_met = all(all(c["met"].values()) for c in checks.values())
   md = ["# The main job over seeds, against the testbed's targets", "",
-        f"Machine-written by `{command}` from each seed's metrics.json (per-seed reports "
-        "beside this file). Targets: the whole pipeline ≤ "
+        f"Machine-written by `{command}` from each seed's metrics.json (each seed's own "
+        "report is its pipeline's REPORT.md). Targets: the whole pipeline ≤ "
         f"{TARGETS['minutes']:.0f} min; SFT greedy accuracy in-distribution ≥ "
         f"{TARGETS['sft_accuracy']} and fully valid chains ≥ {TARGETS['sft_fully_valid']}; "
         f"PRM step AUROC in-distribution ≥ {TARGETS['prm_auroc']} on ≥ "
