@@ -269,6 +269,17 @@ def test_kl_penalty_enters_the_reward():
   assert abs(float(m["kl"])) > 0
 
 
+def _mixed_rollouts(policy, copies: int):
+  """Sampled rollouts of prompts of mixed lengths (6 new tokens) and random token scores."""
+  one = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
+  p, _ = sharding.init_params(policy, jax.random.key(0), one)
+  sampler = Sampler(policy, pad_id=0, eos_id=1, max_cache_len=16)
+  ro = rl.rollout(sampler, p, [[2, 3], [4], [5, 6, 7], [2]] * copies, max_new_tokens=6,
+                  sampling=SamplingConfig(1.0), rng=jax.random.key(3))
+  score = np.random.default_rng(0).normal(size=ro["response_mask"].shape).astype(np.float32)
+  return ro, score
+
+
 @pytest.mark.parametrize("mesh_shape", [(4, 2, 1), (2, 2, 2)])
 def test_update_is_the_same_on_a_mesh(mesh_shape):
   """The jitted update sharded over data/fsdp/tensor gives the single-device result."""
@@ -276,12 +287,7 @@ def test_update_is_the_same_on_a_mesh(mesh_shape):
   mcfg = ModelConfig(vocab_size=16, d_model=32, n_layers=1, n_heads=4, n_kv_heads=2,
                      mlp_dim=64, scalar_head=True)
   policy = Transformer(mcfg)
-  one = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
-  p, _ = sharding.init_params(policy, jax.random.key(0), one)
-  sampler = Sampler(policy, pad_id=0, eos_id=1, max_cache_len=16)
-  ro = rl.rollout(sampler, p, [[2, 3], [4], [5, 6, 7], [2]] * 4, max_new_tokens=6,
-                  sampling=SamplingConfig(1.0), rng=jax.random.key(3))
-  score = np.random.default_rng(0).normal(size=ro["response_mask"].shape).astype(np.float32)
+  ro, score = _mixed_rollouts(policy, copies=4)
   opt = train_lib.make_optimizer(type("O", (), dict(
       schedule="constant", lr=1e-3, warmup_steps=0, decay_steps=1, final_lr_fraction=1.0,
       clip_norm=1.0, b1=0.9, b2=0.99, weight_decay=0.0))())
@@ -357,12 +363,7 @@ def _packed_and_plain(cfg, shared_trunk, mesh_shape=(1, 1, 1)):
   value = None
   if cfg.uses_critic and not shared_trunk:
     value = Transformer(ModelConfig(**{**mcfg.__dict__, "lm_head": False, "scalar_head": True}))
-  one = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
-  p, _ = sharding.init_params(policy, jax.random.key(0), one)
-  sampler = Sampler(policy, pad_id=0, eos_id=1, max_cache_len=16)
-  ro = rl.rollout(sampler, p, [[2, 3], [4], [5, 6, 7], [2]] * 2, max_new_tokens=6,
-                  sampling=SamplingConfig(1.0), rng=jax.random.key(3))
-  score = np.random.default_rng(0).normal(size=ro["response_mask"].shape).astype(np.float32)
+  ro, score = _mixed_rollouts(policy, copies=2)
   loss_mask = ro["response_mask"] & (np.arange(6)[None, :] != 2)  # one slot left out
   mesh = sharding.make_mesh(mesh_shape, jax.devices()[:int(np.prod(mesh_shape))])
   results = []
