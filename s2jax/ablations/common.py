@@ -478,8 +478,9 @@ def evaluate_grid(policy_workdir: str, task: dict, axes: dict, *, seed: int, cac
   problem are also drawn and picked by majority vote and by PRM best-of-n."""
   from s2jax import verifier
   from s2jax.policy import Policy
-  policy = Policy(policy_workdir)
-  scorer = None
+  # Built only for a point that is not cached: a report from an archive (s2jax.archive)
+  # reads cached points and has no checkpoints.
+  policy = scorer = None
   out = {}
   for axis, values in axes.items():
     out[axis] = {}
@@ -488,7 +489,8 @@ def evaluate_grid(policy_workdir: str, task: dict, axes: dict, *, seed: int, cac
       records = grid_records(task, axis_overrides(axis, int(v)), num_problems, seed, name)
 
       def point():
-        nonlocal scorer
+        nonlocal policy, scorer
+        policy = policy or Policy(policy_workdir)
         results = greedy_results(policy, records, batch_size=batch_size,
                                  max_new_tokens=max_new_tokens, max_cache_len=max_cache_len)
         r = {"greedy": float(np.mean([x["correct"] for x in results])),
