@@ -26,7 +26,8 @@ def load(path: str) -> dict:
 
 
 def compare(baseline: list, arms: dict) -> dict:
-  """{"rounds": [{arm: {seconds..., "speedup": baseline/arm per phase}}], "range": ...}."""
+  """{"rounds": [{arm: {seconds..., "speedup": baseline/arm per phase}}],
+  "iteration_speedup_range": {arm: [lowest, highest]}}."""
   for name, runs in arms.items():
     if len(runs) != len(baseline):
       raise ValueError(f"arm {name!r} has {len(runs)} runs, the baseline {len(baseline)}")
