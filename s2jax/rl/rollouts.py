@@ -43,11 +43,16 @@ def rollout(sampler: Sampler, params, prompts: Sequence[Sequence[int]], *, max_n
           "stopped": gen.stopped, "tool_mask": gen.tool_mask[:, :n] & resp_mask}
 
 
+def row_step(rows: int, multiple: int, steps: int = 8) -> int:
+  """The step between the `steps` fixed packed row counts of a batch of `rows` rollouts: a
+  multiple of `multiple`, and `steps` of them hold `rows`."""
+  return -(-max(rows // steps, 1) // multiple) * multiple
+
+
 def packed_rows(rows: int, needed: int, multiple: int, steps: int = 8) -> int:
-  """The packed row count for `needed` rows: the smallest of `steps` fixed counts (each a
-  multiple of `multiple`, the last >= rows) that holds them, so the update compiles for a
-  few shapes only."""
-  step = -(-max(rows // steps, 1) // multiple) * multiple
+  """The packed row count for `needed` rows: the smallest of the fixed counts (multiples of
+  `row_step`) that holds them, so the update compiles for a few shapes only."""
+  step = row_step(rows, multiple, steps)
   return -(-max(needed, 1) // step) * step
 
 
@@ -61,8 +66,8 @@ def pack_update(tokens: np.ndarray, mask: np.ndarray, response_mask: np.ndarray,
   b, width = tokens.shape
   n = response_mask.shape[1]
   seqs = [tokens[i][mask[i]] for i in range(b)]
-  row, offset, needed = packing.first_fit([len(x) for x in seqs], width)
-  p = packing.pack(seqs, width, pad_id, rows_multiple=packed_rows(b, needed, multiple))
+  # pack rounds its row count up to a multiple of the step: `packed_rows` of what it needs.
+  p = packing.pack(seqs, width, pad_id, rows_multiple=row_step(b, multiple))
   lengths = response_mask.sum(axis=1)
   prompt = np.asarray([len(x) for x in seqs]) - lengths
   t = np.arange(n)[None, :]
