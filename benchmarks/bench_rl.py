@@ -7,9 +7,11 @@ Runs `s2jax.rl.learner.Learner` (the code the RL experiment runs) for a few iter
 scratch workdir with configs/ppo_arith.py plus overrides, and reports per phase the median
 over the iterations after the first (which compiles), the fraction of the iteration each
 phase takes, and rollout tokens per second (generated tokens / rollout wall time).
-Rollouts are cut to the smallest of three fixed widths (s2jax.rl.rollouts.response_widths)
-that holds the longest response, so the update compiles at most three times; each
-iteration's row records whether its update shape was new (compiled there). The update
+Rollouts are cut to the smallest of a few fixed widths (s2jax.rl.rollouts.update_widths:
+one, the budget, for a packed update; three otherwise; `--set rollout.response_widths=3`
+sets it) that holds the longest response; each iteration's row records whether its update
+shape was new (compiled there), and the result the time of all iterations, compiles
+included, and how many shapes were met. The update
 runs on packed rows (RLConfig.pack, the config's default), whose count comes from a few
 fixed ones; each row records it (`update_rows`); `--set rl.pack=False` runs it unpacked.
 """
@@ -37,6 +39,10 @@ def parse_value(text: str):
     except ValueError:
       pass
   return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def _median(xs):
+  return float(np.median(xs)) if xs else None
 
 
 def main():
@@ -90,10 +96,21 @@ def main():
       "fraction": {k: v / total for k, v in med.items()},
       "rollout_tokens_per_s": float(np.median([r["rollout_tokens_per_s"] for r in steady])),
       "mean_response_tokens": float(np.mean([r["response_tokens"] for r in steady])),
-      "first_iteration_seconds": {k: rows[0][k] for k in PHASES}, "iterations": rows}
+      "first_iteration_seconds": {k: rows[0][k] for k in PHASES},
+      # What compiling costs against padding: every iteration's time (compiles included),
+      # the update shapes met, and the update's median with and without a new shape.
+      "total_seconds": float(sum(r[k] for r in rows for k in PHASES)),
+      "update_shapes": sum(r["new_width"] for r in rows),
+      "median_update_seconds_new_shape": _median([r["time_update"] for r in rows
+                                                  if r["new_width"]]),
+      "median_update_seconds_known_shape": _median([r["time_update"] for r in rows
+                                                    if not r["new_width"]]),
+      "iterations": rows}
   print(f"median iteration {total:.2f}s: " + ", ".join(
       f"{k[5:]} {med[k]:.2f}s ({100 * med[k] / total:.0f}%)" for k in PHASES)
       + f"; rollout {result['rollout_tokens_per_s']:.0f} tokens/s ({device_name()})")
+  print(f"all {args.iterations} iterations {result['total_seconds']:.1f}s, "
+        f"{result['update_shapes']} update shapes compiled")
   write_result(args.out, result)
 
 

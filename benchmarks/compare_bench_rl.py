@@ -22,7 +22,10 @@ def load(path: str) -> dict:
   return {"file": path, "commit": d["run_info"]["commit"], "command": d["run_info"]["command"],
           "iteration": d["result"]["median_iteration_seconds"],
           **{k: d["result"]["median_seconds"][k] for k in PHASES},
-          "update_rows": d["result"].get("mean_update_rows")}
+          "update_rows": d["result"].get("mean_update_rows"),
+          # every iteration, compiles included, and the update shapes met (newer bench_rl)
+          "total": d["result"].get("total_seconds"),
+          "update_shapes": d["result"].get("update_shapes")}
 
 
 def compare(baseline: list, arms: dict) -> dict:
@@ -36,7 +39,9 @@ def compare(baseline: list, arms: dict) -> dict:
     row = {"baseline": base}
     for name, runs in arms.items():
       r = runs[i]
-      row[name] = dict(r, speedup={k: base[k] / r[k] for k in ("iteration",) + PHASES})
+      keys = ("iteration", "total") + PHASES
+      row[name] = dict(r, speedup={k: base[k] / r[k] for k in keys
+                                   if base[k] is not None and r[k] is not None})
     rounds.append(row)
   spread = {name: [min(r[name]["speedup"]["iteration"] for r in rounds),
                    max(r[name]["speedup"]["iteration"] for r in rounds)] for name in arms}
@@ -58,7 +63,9 @@ def main():
   for i, r in enumerate(out["rounds"]):
     print(f"round {i + 1}: baseline {r['baseline']['iteration']:.2f}s; " + "; ".join(
         f"{n} {r[n]['iteration']:.2f}s ({r[n]['speedup']['iteration']:.2f}x, update "
-        f"{r[n]['speedup']['time_update']:.2f}x)" for n in arms))
+        f"{r[n]['speedup']['time_update']:.2f}x"
+        + (f", all iterations {r[n]['speedup']['total']:.2f}x" if "total" in r[n]["speedup"]
+           else "") + ")" for n in arms))
   write_result(args.out, out)
 
 

@@ -37,7 +37,10 @@ def get_config(arg: str = ""):
   # Per-token KL to the reference in the reward; target > 0 adapts the coefficient.
   c.kl = dict(coef=0.05, target=0.0, horizon=10000)
   c.rollout = dict(prompts=32, train_problems=5000, temperature=1.0, top_k=0, top_p=1.0,
-                   max_new_tokens=160, max_cache_len=576)
+                   max_new_tokens=160, max_cache_len=576,
+                   # How many response widths (halvings of max_new_tokens) the update is
+                   # compiled for; 0: one when rl.pack (packed rows skip empty slots), else 3.
+                   response_widths=0)
   # Error recovery: this fraction of each iteration's prompts start after a wrong step.
   c.recovery = dict(fraction=0.0, source="corrupted", eval_problems=100)
   # Reward-hacking alarm: reward up and exact accuracy down, each beyond its noise

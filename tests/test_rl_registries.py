@@ -130,6 +130,15 @@ def test_response_widths_are_a_few_fixed_shapes():
   assert rl.rollouts.response_widths(5) == (5,)
 
 
+def test_packed_updates_take_one_response_width():
+  # Packed rows hold no empty slot: the budget's width costs nothing there, one shape less.
+  assert rl.rollouts.update_widths(160, 0, packed=True) == (160,)
+  assert rl.rollouts.update_widths(160, 0, packed=False) == (64, 96, 160)
+  assert rl.rollouts.update_widths(160, 2, packed=True) == (96, 160)
+  with pytest.raises(ValueError, match="response_widths"):
+    rl.rollouts.update_widths(160, -1, packed=True)
+
+
 def test_rollout_cuts_responses_to_the_smallest_width_that_holds_them():
   policy, p, _ = tiny_model(**TOY_RL)
   sampler = Sampler(policy, pad_id=0, eos_id=1, max_cache_len=24)

@@ -27,7 +27,7 @@ from s2jax.data.steps import encode_with_steps
 from s2jax.models.transformer import Transformer
 from s2jax.policy import Policy
 from s2jax.rl import kernels, rewards as reward_lib
-from s2jax.rl.rollouts import pack_update, response_steps, rollout
+from s2jax.rl.rollouts import pack_update, response_steps, rollout, update_widths
 from s2jax.sampling import Sampler, SamplingConfig
 
 
@@ -116,6 +116,7 @@ class Learner:
     self.mask_tool_tokens = self.base.config.data.get("tool_tokens", "train") == "mask"
     self.sampling = SamplingConfig(ro.temperature, ro.top_k, ro.top_p)
     self.rows = ro.prompts * self.cfg.group_size
+    self.widths = update_widths(ro.max_new_tokens, ro.get("response_widths", 0), self.cfg.pack)
     self.batch_sh = sharding.batch_sharding(mesh, 2, self.rows)
     self.task = self.base.task
     if config.recovery.fraction > 0 and not self.task.can_corrupt:
@@ -221,7 +222,8 @@ class Learner:
     prompts = self._encode(rows)
     out = rollout(self.sampler, self.state.params["policy"], prompts,
                      max_new_tokens=ro.max_new_tokens, sampling=self.sampling,
-                     rng=jax.random.fold_in(key, 0), batch_sharding=self.batch_sh)
+                     rng=jax.random.fold_in(key, 0), batch_sharding=self.batch_sh,
+                     widths=self.widths)
     t1 = time.perf_counter()
     judged = self.judge(rows, out["responses"])
     lengths = [len(x) for x in out["responses"]]

@@ -17,6 +17,16 @@ def response_widths(max_new_tokens: int, n: int = 3, multiple: int = 32) -> tupl
                        for k in range(n)}))
 
 
+def update_widths(max_new_tokens: int, count: int, packed: bool) -> tuple:
+  """The response widths of an RL run (`rollout.response_widths` = `count`; 0 picks): one
+  when the update is packed, whose rows hold no empty response slot, so that the widest
+  costs the transformer nothing and only the prompt bucket and the row count change the
+  update's shape; three otherwise, so that short batches are not padded to the budget."""
+  if count < 0:
+    raise ValueError(f"rollout.response_widths={count} must be >= 0 (0: chosen by rl.pack)")
+  return response_widths(max_new_tokens, n=count or (1 if packed else 3))
+
+
 def rollout(sampler: Sampler, params, prompts: Sequence[Sequence[int]], *, max_new_tokens: int,
             sampling: SamplingConfig, rng, batch_sharding=None,
             widths: Optional[Sequence[int]] = None) -> dict:
