@@ -10,7 +10,9 @@ device. Target on CPU: >= 0.5. Two measurements:
 - real SFT on the config's data (`experiments/sft.py`, evaluation off), padded against
   packed (the config's `pack` variant), alternated `--rounds` times: real (non-pad) tokens per second over
   the log lines after the first (which holds the compile), its ratio packed/padded, and
-  the MFU of the real tokens (padding is not useful work).
+  the MFU of the real tokens (padding is not useful work);
+- with --prm_workdir, PRM training on that workdir's labelled records, padded against
+  packed (`prm_packed_vs_padded`). --sft_steps=0 --repeats=1 skips most of the rest.
 """
 from __future__ import annotations
 
@@ -49,6 +51,10 @@ def main():
                   help="model override key=value, e.g. --model d_model=384 (repeatable)")
   ap.add_argument("--sft_steps", type=int, default=60, help="0: skip the SFT arms")
   ap.add_argument("--rounds", type=int, default=2)
+  ap.add_argument("--prm_workdir", default="",
+                  help="a trained PRM workdir: PRM training on its labels.jsonl, padded "
+                       "against packed (its config's batches, data.pack on and off)")
+  ap.add_argument("--prm_steps", type=int, default=40)
   ap.add_argument("--out", default=None, help="also write the result as JSON here")
   args = ap.parse_args()
   config = load_config_file(args.config)
@@ -92,6 +98,8 @@ def main():
         f" (target >= 0.50)", flush=True)
   if args.sft_steps:
     result["sft"] = sft_packed_vs_padded(args, cfg, result["matmul_flops_per_s"])
+  if args.prm_workdir:
+    result["prm"] = prm_packed_vs_padded(args.prm_workdir, args.prm_steps, args.rounds)
   print(json.dumps(result, indent=2))
   write_result(args.out, result)
 
@@ -123,6 +131,65 @@ def sft_packed_vs_padded(args, cfg, peak: float) -> dict:
   out["packed_over_padded"] = (out["packed"]["real_tokens_per_s"]
                                / out["padded"]["real_tokens_per_s"])
   print(f"sft packed/padded real tokens/s: {out['packed_over_padded']:.2f} (target >= 1.3)")
+  return out
+
+
+def prm_packed_vs_padded(workdir: str, steps: int, rounds: int) -> dict:
+  """PRM training steps on a PRM workdir's own labelled records (labels.jsonl), with the
+  batches its training used (s2jax.stages.verifier.training_batches: length-bucketed and
+  padded, or packed into rows of seq_len). Each arm first runs the `steps` steps once,
+  which compiles every shape they meet; then, alternated `rounds` times, the same steps
+  are timed: real (non-pad) tokens per second, and its ratio packed/padded."""
+  import time
+  from s2jax import verifier, workdirs
+  from s2jax.data import jsonl, stepwise
+  from s2jax.stages.verifier import training_batches
+  base = workdirs.read_config(workdir)
+  tok = workdirs.tokenizer(workdir, base)
+  records = jsonl.read_jsonl(os.path.join(workdir, "labels.jsonl"), lambda r, where: r,
+                             what="PRM training records")
+  lengths = np.asarray([stepwise.record_length(tok, r) for r in records])
+  model = Transformer(model_config(base.model, vocab_size=tok.vocab_size))
+  mesh = sharding.make_mesh(base.mesh.shape)
+  opt = T.make_optimizer(base.optim)
+  arms = {}
+  for arm in ("padded", "packed"):
+    config = base.copy_and_resolve_references()
+    config.data.pack = arm == "packed"
+    state, sh = T.create_state(model, opt, jax.random.key(0), mesh)
+    step = T.jit_train_step(T.make_train_step(
+        lambda p, b: verifier.prm_loss(model, p, b), opt), sh, mesh)
+    batch_at = training_batches(config, tok, records, lengths, mesh)
+    batches = [batch_at(i) for i in range(steps)]
+    arms[arm] = {"state": state, "step": step, "batches": batches}
+  timed = {arm: {"seconds": 0.0, "real_tokens": 0, "positions": 0} for arm in arms}
+
+  def run(arm):
+    a = arms[arm]
+    t0 = time.perf_counter()
+    for b in a["batches"]:
+      a["state"], m = a["step"](a["state"], b)
+    jax.block_until_ready(m)
+    return time.perf_counter() - t0
+
+  for arm in arms:
+    run(arm)  # compiles every shape of these steps
+  for _ in range(rounds):
+    for arm, a in arms.items():
+      timed[arm]["seconds"] += run(arm)
+      timed[arm]["real_tokens"] += int(sum(np.asarray(b["mask"]).sum() for b in a["batches"]))
+      timed[arm]["positions"] += int(sum(np.asarray(b["mask"]).size for b in a["batches"]))
+  out = {"workdir": workdir, "records": len(records), "steps": steps, "rounds": rounds,
+         "batch_size": base.train.batch_size, "seq_len": base.data.seq_len}
+  for arm, t in timed.items():
+    shapes = sorted({tuple(np.shape(b["tokens"])) for b in arms[arm]["batches"]})
+    out[arm] = dict(t, real_tokens_per_s=t["real_tokens"] / t["seconds"],
+                    real_fraction=t["real_tokens"] / t["positions"], shapes=shapes)
+    print(f"prm {arm}: {out[arm]['real_tokens_per_s']:.0f} real tokens/s, "
+          f"{out[arm]['real_fraction']:.2f} of positions real, {len(shapes)} shapes", flush=True)
+  out["packed_over_padded"] = (out["packed"]["real_tokens_per_s"]
+                               / out["padded"]["real_tokens_per_s"])
+  print(f"prm packed/padded real tokens/s: {out['packed_over_padded']:.2f}")
   return out
 
 

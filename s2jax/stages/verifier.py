@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from typing import Callable
 
 
 import jax
@@ -177,10 +178,26 @@ def run(config, workdir: str) -> dict:
   if lengths.max() > config.data.seq_len:
     raise ValueError(f"a training record has {lengths.max()} tokens, more than "
                      f"data.seq_len={config.data.seq_len}")
+  batch_at = training_batches(config, tok, records, lengths, mesh)
+  state = train_lib.fit(job.state, job.step_fn, batch_at, steps=t.steps, ckpt=job.ckpt,
+                        writer=writer, log_every=t.log_every, desc=f"train {config.kind}")
+  job.ckpt.close()
+  summary = evaluate_verifier(config, workdir, policy, model, state.params, tok, mesh)
+  summary["data"] = stats
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "eval", "summary.json"), "w") as f:
+      json.dump(summary, f, indent=2)
+  return summary
+
+
+def training_batches(config, tok, records: list, lengths: np.ndarray, mesh) -> Callable:
+  """`batch_at(step)`: the global batch of training step `step` (length-bucketed order;
+  padded to the batch's longest record, or with data.pack its records packed into rows
+  of seq_len, as lm_batches packs SFT examples)."""
+  t = config.train
   rows = sharding.process_rows(t.batch_size)
   order = batches.batch_order(len(records), t.batch_size, config.seed, lengths=lengths,
                               window=config.data.bucket_window)
-
   pack = config.data.get("pack", False)
   if pack and config.kind != "prm":
     raise ValueError("data.pack: packing is for PRM training (kind='prm'), not "
@@ -191,7 +208,7 @@ def run(config, workdir: str) -> dict:
 
   def batch_at(step):
     idx = order[step]
-    if pack:  # the step's records packed into rows of seq_len (see lm_batches)
+    if pack:
       full = stepwise.prm_packed_batch(tok, [records[i] for i in idx], config.data.seq_len,
                                        config.data.max_steps, rows_multiple)
       return {k: sharding.global_batch(v[sharding.process_rows(len(v))], mesh)
@@ -205,15 +222,7 @@ def run(config, workdir: str) -> dict:
       local = stepwise.outcome_batch(tok, chosen, length)
     return {k: sharding.global_batch(v, mesh) for k, v in local.items()}
 
-  state = train_lib.fit(job.state, job.step_fn, batch_at, steps=t.steps, ckpt=job.ckpt,
-                        writer=writer, log_every=t.log_every, desc=f"train {config.kind}")
-  job.ckpt.close()
-  summary = evaluate_verifier(config, workdir, policy, model, state.params, tok, mesh)
-  summary["data"] = stats
-  if jax.process_index() == 0:
-    with open(os.path.join(workdir, "eval", "summary.json"), "w") as f:
-      json.dump(summary, f, indent=2)
-  return summary
+  return batch_at
 
 
 def evaluate_verifier(config, workdir, policy, model, params, tok, mesh) -> dict:
