@@ -161,8 +161,12 @@ def prm_packed_vs_padded(workdir: str, steps: int, rounds: int) -> dict:
         lambda p, b: verifier.prm_loss(model, p, b), opt), sh, mesh)
     batch_at = training_batches(config, tok, records, lengths, mesh)
     batches = [batch_at(i) for i in range(steps)]
-    arms[arm] = {"state": state, "step": step, "batches": batches}
-  timed = {arm: {"seconds": 0.0, "real_tokens": 0, "positions": 0} for arm in arms}
+    masks = [np.asarray(b["mask"]) for b in batches]
+    arms[arm] = {"state": state, "step": step, "batches": batches,
+                 "real_tokens": int(sum(m.sum() for m in masks)),
+                 "positions": int(sum(m.size for m in masks)),
+                 "shapes": sorted({tuple(np.shape(b["tokens"])) for b in batches})}
+  seconds = {arm: 0.0 for arm in arms}
 
   def run(arm):
     a = arms[arm]
@@ -175,18 +179,19 @@ def prm_packed_vs_padded(workdir: str, steps: int, rounds: int) -> dict:
   for arm in arms:
     run(arm)  # compiles every shape of these steps
   for _ in range(rounds):
-    for arm, a in arms.items():
-      timed[arm]["seconds"] += run(arm)
-      timed[arm]["real_tokens"] += int(sum(np.asarray(b["mask"]).sum() for b in a["batches"]))
-      timed[arm]["positions"] += int(sum(np.asarray(b["mask"]).size for b in a["batches"]))
+    for arm in arms:
+      seconds[arm] += run(arm)
   out = {"workdir": workdir, "records": len(records), "steps": steps, "rounds": rounds,
          "batch_size": base.train.batch_size, "seq_len": base.data.seq_len}
-  for arm, t in timed.items():
-    shapes = sorted({tuple(np.shape(b["tokens"])) for b in arms[arm]["batches"]})
-    out[arm] = dict(t, real_tokens_per_s=t["real_tokens"] / t["seconds"],
-                    real_fraction=t["real_tokens"] / t["positions"], shapes=shapes)
+  for arm, a in arms.items():
+    # every round runs the same batches
+    tokens, positions = rounds * a["real_tokens"], rounds * a["positions"]
+    out[arm] = {"seconds": seconds[arm], "real_tokens": tokens, "positions": positions,
+                "real_tokens_per_s": tokens / seconds[arm],
+                "real_fraction": tokens / positions, "shapes": a["shapes"]}
     print(f"prm {arm}: {out[arm]['real_tokens_per_s']:.0f} real tokens/s, "
-          f"{out[arm]['real_fraction']:.2f} of positions real, {len(shapes)} shapes", flush=True)
+          f"{out[arm]['real_fraction']:.2f} of positions real, {len(a['shapes'])} shapes",
+          flush=True)
   out["packed_over_padded"] = (out["packed"]["real_tokens_per_s"]
                                / out["padded"]["real_tokens_per_s"])
   print(f"prm packed/padded real tokens/s: {out['packed_over_padded']:.2f}")
