@@ -72,6 +72,29 @@ def test_remat_gives_same_loss_and_grads(remat):
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), g0, g1)
 
 
+@pytest.mark.parametrize("option", [dict(scan_unroll=0), dict(fused_qkv=True),
+                                    dict(fused_mlp=True, qkv_bias=True, fused_qkv=True)])
+def test_compute_layout_options_give_the_same_logits_and_grads(option):
+  # Unrolling the layer scan and fusing projections change how the same arithmetic is laid
+  # out, never the parameters: one set of weights serves both models.
+  batch = random_batch(2, 8, 64)
+  bias = {"qkv_bias": True} if option.get("qkv_bias") else {}
+  m0, p0, _ = tiny_model(**bias)
+  m1, p1, _ = tiny_model(**option)
+  assert jax.tree.map(jnp.shape, p0) == jax.tree.map(jnp.shape, p1)
+  if bias:  # non-zero biases, so the fused path's bias split is checked too
+    p0 = jax.tree_util.tree_map_with_path(
+        lambda path, x: x + 0.1 if path[-1].key in ("bq", "bk", "bv") else x, p0)
+  def loss(model, params):
+    out = forward(model, params, batch["tokens"], batch["mask"])
+    return jnp.sum(out.logits * jnp.arange(64) / 64.0)
+  np.testing.assert_allclose(forward(m1, p0, batch["tokens"], batch["mask"]).logits,
+                             forward(m0, p0, batch["tokens"], batch["mask"]).logits, atol=1e-5)
+  g0 = jax.grad(lambda p: loss(m0, p))(p0)
+  g1 = jax.grad(lambda p: loss(m1, p))(p0)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), g0, g1)
+
+
 def test_bf16_compute_keeps_fp32_params_and_is_close():
   m32, params, _ = tiny_model()
   m16 = Transformer(ModelConfig(**{**TINY, "dtype": "bfloat16"}))
@@ -88,6 +111,8 @@ def test_bf16_compute_keeps_fp32_params_and_is_close():
     (dict(d_model=30, n_heads=4), "d_model"),
     (dict(dtype="float8"), "dtype"),
     (dict(remat="sometimes"), "remat"),
+    (dict(scan_unroll=-1), "scan_unroll"),
+    (dict(scan_unroll=TINY["n_layers"] + 1), "scan_unroll"),
     (dict(vocab_size=0), "vocab_size"),
     (dict(lm_head=False, scalar_head=False), "lm_head"),
 ])

@@ -60,6 +60,14 @@ class ModelConfig:
   # sampler decodes this way, because inside a decode loop a scan copies every layer's
   # weights and cache slice out of the stack at every token.
   scan_layers: bool = True
+  # Layers per scan iteration (nn.scan's unroll); 0 unrolls them all: straight-line code,
+  # whose backward pass needs no zero-filled stacked buffers for the layers' activations
+  # (11% of a train step's op time on CPU: results/bench_train_variants.json).
+  scan_unroll: int = 1
+  # One matmul for q, k and v (and one for the MLP's gate and up) on weights concatenated at
+  # compute time: the parameters keep their layout, so checkpoints are unchanged.
+  fused_qkv: bool = False
+  fused_mlp: bool = False
 
   def __post_init__(self):
     def bad(key, why):
@@ -79,6 +87,8 @@ class ModelConfig:
       bad("dtype", f"must be one of {sorted(_DTYPES)}")
     if self.param_dtype not in _DTYPES:
       bad("param_dtype", f"must be one of {sorted(_DTYPES)}")
+    if not isinstance(self.scan_unroll, int) or not 0 <= self.scan_unroll <= self.n_layers:
+      bad("scan_unroll", f"must be an integer in [0, n_layers={self.n_layers}] (0: all)")
     if self.remat not in _REMAT_POLICIES:
       bad("remat", f"must be one of {sorted(_REMAT_POLICIES)}")
     if not (self.lm_head or self.scalar_head):
@@ -189,9 +199,18 @@ class Attention(nn.Module):
     wk = _param(self, "wk", ("embed", "kv_heads", "head_dim"), (d, k, dh), pdt)
     wv = _param(self, "wv", ("embed", "kv_heads", "head_dim"), (d, k, dh), pdt)
     wo = _param(self, "wo", ("heads", "head_dim", "embed"), (h, dh, d), pdt)
-    q = _project(x, wq.astype(dt))
-    kk = _project(x, wk.astype(dt))
-    vv = _project(x, wv.astype(dt))
+    if cfg.fused_qkv:
+      w = jnp.concatenate([wq.reshape(d, h * dh), wk.reshape(d, k * dh),
+                           wv.reshape(d, k * dh)], axis=1).astype(dt)
+      qkv = _matmul(x, w)
+      b, t = x.shape[:2]
+      q = qkv[..., :h * dh].reshape(b, t, h, dh)
+      kk = qkv[..., h * dh:(h + k) * dh].reshape(b, t, k, dh)
+      vv = qkv[..., (h + k) * dh:].reshape(b, t, k, dh)
+    else:
+      q = _project(x, wq.astype(dt))
+      kk = _project(x, wk.astype(dt))
+      vv = _project(x, wv.astype(dt))
     if cfg.qkv_bias:
       zeros = nn.initializers.zeros
       q = q + _param(self, "bq", ("heads", "head_dim"), (h, dh), pdt, zeros).astype(dt)
@@ -279,8 +298,12 @@ class MLP(nn.Module):
     w_gate = _param(self, "w_gate", ("embed", "mlp"), (cfg.d_model, cfg.mlp_dim), pdt)
     w_up = _param(self, "w_up", ("embed", "mlp"), (cfg.d_model, cfg.mlp_dim), pdt)
     w_down = _param(self, "w_down", ("mlp", "embed"), (cfg.mlp_dim, cfg.d_model), pdt)
-    gate = _matmul(x, w_gate.astype(dt))
-    up = _matmul(x, w_up.astype(dt))
+    if cfg.fused_mlp:
+      gate, up = jnp.split(_matmul(x, jnp.concatenate([w_gate, w_up], axis=1).astype(dt)), 2,
+                           axis=-1)
+    else:
+      gate = _matmul(x, w_gate.astype(dt))
+      up = _matmul(x, w_up.astype(dt))
     hidden = nn.with_logical_constraint(jax.nn.silu(gate) * up, ("batch", "length", "mlp"))
     return _matmul(hidden, w_down.astype(dt))
 
@@ -332,6 +355,7 @@ class Transformer(nn.Module):
           split_rngs={"params": True},
           in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast),
           length=cfg.n_layers,
+          unroll=cfg.scan_unroll or cfg.n_layers,
           metadata_params={nn.PARTITION_NAME: "layers"},
       )(cfg, name="layers")
       layer_caches = None if cache is None else (cache.k, cache.v)
