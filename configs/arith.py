@@ -35,7 +35,10 @@ def get_config(arg: str = ""):
   c.model = dict(vocab_size=512, d_model=256, n_layers=4, n_heads=4, n_kv_heads=2,
                  mlp_dim=768, head_dim=None, rope_theta=10000.0, norm_eps=1e-5,
                  tie_embeddings=True, qkv_bias=False, lm_head=True, scalar_head=False,
-                 dtype="float32", param_dtype="float32", remat="none", init_std=0.02)
+                 dtype="float32", param_dtype="float32", remat="none", init_std=0.02,
+                 # All 4 layers as straight-line code: 1.09x a train step on CPU, the same
+                 # compile time (results/bench_train_variants.json).
+                 scan_unroll=0)
 
   c.optim = config_blocks.optim(lr=1e-3, warmup_steps=50, decay_steps=800, weight_decay=0.1)
   c.train = dict(steps=800, batch_size=16, grad_accum=1, log_every=25, eval_every=0,
