@@ -1,5 +1,5 @@
-"""8 fake CPU devices for sharding tests, and one XLA compilation cache for the whole run;
-both must be set before JAX initialises."""
+"""8 fake CPU devices for sharding tests, one XLA compilation cache for the whole run, and
+XLA's cheap compile mode; all must be set before JAX initialises."""
 import os
 import shutil
 import sys
@@ -19,6 +19,11 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   os.environ.update(JAX_COMPILATION_CACHE_DIR=_MADE_CACHE,
                     JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
                     JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+# The tests' programs are tiny and each runs a few times, so compiling them is most of the
+# suite's time: XLA's cheaper compile (no LLVM -O2, no expensive passes) spends less on it
+# than the slower programs lose. Inherited by the workers and scripts like the cache above;
+# an explicit JAX_DISABLE_MOST_OPTIMIZATIONS=0 keeps full optimisation.
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import jax  # noqa: E402
