@@ -299,7 +299,11 @@ def test_a_scratch_policy_is_trained_once_and_shared(tmp_path):
   # The launches behind a report name which scratch policy they trained.
   launches = ablation.scratch_launches(root, (0,), [os.path.basename(d)])
   assert [r["where"] for r in launches] == [f"scratch_sft seed0 {os.path.basename(d)}"]
-  # A policy trained under another block is never reused silently.
+  # The model's compute layout (same parameters, same function) still finds the policy ...
+  c.scratch_sft.model.update(scan_unroll=0, fused_qkv=True)
+  assert ablation.scratch_policy(c, root, 0) == d
+  assert [r["status"] for r in report.read_launches(d)] == ["ok"]
+  # ... but a policy trained under another block is never reused silently.
   c.scratch_sft.train.steps = 3
   with pytest.raises(ValueError, match="another scratch_sft config.*train"):
     ablation.scratch_policy(c, root, 0)

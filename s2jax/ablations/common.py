@@ -68,12 +68,13 @@ def scratch_policy(config, workdir: str, seed: int, *, fmt: str = "",
     c.model.update(d_model=width, mlp_dim=3 * width)
   d = os.path.join(workdir, SCRATCH, f"seed{seed}", f"{c.data.format}_d{c.model.d_model}")
   # A policy trained under another scratch_sft block (an override on one ablation's
-  # command) must not be shared silently.
+  # command) must not be shared silently; the model's compute layout does not make another
+  # policy.
   recorded = os.path.join(d, "scratch_config.json")
   if os.path.exists(recorded):
     with open(recorded) as f:
-      before = json.load(f)
-    now = json.loads(c.to_json_best_effort())
+      before = _without_compute_layout(json.load(f))
+    now = _without_compute_layout(json.loads(c.to_json_best_effort()))
     if before != now:
       diff = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
       raise ValueError(f"{d} was trained with another scratch_sft config (blocks differ: "
@@ -86,6 +87,13 @@ def scratch_policy(config, workdir: str, seed: int, *, fmt: str = "",
       sft.run(c, d)
     report.mark_done(d)
   return d
+
+
+def _without_compute_layout(block: dict) -> dict:
+  from s2jax.models.transformer import ModelConfig
+  model = {k: v for k, v in block.get("model", {}).items()
+           if k not in ModelConfig.COMPUTE_LAYOUT}
+  return dict(block, model=model)
 
 
 def scratch_launches(workdir: str, seeds: Sequence[int], policies: Sequence[str]) -> list:

@@ -20,7 +20,7 @@ Calling convention (one path for training, scoring and cached decoding):
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple, Optional
+from typing import Any, ClassVar, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -68,6 +68,12 @@ class ModelConfig:
   # compute time: the parameters keep their layout, so checkpoints are unchanged.
   fused_qkv: bool = False
   fused_mlp: bool = False
+
+  # The keys above that change how the model computes, never its parameters or (up to
+  # float rounding) its outputs: a policy trained under one setting is the same policy
+  # under another (tests/test_transformer.py).
+  COMPUTE_LAYOUT: ClassVar[tuple[str, ...]] = ("remat", "scan_unroll", "fused_qkv",
+                                                "fused_mlp")
 
   def __post_init__(self):
     def bad(key, why):
