@@ -10,15 +10,15 @@ archive, so one report pools every session's points.
 What a save does to a file the archive already holds:
 - launches.jsonl: the union of both logs' lines, so no session's launches (failed ones
   included) are lost. A launch with no end line (other than the saving process's own) is
-  closed at save time as "unfinished" with its seconds so far, since a clone's file times
-  no longer say when it stopped; an end line that a later save brings wins over it.
+  closed at save time as "unfinished", charged up to its last heartbeat in the live workdir
+  (report.last_alive), since a clone's file times no longer say when it stopped; an end
+  line that a later save brings wins over it.
 - run_info.json: the archive's copy stays (it names the launch that began the run).
 - anything else: the live copy replaces it, and the save's line in <archive>/SAVES.jsonl
   names every replaced file with both hashes.
 """
 from __future__ import annotations
 
-import calendar
 import hashlib
 import json
 import os
@@ -28,7 +28,7 @@ import time
 from s2jax import report
 
 SAVES = "SAVES.jsonl"
-SKIPPED_DIRS = ("checkpoints",)
+SKIPPED_DIRS = ("checkpoints", report.HEARTBEATS)  # heartbeats: read live (merge_launches)
 MAX_BYTES = 2 << 20  # keeps eval outputs and test splits; leaves out training sets
 
 
@@ -39,7 +39,7 @@ def _sha(path: str) -> str:
 
 def archived_files(workdir: str, max_bytes: int = MAX_BYTES) -> tuple[list, list]:
   """(relative paths to keep, [(relative path, bytes)] of files too large to keep); the
-  contents of checkpoint folders are neither."""
+  contents of checkpoint and heartbeat folders are neither."""
   keep, large = [], []
   for d, dirs, files in os.walk(workdir):
     dirs[:] = sorted(x for x in dirs if x not in SKIPPED_DIRS)
@@ -60,20 +60,24 @@ def _launch_lines(path: str) -> list[dict]:
     return [json.loads(line) for line in f if line.strip()]
 
 
-def merge_launches(archived: list[dict], live: list[dict], now: float) -> list[dict]:
+def merge_launches(archived: list[dict], live: list[dict], now: float,
+                   live_workdir: str = "") -> list[dict]:
   """The union of two launch logs (lines in the archive's order, then the live log's new
-  lines); every launch still without an end line gets one: "unfinished", seconds so far."""
+  lines); every launch still without an end line gets one: "unfinished", with its seconds
+  up to when it was last alive in `live_workdir` (report.last_alive; `now` without one)."""
   seen = {json.dumps(r, sort_keys=True) for r in archived}
   lines = archived + [r for r in live if json.dumps(r, sort_keys=True) not in seen]
   ended = {r["id"] for r in lines if r.get("status") != "started"}
+  starts = [report.started_at(r) for r in lines if r.get("status") == "started"]
   for r in list(lines):
     # This process's own launch (the report being written) is running, not unfinished.
     if (r.get("status") == "started" and r["id"] not in ended
         and r.get("pid") != os.getpid()):
-      start = calendar.timegm(time.strptime(r["started"], "%Y-%m-%dT%H:%M:%SZ"))
+      end, basis = ((now, "seconds up to the save") if not live_workdir
+                    else report.last_alive(live_workdir, r, starts, now))
       lines.append({"id": r["id"], "what": r["what"], "status": "unfinished",
-                    "error": "no end line when the workdir was archived",
-                    "seconds": max(0.0, now - start)})
+                    "error": f"no end line when the workdir was archived; {basis}",
+                    "seconds": max(0.0, end - report.started_at(r))})
       ended.add(r["id"])
   return lines
 
@@ -91,7 +95,7 @@ def save(workdir: str, archive: str, max_bytes: int = MAX_BYTES) -> dict:
     os.makedirs(os.path.dirname(dst), exist_ok=True)
     if os.path.basename(rel) == report.LAUNCHES:
       before = _launch_lines(dst)
-      lines = merge_launches(before, _launch_lines(src), now)
+      lines = merge_launches(before, _launch_lines(src), now, os.path.dirname(src))
       if lines != before:
         with open(dst + ".tmp", "w") as f:
           f.writelines(json.dumps(r) + "\n" for r in lines)

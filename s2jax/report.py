@@ -60,6 +60,16 @@ def write_run_info(workdir: str) -> dict:
 
 
 LAUNCHES = "launches.jsonl"
+# A running launch rewrites <workdir>/heartbeats/<id> with the time every HEARTBEAT_S
+# seconds, so a launch killed outright (no end line) is charged until it was last alive.
+HEARTBEATS = "heartbeats"
+HEARTBEAT_S = 30.0
+
+
+def _beat(path: str) -> None:
+  with open(path + ".tmp", "w") as f:
+    f.write(f"{time.time():.3f}\n")
+  os.replace(path + ".tmp", path)
 
 
 @contextlib.contextmanager
@@ -67,17 +77,31 @@ def launch(workdir: str, what: str):
   """Records one launch of `what` in <workdir>/launches.jsonl: a "started" line when it
   begins and an "ok" / "failed" / "interrupted" line with its wall time when it ends, so
   every launch is counted, failed ones included. A launch killed outright leaves only its
-  "started" line (`launch_seconds` charges it up to the workdir's last write)."""
+  "started" line and its last heartbeat (`last_alive`)."""
+  import threading
   import jax
   info = {**run_info(), "what": what, "pid": os.getpid(), "id": uuid.uuid4().hex}
   t0 = time.time()
+  lead = jax.process_index() == 0
+  beat_path = os.path.join(workdir, HEARTBEATS, info["id"])
+  stop = threading.Event()
 
   def append(record):
-    if jax.process_index() == 0:
+    if lead:
       os.makedirs(workdir, exist_ok=True)
       with open(os.path.join(workdir, LAUNCHES), "a") as f:
         f.write(json.dumps(record) + "\n")
+
+  def beat():
+    while not stop.wait(HEARTBEAT_S):
+      with contextlib.suppress(OSError):
+        _beat(beat_path)
   append({**info, "status": "started"})
+  if lead:
+    os.makedirs(os.path.dirname(beat_path), exist_ok=True)
+    _beat(beat_path)
+    beating = threading.Thread(target=beat, daemon=True, name=f"heartbeat {what}")
+    beating.start()
   status, error = "ok", None
   try:
     yield
@@ -88,13 +112,37 @@ def launch(workdir: str, what: str):
     status, error = "failed", f"{type(e).__name__}: {e}"[:500]
     raise
   finally:
+    stop.set()
+    if lead:
+      beating.join()  # no beat after the file is removed
     append({"id": info["id"], "what": what, "status": status, "error": error,
             "seconds": time.time() - t0})
+    with contextlib.suppress(OSError):
+      os.remove(beat_path)
+
+
+def started_at(record: dict) -> float:
+  return float(calendar.timegm(time.strptime(record["started"], "%Y-%m-%dT%H:%M:%SZ")))
+
+
+def last_alive(workdir: str, record: dict, starts, now: float) -> tuple[float, str]:
+  """(time, basis) a launch with no end line was last known to run: its last heartbeat;
+  for a launch from before heartbeats, an upper bound: the next launch's start in the same
+  log, the workdir's last write or `now`, whichever is first."""
+  path = os.path.join(workdir, HEARTBEATS, record["id"])
+  if os.path.exists(path):
+    with open(path) as f:
+      return float(f.read()), "its last heartbeat"
+  start = started_at(record)
+  newest = max((os.path.getmtime(os.path.join(d, f)) for d, _, fs in os.walk(workdir)
+                for f in fs), default=now)
+  return (min([now, newest] + [s for s in starts if s > start]),
+          "no heartbeat: at most until the next launch or the last write")
 
 
 def read_launches(workdir: str) -> list[dict]:
   """One dict per launch: its "started" line merged with its end line; a launch with no
-  end line has status "killed" and seconds up to the newest file written in the workdir."""
+  end line has status "killed" and seconds up to when it was last alive (`last_alive`)."""
   path = os.path.join(workdir, LAUNCHES)
   if not os.path.exists(path):
     return []
@@ -103,17 +151,15 @@ def read_launches(workdir: str) -> list[dict]:
     for line in f:
       r = json.loads(line)
       by_id.setdefault(r["id"], {}).update(r)
-  newest = max((os.path.getmtime(os.path.join(d, f)) for d, _, fs in os.walk(workdir)
-                for f in fs), default=0.0)
-  starts = [calendar.timegm(time.strptime(r["started"], "%Y-%m-%dT%H:%M:%SZ"))
-            for r in by_id.values()]
+  starts = [started_at(r) for r in by_id.values()]
+  now = time.time()
   out = []
   for r, start in zip(by_id.values(), starts):
     if r["status"] == "started" and r.get("pid") == os.getpid():  # this very launch
-      r = {**r, "status": "running", "seconds": time.time() - start}
-    elif r["status"] == "started":  # killed: it ran until the next launch or the last write
-      end = min([newest] + [s for s in starts if s > start])
-      r = {**r, "status": "killed", "seconds": max(0.0, end - start)}
+      r = {**r, "status": "running", "seconds": now - start}
+    elif r["status"] == "started":
+      end, basis = last_alive(workdir, r, starts, now)
+      r = {**r, "status": "killed", "error": basis, "seconds": max(0.0, end - start)}
     out.append(r)
   return out
 

@@ -39,6 +39,21 @@ def test_launch_logs_are_unioned_and_open_launches_closed():
   assert by_id["a"]["status"] == "ok" and by_id["c"]["status"] == "unfinished"
 
 
+def test_an_open_launch_is_closed_at_its_last_sign_of_life(tmp_path):
+  start = 1767225600.0  # 2026-01-01T00:00:00Z
+  live = str(tmp_path)
+  _write(os.path.join(live, report.HEARTBEATS, "beating"), f"{start + 12}\n")
+  nxt = dict(_line("next", "started"), started="2026-01-01T00:01:40Z")  # start + 100 s
+  lines = [_line("beating", "started"), _line("old", "started"), nxt,
+           _line("next", "ok", seconds=1.0)]
+  merged = archive.merge_launches([], lines, now=start + 10_000, live_workdir=live)
+  closed = {r["id"]: r for r in merged if r["status"] == "unfinished"}
+  assert sorted(closed) == ["beating", "old"]
+  assert closed["beating"]["seconds"] == 12.0  # its heartbeat, not the save's time
+  # No heartbeat (a launch by older code): at most until the next launch started.
+  assert closed["old"]["seconds"] == 100.0 and "at most" in closed["old"]["error"]
+
+
 def test_a_save_copies_small_files_and_names_what_it_replaced(tmp_path):
   live, arch = str(tmp_path / "live"), str(tmp_path / "arch")
   _write(os.path.join(live, "seed0", "sft", "checkpoints", "1", "params"), "weights")

@@ -45,6 +45,34 @@ def test_a_killed_launch_is_charged_until_the_next_launch_or_the_last_write(tmp_
   assert [r["seconds"] for r in got] == [100, 30]
 
 
+def test_a_killed_launch_is_charged_until_its_last_heartbeat(tmp_path, monkeypatch):
+  wd = str(tmp_path)
+  monkeypatch.setattr(report, "HEARTBEAT_S", 0.02)
+  with report.launch(wd, "sft"):
+    [rid] = os.listdir(os.path.join(wd, report.HEARTBEATS))
+    beat = os.path.join(wd, report.HEARTBEATS, rid)
+    first = float(open(beat).read())
+    time.sleep(0.2)
+    assert float(open(beat).read()) > first  # rewritten while the launch runs
+  assert not os.path.exists(beat)  # an ended launch has its end line instead
+  # Killed outright: a started line, a heartbeat 42 s in, and files written much later
+  # (another launch's, or a copy's) do not stretch it.
+  t0 = 1_700_000_000
+  with open(os.path.join(wd, report.LAUNCHES), "a") as f:
+    f.write(json.dumps({"id": "k", "what": "verifier", "status": "started", "command": "c",
+                        "commit": "c", "started": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                time.gmtime(t0))}) + "\n")
+  with open(os.path.join(wd, report.HEARTBEATS, "k"), "w") as f:
+    f.write(f"{t0 + 42}\n")
+  late = os.path.join(wd, "metrics.jsonl")
+  open(late, "w").close()
+  os.utime(late, (t0 + 5000, t0 + 5000))
+  got = {r["id"]: r for r in report.read_launches(wd)}
+  assert got["k"]["status"] == "killed" and got["k"]["seconds"] == 42
+  assert "heartbeat" in got["k"]["error"]
+  assert got[rid]["status"] == "ok"
+
+
 def _metrics(minutes, acc, valid, auroc, n_valid, n_invalid):
   return {"launches": [{"what": "pipeline.py", "seconds": 60 * minutes}],
           "seconds": {}, "accuracy": {"SFT": {"test": acc}},
