@@ -339,6 +339,20 @@ def test_an_ablation_config_names_its_module(root):
     ablations.get("nope")
 
 
+def test_launch_summary_keeps_launches_without_an_end_line_apart():
+  launches = [dict(where="pipeline seed0", status="ok", seconds=600.0),
+              dict(where="pipeline seed1", status="unfinished", seconds=1200.0),
+              dict(where="verifier_budget", status="ok", seconds=120.0),
+              dict(where="verifier_budget", status="failed", seconds=60.0),
+              dict(where="verifier_budget", status="unfinished", seconds=10_000.0),
+              dict(where="verifier_budget", status="running", seconds=6.0)]
+  line = ablation.launch_summary(launches, "verifier_budget")
+  assert line.startswith("6 launches: 1 failed or killed, 2 unfinished when archived")
+  # 10 min ended in the pipeline, 20 open; 3.1 min ended in the script, 166.7 open.
+  assert ("Minutes: pipeline 10.0 (+20.0 in launches with no end line), verifier_budget "
+          "3.1 (+166.7 in launches with no end line);") in line
+
+
 def test_paired_table_pools_seeds_on_the_same_problems():
   from s2jax import stats
   sft = {0: [1, 0, 0, 0, 1, 0], 1: [0, 0, 1, 0, 0, 0]}

@@ -258,6 +258,35 @@ def runs_behind(config, workdir: str, scratch: Sequence[str] = ()) -> list[dict]
   return out
 
 
+def launch_summary(launches: Sequence[dict], name: str) -> str:
+  """One line: how many launches ended how, and the minutes of each group ("where" up to
+  " seed"), those of launches with no end line apart: they are charged up to their last
+  heartbeat or, by code from before heartbeats, up to a save or the next launch, which
+  can be hours after they stopped."""
+  running = sum(r["status"] == "running" for r in launches)  # this report's own, at least
+  # "unfinished": no end line when its workdir was archived (s2jax.archive): still running
+  # in another process then, or stopped without one.
+  unfinished = sum(r["status"] == "unfinished" for r in launches)
+  bad = sum(r["status"] not in ("ok", "running", "unfinished") for r in launches)
+  ended, open_ = {}, {}
+  for r in launches:
+    group = r["where"].split(" seed")[0]
+    ended.setdefault(group, 0.0)
+    no_end = r["status"] in ("unfinished", "killed")
+    (open_ if no_end else ended)[group] = ((open_ if no_end else ended).get(group, 0.0)
+                                           + r["seconds"] / 60)
+  return (f"{len(launches)} launches: {bad} failed or killed, "
+          + (f"{unfinished} unfinished when archived (running elsewhere or stopped), "
+             if unfinished else "")
+          + f"{running} still running (this report's own launch among them). Minutes: "
+          + ", ".join(f"{g} {m:.1f}" + (f" (+{open_[g]:.1f} in launches with no end line)"
+                                         if g in open_ else "") for g, m in ended.items())
+          + f"; a launch of the {name} script includes the shared pipeline and "
+          "scratch-policy launches it ran, so these overlap. A launch with no end line is "
+          "charged up to its last heartbeat or, before heartbeats, at most up to the save "
+          "that closed it or the next launch:")
+
+
 def write_result(out: str, md: list, data: dict, config, workdir: str,
                  scratch: Sequence[str] = ()) -> None:
   """<out>.md and <out>.json (the numbers, the config that produced them and every launch
@@ -267,23 +296,7 @@ def write_result(out: str, md: list, data: dict, config, workdir: str,
   with open(out + ".json", "w") as f:
     json.dump({"run_info": report.run_info(), "config": config.to_dict(), **data,
                "launches": launches}, f, indent=2, default=list)
-  running = sum(r["status"] == "running" for r in launches)  # this report's own, at least
-  # "unfinished": no end line when its workdir was archived (s2jax.archive): still running
-  # in another process then, or stopped without one.
-  unfinished = sum(r["status"] == "unfinished" for r in launches)
-  bad = sum(r["status"] not in ("ok", "running", "unfinished") for r in launches)
-  minutes = {}
-  for r in launches:
-    group = r["where"].split(" seed")[0]
-    minutes[group] = minutes.get(group, 0.0) + r["seconds"] / 60
-  md = md + ["## Runs behind these numbers", "",
-             f"{len(launches)} launches: {bad} failed or killed, "
-             + (f"{unfinished} unfinished when archived (running elsewhere or stopped), "
-                if unfinished else "")
-             + f"{running} still running (this report's own launch among them). Minutes: "
-             + ", ".join(f"{g} {m:.1f}" for g, m in minutes.items())
-             + f"; a launch of the {config.name} script includes the shared pipeline and "
-             "scratch-policy launches it ran, so these overlap:", "",
+  md = md + ["## Runs behind these numbers", "", launch_summary(launches, config.name), "",
              report.launches_table(launches, where=True), ""]
   with open(out + ".md", "w") as f:
     f.write("\n".join(md) + "\n")
