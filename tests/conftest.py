@@ -1,5 +1,6 @@
-"""8 fake CPU devices for sharding tests, one XLA compilation cache for the whole run, and
-XLA's cheap compile mode; all must be set before JAX initialises."""
+"""8 fake CPU devices for sharding tests, one XLA compilation cache for the whole run,
+XLA's cheap compile mode and single-threaded PyTorch; all must be set before JAX and
+PyTorch initialise."""
 import os
 import shutil
 import sys
@@ -24,6 +25,10 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 # than the slower programs lose. Inherited by the workers and scripts like the cache above;
 # an explicit JAX_DISABLE_MOST_OPTIMIZATIONS=0 keeps full optimisation.
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+# PyTorch (the transformers references in test_convert and the Hugging Face checkpoints)
+# on one thread: its OpenMP threads spin-wait while the other xdist worker's XLA holds the
+# cores, and two threads ran the SmolLM2 greedy reference several times slower than one.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import jax  # noqa: E402
