@@ -91,6 +91,21 @@ def test_the_testbed_targets_are_checked_at_their_thresholds():
   assert got["value"]["minutes"] == pytest.approx(30.1)
 
 
+def test_the_seeds_report_names_the_commits_behind_it(tmp_path):
+  from s2jax.reports import seeds
+  runs = {}
+  for k, commits in enumerate([["aaaa1111bbbb2222"], ["cccc3333dddd4444-dirty", "eeee"]]):
+    runs[f"seed{k}"] = dict(_metrics(30.0, 0.6, 0.5, 0.9, 200, 200), commits=commits,
+                            config={"sft": {"data": {"num_eval": 100}}}, per_problem={})
+  out = str(tmp_path / "REPORT")
+  seeds.write(runs, out, "python x")
+  md, js = open(out + ".md").read(), json.load(open(out + ".json"))
+  assert ("- the seeds' launches ran at: seed0 `aaaa1111bbbb`; seed1 `cccc3333dddd` dirty, "
+          "`eeee`") in md
+  assert js["run_commits"]["seed1"] == ["cccc3333dddd4444-dirty", "eeee"]
+  assert f"- written at git commit `{js['run_info']['commit']}`" in md
+
+
 def test_a_commit_is_dirty_when_code_changed_not_when_results_did(tmp_path):
   import subprocess
   def git(*a):

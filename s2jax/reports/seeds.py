@@ -71,10 +71,14 @@ def write(runs: dict, out: str, command: str) -> None:
   """`runs`: {seed name: gathered metrics}."""
   checks = {name: check(m) for name, m in runs.items()}
   pooled_lines, pooled = pooled_against_sft(runs)
+  # The commits the seeds' launches ran at (pipeline.gather), "-dirty" where code differed.
+  run_commits = {name: m.get("commits") or [m.get("run_info", {}).get("commit", "?")]
+                 for name, m in runs.items()}
   os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
   with open(out + ".json", "w") as f:
-    json.dump({"command": command, "targets": TARGETS, "checks": checks,
-               "against_sft_pooled": pooled}, f, indent=2)
+    json.dump({"command": command, "run_info": report.run_info(), "targets": TARGETS,
+               "checks": checks, "run_commits": run_commits, "against_sft_pooled": pooled},
+              f, indent=2)
 
   def mark(ok):
     return "✓" if ok else "✗"
@@ -104,6 +108,12 @@ def write(runs: dict, out: str, command: str) -> None:
         f"{TARGETS['sft_accuracy']} and fully valid chains ≥ {TARGETS['sft_fully_valid']}; "
         f"PRM step AUROC in-distribution ≥ {TARGETS['prm_auroc']} on ≥ "
         f"{TARGETS['prm_steps_per_class']} valid and invalid held-out policy steps.", "",
+        f"- written at git commit `{report.run_info()['commit']}`, "
+        f"{report.run_info()['started']}",
+        "- the seeds' launches ran at: " + "; ".join(
+            f"{name} " + ", ".join(f"`{c[:12]}`" + (" dirty" if c.endswith("-dirty") else "")
+                                   for c in commits)
+            for name, commits in run_commits.items()), "",
         report.markdown_table(["seed", "minutes (all launches)", "SFT accuracy [95% Wilson]",
                                "SFT fully valid", "PRM step AUROC [95% CI] (held-out steps)",
                                "PRM same-index AUROC"], rows), "",
