@@ -388,6 +388,29 @@ def test_verifier_budget_names_a_best_split_only_when_the_interval_does():
                                           "accuracy": 0.79, "tied": []}
 
 
+def test_verifier_budget_pairs_each_prm_with_majority_vote_at_the_same_n():
+  from s2jax import stats
+  from s2jax.ablations import verifier_budget as vb
+  maj = {0: [1.0] * 70 + [0.0] * 30, 1: [1.0] * 60 + [0.0] * 40}
+  worse = {0: [1.0] * 50 + [0.0] * 50, 1: [1.0] * 40 + [0.0] * 60}  # 20 problems fewer
+  one = {0: [1.0] * 10 + [0.0] * 90}
+
+  def pt(name, per):
+    return {"name": name, "passes": 1.0, "accuracy": 0.0, "per_problem": per}
+  points = [pt("PRM 50 problems, N=1", one), pt("PRM 50 problems, N=4", worse),
+            pt("PRM 400 problems, N=4", {0: maj[0], 2: maj[0]}),  # seed 2: no majority run
+            pt("majority vote, N=1", one), pt("majority vote, N=4", maj)]
+  md, data = vb.against_majority(points, [1, 4])
+  assert sorted(data) == ["PRM 400 problems, N=4", "PRM 50 problems, N=4"]  # N=1 left out
+  c = data["PRM 50 problems, N=4"]
+  assert c == stats.compare_pooled([(maj[0], worse[0]), (maj[1], worse[1])])
+  assert (c["n"], c["a"], c["b"]) == (200, 0.65, 0.45) and c["difference"] == -0.2
+  assert c["verdict"] == "hurts"  # every pair discordant one way: the interval is all < 0
+  same = data["PRM 400 problems, N=4"]
+  assert same["n"] == 100 and same["difference"] == 0 and same["ci"] == [0.0, 0.0]
+  assert "| PRM 50 problems best-of-4 vs majority vote | 200 (2 seeds) |" in "\n".join(md)
+
+
 def test_grid_comparisons_pool_seeds_and_points_beyond_training():
   from s2jax import stats
   rng = np.random.default_rng(3)

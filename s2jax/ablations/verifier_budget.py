@@ -115,6 +115,39 @@ def frontier_at(points: list, budget: float) -> dict:
           "tied": tied}
 
 
+def against_majority(points: list, ns) -> tuple[list, dict]:
+  """Each PRM's best-of-N against majority vote over the same N samples, on the same
+  problems pooled over seeds: the difference a verifier buys at a fixed generation budget,
+  with its 95% interval, n and verdict (N = 1 is left out: both keep the one sample)."""
+  from s2jax import stats
+  by_name = {p["name"]: p for p in points}
+  rows, data = [], {}
+  for p in points:
+    if not p["name"].startswith("PRM "):
+      continue
+    n = int(p["name"].rsplit("N=", 1)[1])
+    base = by_name.get(f"majority vote, N={n}")
+    if n == 1 or base is None:
+      continue
+    seeds = [k for k in p["per_problem"] if k in base["per_problem"]]
+    if not seeds:
+      continue
+    c = stats.compare_pooled([(base["per_problem"][k], p["per_problem"][k]) for k in seeds])
+    data[p["name"]] = c
+    rows.append([p["name"].replace(", N=", " best-of-") + " vs majority vote",
+                 f"{c['n']} ({c['seeds']} seeds)", *report.comparison_cells(c),
+                 f"±{c['mde']:.3f}", c["verdict"]])
+  if not rows:
+    return [], data
+  return (["Each PRM's best-of-N against majority vote over the same N samples, paired on "
+           "the same problems and pooled over seeds (95% stratified bootstrap interval; "
+           "detectable = the smallest effect this n finds with 80% power; the verdict comes "
+           "from the interval alone):", "",
+           report.markdown_table(["comparison", "n problems", "accuracy",
+                                  "difference [95% CI]", "detectable", "verdict"], rows), ""],
+          data)
+
+
 def _point(name: str, by_seed: dict, method: str, n: int) -> dict:
   """A (method, N) point over seeds: mean compute and accuracy, and its per-problem
   outcomes per seed (for the paired comparisons)."""
@@ -160,6 +193,8 @@ def write(config, workdir: str, out: str) -> None:
                 + [ablation.fmt([a[i] for a in maj], 2) for i in range(len(config.ns))])
     points += [_point(f"majority vote, N={n}", first, "majority", n) for n in config.ns]
   md += [report.markdown_table(header, rows), ""]
+  versus_md, versus = against_majority(points, config.ns)
+  md += versus_md
   # Iso-compute: at each budget, the best (method, PRM size, N) that fits, with the points
   # a paired test cannot tell from it.
   frontier = [frontier_at(points, b) for b in sorted({p["passes"] for p in points})]
@@ -178,4 +213,5 @@ def write(config, workdir: str, out: str) -> None:
   fig.savefig(out + ".png", dpi=120)
   plt.close(fig)
   md += [f"![accuracy against total compute]({os.path.basename(out)}.png)", ""]
-  ablation.write_result(out, md, {"runs": runs, "frontier": frontier}, config, workdir)
+  ablation.write_result(out, md, {"runs": runs, "frontier": frontier,
+                                       "against_majority": versus}, config, workdir)
