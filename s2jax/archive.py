@@ -69,12 +69,13 @@ def merge_launches(archived: list[dict], live: list[dict], now: float,
   lines = archived + [r for r in live if json.dumps(r, sort_keys=True) not in seen]
   ended = {r["id"] for r in lines if r.get("status") != "started"}
   starts = [report.started_at(r) for r in lines if r.get("status") == "started"]
+  bound = report.last_write_bound(live_workdir, now) if live_workdir else None
   for r in list(lines):
     # This process's own launch (the report being written) is running, not unfinished.
     if (r.get("status") == "started" and r["id"] not in ended
         and r.get("pid") != os.getpid()):
       end, basis = ((now, "seconds up to the save") if not live_workdir
-                    else report.last_alive(live_workdir, r, starts, now))
+                    else report.last_alive(live_workdir, r, starts, bound))
       lines.append({"id": r["id"], "what": r["what"], "status": "unfinished",
                     "error": f"no end line when the workdir was archived; {basis}",
                     "seconds": max(0.0, end - report.started_at(r))})

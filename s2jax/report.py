@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from typing import Callable
 
 
 def git_commit(path: str = ".") -> str:
@@ -125,18 +126,25 @@ def started_at(record: dict) -> float:
   return float(calendar.timegm(time.strptime(record["started"], "%Y-%m-%dT%H:%M:%SZ")))
 
 
-def last_alive(workdir: str, record: dict, starts, now: float) -> tuple[float, str]:
+def last_write_bound(workdir: str, now: float) -> Callable[[], float]:
+  """The workdir's last write or `now`, whichever is first, walked once on first call: the
+  bound `last_alive` needs only for launches without a heartbeat."""
+  return functools.cache(lambda: min(now, max(
+      (os.path.getmtime(os.path.join(d, f)) for d, _, fs in os.walk(workdir) for f in fs),
+      default=now)))
+
+
+def last_alive(workdir: str, record: dict, starts, bound: Callable[[], float]
+               ) -> tuple[float, str]:
   """(time, basis) a launch with no end line was last known to run: its last heartbeat;
   for a launch from before heartbeats, an upper bound: the next launch's start in the same
-  log, the workdir's last write or `now`, whichever is first."""
+  log or `bound()` (last_write_bound), whichever is first."""
   path = os.path.join(workdir, HEARTBEATS, record["id"])
   if os.path.exists(path):
     with open(path) as f:
       return float(f.read()), "its last heartbeat"
   start = started_at(record)
-  newest = max((os.path.getmtime(os.path.join(d, f)) for d, _, fs in os.walk(workdir)
-                for f in fs), default=now)
-  return (min([now, newest] + [s for s in starts if s > start]),
+  return (min([bound()] + [s for s in starts if s > start]),
           "no heartbeat: at most until the next launch or the last write")
 
 
@@ -153,12 +161,13 @@ def read_launches(workdir: str) -> list[dict]:
       by_id.setdefault(r["id"], {}).update(r)
   starts = [started_at(r) for r in by_id.values()]
   now = time.time()
+  bound = last_write_bound(workdir, now)
   out = []
   for r, start in zip(by_id.values(), starts):
     if r["status"] == "started" and r.get("pid") == os.getpid():  # this very launch
       r = {**r, "status": "running", "seconds": now - start}
     elif r["status"] == "started":
-      end, basis = last_alive(workdir, r, starts, now)
+      end, basis = last_alive(workdir, r, starts, bound)
       r = {**r, "status": "killed", "error": basis, "seconds": max(0.0, end - start)}
     out.append(r)
   return out
@@ -187,6 +196,15 @@ def comparison_cells(c: dict) -> list:
   """The accuracy and difference cells of a stats.compare / compare_pooled row."""
   return [f"{c['a']:.3f} → {c['b']:.3f}",
           f"{c['difference']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}]"]
+
+
+POOLED_COLUMNS = ["accuracy", "difference [95% CI]", "detectable", "verdict"]
+
+
+def pooled_cells(c: dict) -> list:
+  """The POOLED_COLUMNS cells of a stats.compare_pooled row: accuracies, difference with
+  its interval, the smallest detectable effect and the verdict."""
+  return [*comparison_cells(c), f"±{c['mde']:.3f}", c["verdict"]]
 
 
 def launches_table(launches: list, where: bool = False) -> str:

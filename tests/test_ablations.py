@@ -395,12 +395,15 @@ def test_verifier_budget_pairs_each_prm_with_majority_vote_at_the_same_n():
   worse = {0: [1.0] * 50 + [0.0] * 50, 1: [1.0] * 40 + [0.0] * 60}  # 20 problems fewer
   one = {0: [1.0] * 10 + [0.0] * 90}
 
-  def pt(name, per):
-    return {"name": name, "passes": 1.0, "accuracy": 0.0, "per_problem": per}
-  points = [pt("PRM 50 problems, N=1", one), pt("PRM 50 problems, N=4", worse),
-            pt("PRM 400 problems, N=4", {0: maj[0], 2: maj[0]}),  # seed 2: no majority run
-            pt("majority vote, N=1", one), pt("majority vote, N=4", maj)]
-  md, data = vb.against_majority(points, [1, 4])
+  def pt(name, method, n, per):
+    return {"name": name, "method": method, "n": n, "passes": 1.0, "accuracy": 0.0,
+            "per_problem": per}
+  points = [pt("PRM 50 problems, N=1", "prm_best", 1, one),
+            pt("PRM 50 problems, N=4", "prm_best", 4, worse),
+            pt("PRM 400 problems, N=4", "prm_best", 4, {0: maj[0], 2: maj[0]}),  # seed 2: no majority run
+            pt("majority vote, N=1", "majority", 1, one),
+            pt("majority vote, N=4", "majority", 4, maj)]
+  md, data = vb.against_majority(points)
   assert sorted(data) == ["PRM 400 problems, N=4", "PRM 50 problems, N=4"]  # N=1 left out
   c = data["PRM 50 problems, N=4"]
   assert c == stats.compare_pooled([(maj[0], worse[0]), (maj[1], worse[1])])

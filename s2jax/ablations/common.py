@@ -272,9 +272,8 @@ def launch_summary(launches: Sequence[dict], name: str) -> str:
   for r in launches:
     group = r["where"].split(" seed")[0]
     ended.setdefault(group, 0.0)
-    no_end = r["status"] in ("unfinished", "killed")
-    (open_ if no_end else ended)[group] = ((open_ if no_end else ended).get(group, 0.0)
-                                           + r["seconds"] / 60)
+    minutes = open_ if r["status"] in ("unfinished", "killed") else ended
+    minutes[group] = minutes.get(group, 0.0) + r["seconds"] / 60
   return (f"{len(launches)} launches: {bad} failed or killed, "
           + (f"{unfinished} unfinished when archived (running elsewhere or stopped), "
              if unfinished else "")
@@ -323,15 +322,14 @@ def paired_table(runs: dict, comparisons: Sequence[tuple[str, str]], splits: Seq
       c = stats.compare_pooled(pairs)
       data.setdefault(f"{arm} vs {base}", {})[split] = c
       rows.append([f"{labels.get(arm, arm)} vs {labels.get(base, base)}", split,
-                   f"{c['n']} ({c['seeds']} seeds)", *report.comparison_cells(c),
-                   f"±{c['mde']:.3f}", c["verdict"]])
+                   f"{c['n']} ({c['seeds']} seeds)", *report.pooled_cells(c)])
   if not rows:
     return [], data
   md = ["Paired on the same problems, pooled over seeds (difference of accuracy, 95% "
         "stratified bootstrap interval over each seed's problems; detectable = the smallest "
         "effect this n finds with 80% power; the verdict comes from the interval alone):", "",
-        report.markdown_table(["comparison", "split", "n problems", "accuracy",
-                               "difference [95% CI]", "detectable", "verdict"], rows), ""]
+        report.markdown_table(["comparison", "split", "n problems", *report.POOLED_COLUMNS],
+                              rows), ""]
   return md, data
 
 
@@ -354,8 +352,7 @@ def pooled_grid_comparisons(runs: dict, axis: str, values: Sequence, labels: dic
       return
     c = stats.compare_pooled(pairs)
     data[name] = c
-    rows.append([name, f"{c['n']} ({c['seeds']} strata)", *report.comparison_cells(c),
-                 f"±{c['mde']:.3f}", c["verdict"]])
+    rows.append([name, f"{c['n']} ({c['seeds']} strata)", *report.pooled_cells(c)])
   for policy, by_seed in runs.items():
     if policy != baseline:
       pairs = [(outcomes(runs[baseline][seed], v, "greedy"), outcomes(g, v, "greedy"))
@@ -373,8 +370,8 @@ def pooled_grid_comparisons(runs: dict, axis: str, values: Sequence, labels: dic
   return ([f"Paired on the same problems, pooled over seeds and {axis} = "
            f"{', '.join(str(v) for v in values)} (95% stratified bootstrap interval; "
            "detectable = the smallest effect this n finds with 80% power):", "",
-           report.markdown_table(["comparison", "n problems", "accuracy",
-                                  "difference [95% CI]", "detectable", "verdict"], rows), ""],
+           report.markdown_table(["comparison", "n problems", *report.POOLED_COLUMNS], rows),
+           ""],
           data)
 
 

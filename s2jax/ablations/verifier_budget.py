@@ -115,19 +115,16 @@ def frontier_at(points: list, budget: float) -> dict:
           "tied": tied}
 
 
-def against_majority(points: list, ns) -> tuple[list, dict]:
+def against_majority(points: list) -> tuple[list, dict]:
   """Each PRM's best-of-N against majority vote over the same N samples, on the same
   problems pooled over seeds: the difference a verifier buys at a fixed generation budget,
   with its 95% interval, n and verdict (N = 1 is left out: both keep the one sample)."""
   from s2jax import stats
-  by_name = {p["name"]: p for p in points}
+  majority = {p["n"]: p for p in points if p["method"] == "majority"}
   rows, data = [], {}
   for p in points:
-    if not p["name"].startswith("PRM "):
-      continue
-    n = int(p["name"].rsplit("N=", 1)[1])
-    base = by_name.get(f"majority vote, N={n}")
-    if n == 1 or base is None:
+    base = majority.get(p["n"])
+    if p["method"] != "prm_best" or p["n"] == 1 or base is None:
       continue
     seeds = [k for k in p["per_problem"] if k in base["per_problem"]]
     if not seeds:
@@ -135,23 +132,22 @@ def against_majority(points: list, ns) -> tuple[list, dict]:
     c = stats.compare_pooled([(base["per_problem"][k], p["per_problem"][k]) for k in seeds])
     data[p["name"]] = c
     rows.append([p["name"].replace(", N=", " best-of-") + " vs majority vote",
-                 f"{c['n']} ({c['seeds']} seeds)", *report.comparison_cells(c),
-                 f"±{c['mde']:.3f}", c["verdict"]])
+                 f"{c['n']} ({c['seeds']} seeds)", *report.pooled_cells(c)])
   if not rows:
     return [], data
   return (["Each PRM's best-of-N against majority vote over the same N samples, paired on "
            "the same problems and pooled over seeds (95% stratified bootstrap interval; "
            "detectable = the smallest effect this n finds with 80% power; the verdict comes "
            "from the interval alone):", "",
-           report.markdown_table(["comparison", "n problems", "accuracy",
-                                  "difference [95% CI]", "detectable", "verdict"], rows), ""],
+           report.markdown_table(["comparison", "n problems", *report.POOLED_COLUMNS], rows),
+           ""],
           data)
 
 
 def _point(name: str, by_seed: dict, method: str, n: int) -> dict:
   """A (method, N) point over seeds: mean compute and accuracy, and its per-problem
   outcomes per seed (for the paired comparisons)."""
-  return {"name": name,
+  return {"name": name, "method": method, "n": n,
           "passes": float(np.mean([total_passes(r, n, method) for r in by_seed.values()])),
           "accuracy": float(np.mean([r["accuracy"][method][str(n)] for r in by_seed.values()])),
           "per_problem": {seed: r["accuracy"]["per_problem"][method][str(n)]
@@ -193,7 +189,7 @@ def write(config, workdir: str, out: str) -> None:
                 + [ablation.fmt([a[i] for a in maj], 2) for i in range(len(config.ns))])
     points += [_point(f"majority vote, N={n}", first, "majority", n) for n in config.ns]
   md += [report.markdown_table(header, rows), ""]
-  versus_md, versus = against_majority(points, config.ns)
+  versus_md, versus = against_majority(points)
   md += versus_md
   # Iso-compute: at each budget, the best (method, PRM size, N) that fits, with the points
   # a paired test cannot tell from it.

@@ -55,15 +55,15 @@ def pooled_against_sft(runs: dict) -> tuple[list, dict]:
     c = stats.compare_pooled(p)
     data.setdefault(policy, {})[split] = c
     rows.append([policy, split, f"{c['n']} ({c['seeds']} of {len(runs)} seeds)",
-                 *report.comparison_cells(c), f"±{c['mde']:.3f}", c["verdict"]])
+                 *report.pooled_cells(c)])
   if not rows:
     return [], data
   return ["## Each stage against SFT, pooled over seeds", "",
           "Accuracy difference on the same problems, pooled over seeds (stratified bootstrap "
           "over seeds and problems, 95% interval); the verdict comes from the interval, and "
           "a null one states the smallest effect the pooled n could detect with 80% power.",
-          "", report.markdown_table(["policy", "split", "n (seeds)", "accuracy",
-                                     "difference [95% CI]", "detectable", "verdict"], rows),
+          "", report.markdown_table(["policy", "split", "n (seeds)", *report.POOLED_COLUMNS],
+                                    rows),
           ""], data
 
 
@@ -74,9 +74,10 @@ def write(runs: dict, out: str, command: str) -> None:
   # The commits the seeds' launches ran at (pipeline.gather), "-dirty" where code differed.
   run_commits = {name: m.get("commits") or [m.get("run_info", {}).get("commit", "?")]
                  for name, m in runs.items()}
+  info = report.run_info()
   os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
   with open(out + ".json", "w") as f:
-    json.dump({"command": command, "run_info": report.run_info(), "targets": TARGETS,
+    json.dump({"command": command, "run_info": info, "targets": TARGETS,
                "checks": checks, "run_commits": run_commits, "against_sft_pooled": pooled},
               f, indent=2)
 
@@ -108,8 +109,7 @@ def write(runs: dict, out: str, command: str) -> None:
         f"{TARGETS['sft_accuracy']} and fully valid chains ≥ {TARGETS['sft_fully_valid']}; "
         f"PRM step AUROC in-distribution ≥ {TARGETS['prm_auroc']} on ≥ "
         f"{TARGETS['prm_steps_per_class']} valid and invalid held-out policy steps.", "",
-        f"- written at git commit `{report.run_info()['commit']}`, "
-        f"{report.run_info()['started']}",
+        f"- written at git commit `{info['commit']}`, {info['started']}",
         "- the seeds' launches ran at: " + "; ".join(
             f"{name} " + ", ".join(f"`{c[:12]}`" + (" dirty" if c.endswith("-dirty") else "")
                                    for c in commits)
