@@ -95,3 +95,34 @@ def test_the_shipped_base_policy_has_its_hash_and_accuracy():
   assert abs(got["accuracy"] - want["accuracy"]) <= 0.02
   assert abs(got["fully_valid"] - want["fully_valid"]) <= 0.02
   assert want["accuracy"] >= 0.6 and want["fully_valid"] >= 0.5
+
+
+def test_a_run_from_given_weights_curves_its_start_problem_by_problem(exported, tiny_config,
+                                                                      tmp_path):
+  """With `train.eval_every`, a run from a base policy writes a curve point at step 0 (the
+  base policy's own greedy outcomes, re-derived here by evaluating the exported weights)
+  and one per `eval_every` steps, each with its per-problem outcomes beside the metrics."""
+  from s2jax import evaluation, pretrained, tasks
+  from s2jax.data import gsm8k
+  from s2jax.metrics import read_metrics
+  _, out, _ = exported
+  c = _tiny_config_like_the_pipeline(tiny_config)
+  c.init_from = out
+  c.train.update(steps=2, eval_every=2)
+  c.eval.update(enabled=False, curve_problems=6)
+  sft.run(c, str(tmp_path))
+  curve = {s: json.load(open(tmp_path / "curve" / f"step{s}.json")) for s in (0, 2)}
+  m = workdirs.load_model(str(tmp_path), 2)
+  base_params = base_policy.load(out).host_params()
+  records = gsm8k.read_jsonl(str(tmp_path / "data" / "test.jsonl"))[:6]
+  _, want = evaluation.evaluate_records(
+      pretrained.sampler_for(m.model, m.tokenizer, m.config), base_params, m.tokenizer,
+      records, task=tasks.for_config(m.config), batch_size=c.eval.batch_size,
+      max_new_tokens=c.eval.max_new_tokens)
+  assert curve[0]["per_problem"] == want["per_problem"]
+  logged = {r["step"]: r for r in read_metrics(str(tmp_path / "metrics.jsonl"))
+            if "curve/accuracy" in r}
+  assert sorted(logged) == [0, 2]
+  for s in (0, 2):
+    assert len(curve[s]["per_problem"]["correct"]) == 6
+    assert logged[s]["curve/accuracy"] == np.mean(curve[s]["per_problem"]["correct"])

@@ -137,9 +137,12 @@ def run(config, workdir: str) -> dict:
                                  bucket_window=config.data.bucket_window,
                                  pack=config.data.get("pack", False), grad_accum=t.grad_accum)
 
+  curve = learning_curve(config, workdir, model, tokenizer, paths, mesh, writer)
+  if t.get("eval_every", 0) and start == 0 and init_params is not None:
+    curve(0, state)  # where a run from given weights starts: its curve's first point
   state = train_lib.fit(state, job.step_fn, batch_at, steps=t.steps, ckpt=ckpt, writer=writer,
                         log_every=t.log_every, desc="sft", every=t.get("eval_every", 0),
-                        on_every=learning_curve(config, model, tokenizer, paths, mesh, writer))
+                        on_every=curve)
   ckpt.close()
 
   summaries = {}
@@ -150,10 +153,11 @@ def run(config, workdir: str) -> dict:
   return {"final_step": int(state.step), "eval": summaries}
 
 
-def learning_curve(config, model, tokenizer, paths, mesh, writer):
+def learning_curve(config, workdir, model, tokenizer, paths, mesh, writer):
   """`on_every` for `train.fit`: greedy accuracy and fully valid chains on the first
   `eval.curve_problems` in-distribution test problems, overall and by number of steps,
-  written to metrics.jsonl as `curve/...` (what results/testbed.md plots)."""
+  written to metrics.jsonl as `curve/...` (what results/testbed.md plots), and with the
+  per-problem outcomes to curve/step<N>.json."""
   sampler = pretrained.sampler_for(model, tokenizer, config)
   records = gsm8k.read_jsonl(paths["test"])[: config.eval.get("curve_problems", 0) or None]
   task = tasks.for_config(config)
@@ -165,6 +169,11 @@ def learning_curve(config, model, tokenizer, paths, mesh, writer):
         batch_size=config.eval.batch_size, max_new_tokens=config.eval.max_new_tokens,
         desc=f"curve@{step}", batch_sharding=bsh)
     writer.write(step, **curve_metrics(s))
+    if jax.process_index() == 0:
+      # Problem by problem, so two points of the curve compare pairwise (s2jax.stats).
+      os.makedirs(os.path.join(workdir, "curve"), exist_ok=True)
+      with open(os.path.join(workdir, "curve", f"step{step}.json"), "w") as f:
+        json.dump({"step": step, **s}, f)
   return on_every
 
 
