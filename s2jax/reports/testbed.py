@@ -15,7 +15,7 @@ from s2jax import report
 from s2jax.metrics import latest_per_step, read_metrics
 
 # The config keys that tell the options apart (shown in the table when they differ).
-KEYS = ("seed", "data.format", "eval.calculator", "data.tool_tokens", "train.steps", "train.batch_size",
+KEYS = ("seed", "init_from", "data.format", "eval.calculator", "data.tool_tokens", "train.steps", "train.batch_size",
         "optim.lr", "model.d_model", "model.n_layers", "model.mlp_dim", "data.num_train")
 
 
@@ -25,7 +25,10 @@ def _get(cfg: dict, dotted: str):
   return None if cfg == {} else cfg
 
 
-def load_run(workdir: str) -> dict:
+def load_run(workdir: str, name: str = "") -> dict:
+  """A run's curve, final evaluation and launches from its workdir. A run that starts
+  from a shipped policy (`init_from`) counts its steps from where that policy's training
+  ended (`start_step`), so a continued run extends the curve it continues."""
   with open(os.path.join(workdir, "config.json")) as f:
     cfg = json.load(f)
   curve = latest_per_step([m for m in read_metrics(os.path.join(workdir, "metrics.jsonl"))
@@ -42,11 +45,60 @@ def load_run(workdir: str) -> dict:
                          "num_steps": [r["num_steps"] for r in rows],
                          "correct": [bool(r["correct"]) for r in rows],
                          "fully_valid": [bool(r["fully_valid"]) for r in rows]}
-  return {"name": os.path.basename(os.path.normpath(workdir)), "workdir": workdir,
+  points = {}  # step -> per-problem outcomes of the curve's problems (curve/step<N>.json)
+  curve_dir = os.path.join(workdir, "curve")
+  for f in sorted(os.listdir(curve_dir)) if os.path.isdir(curve_dir) else []:
+    with open(os.path.join(curve_dir, f)) as fh:
+      point = json.load(fh)
+    points[str(point["step"])] = point["per_problem"]
+  return {"name": name or os.path.basename(os.path.normpath(workdir)), "workdir": workdir,
           "options": {k: _get(cfg, k) for k in KEYS}, "curve": curve, "final": final,
-          "outcomes": outcomes,
+          "outcomes": outcomes, "start_step": start_step(cfg), "curve_outcomes": points,
           "launches": launches(workdir),
           "finished": os.path.exists(os.path.join(workdir, "eval", "summary.json"))}
+
+
+def start_step(cfg: dict) -> int:
+  """The SFT steps behind a run's starting weights: those of the shipped policy it starts
+  from (and of the one that policy started from), or 0."""
+  name = cfg.get("init_from", "")
+  if not name:
+    return 0
+  from s2jax import base_policy
+  trained = base_policy.load(name).meta["config"]
+  return start_step(trained) + int(trained["train"]["steps"])
+
+
+def total_step(run: dict, point: dict) -> int:
+  return run.get("start_step", 0) + point["step"]
+
+
+def load_stored(path: str) -> list:
+  """The runs of an earlier report's JSON, for runs whose workdirs are gone."""
+  with open(path) as f:
+    return json.load(f)["runs"]
+
+
+def plateau(run: dict, fraction: float = 0.25, tolerance: float = 0.01) -> dict | None:
+  """Over the run's last `fraction` of steps: the paired change in greedy accuracy and
+  fully valid chains on the curve's problems, from the curve point at the start of that
+  stretch (the nearest at or before it) to the last, with its 95% bootstrap interval; flat
+  when the accuracy changes by at most `tolerance`. None without per-problem curve points."""
+  from s2jax import stats
+  pts = {int(k): v for k, v in run.get("curve_outcomes", {}).items()}
+  if len(pts) < 2:
+    return None
+  last = max(pts)
+  want = last - fraction * run["options"]["train.steps"]
+  first = max((s for s in pts if s <= want), default=min(pts))
+  out = {"from_step": first, "to_step": last, "tolerance": tolerance}
+  for m in ("correct", "fully_valid"):
+    out[m] = stats.paired_difference(pts[first][m], pts[last][m])
+  out["flat"] = abs(out["correct"]["difference"]) <= tolerance
+  out["gains"] = [{"from_step": a, "to_step": b,
+                   **stats.paired_difference(pts[a]["correct"], pts[b]["correct"])}
+                  for a, b in zip(sorted(pts), sorted(pts)[1:])]
+  return out
 
 
 def launches(workdir: str) -> list:
@@ -114,7 +166,7 @@ def write_report(runs: list, out: str, command: str, pairs: tuple = ()) -> None:
   import matplotlib.pyplot as plt
   os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
   ds = depths(runs)
-  varying = [k for k in KEYS if len({json.dumps(r["options"][k]) for r in runs}) > 1]
+  varying = [k for k in KEYS if len({json.dumps(r["options"].get(k)) for r in runs}) > 1]
   kept = best(runs)
   md = ["# Testbed: SFT learning curves for the pipeline's policy", "",
         f"Machine-written by `{command}` from the runs' workdirs. Each curve point is greedy "
@@ -126,8 +178,8 @@ def write_report(runs: list, out: str, command: str, pairs: tuple = ()) -> None:
     last = r["curve"][-1] if r["curve"] else {}
     secs = sum(x["seconds"] for x in r["launches"])
     commits = sorted({x["commit"] for x in r["launches"]})
-    rows.append([r["name"]] + [str(r["options"][k]) for k in varying]
-                + [str(last.get("step", "")), str(last.get("curve/n", "")),
+    rows.append([r["name"]] + [str(r["options"].get(k)) for k in varying]
+                + [str(total_step(r, last) if last else ""), str(last.get("curve/n", "")),
                    f"{last.get('curve/accuracy', float('nan')):.3f}",
                    f"{last.get('curve/fully_valid', float('nan')):.3f}"]
                 + [f"{last.get(f'curve/steps{d}/accuracy', float('nan')):.2f}" for d in ds]
@@ -142,13 +194,38 @@ def write_report(runs: list, out: str, command: str, pairs: tuple = ()) -> None:
          "Wall minutes are the sum of the run's launches, including its curve evaluations; "
          "runs launched two at a time, one per core, so they are slower than one run alone.",
          ""]
-  md += ["## Learning curves (accuracy / fully valid)", ""]
-  steps = sorted({m["step"] for r in runs for m in r["curve"]})
+  md += ["## Learning curves (accuracy / fully valid)", "",
+          "Steps count from the start of SFT: a run continued from a shipped policy starts "
+          "where that policy's training ended. Problems per point: " + ", ".join(
+              f"{r['name']} {r['curve'][-1]['curve/n']}" for r in runs if r["curve"]) + ".",
+          ""]
+  steps = sorted({total_step(r, m) for r in runs for m in r["curve"]})
   md += [report.markdown_table(
       ["step"] + [r["name"] for r in runs],
       [[str(s)] + [next((f"{m['curve/accuracy']:.3f} / {m['curve/fully_valid']:.3f}"
-                         for m in r["curve"] if m["step"] == s), "") for r in runs]
+                         for m in r["curve"] if total_step(r, m) == s), "") for r in runs]
        for s in steps]), ""]
+  plateaus = {r["name"]: plateau(r) for r in runs}
+  for name, p in plateaus.items():
+    if p is None:
+      continue
+    run = next(r for r in runs if r["name"] == name)
+    off = run.get("start_step", 0)
+    md += [f"## {name}: is the curve flat over its last quarter?", "",
+           f"Greedy accuracy and fully valid chains on the same {p['correct']['n']} "
+           f"held-out problems at step {off + p['from_step']} and at step "
+           f"{off + p['to_step']} (the last point), paired, with 95% bootstrap intervals "
+           "(s2jax.stats).", "",
+           report.markdown_table(["measure", f"step {off + p['from_step']}",
+                                  f"step {off + p['to_step']}", "change [95% CI]"],
+                                 [[label, f"{p[m]['a']:.3f}", f"{p[m]['b']:.3f}", _diff(p[m])]
+                                  for m, label in (("correct", "accuracy"),
+                                                   ("fully_valid", "fully valid"))]), "",
+           f"Flat within ±{p['tolerance']:.2f} (accuracy): **{'yes' if p['flat'] else 'no'}**.",
+           "", "Accuracy gained between consecutive curve points:", "",
+           report.markdown_table(["steps", "change [95% CI]", "n"],
+                                 [[f"{off + g['from_step']} → {off + g['to_step']}", _diff(g),
+                                   str(g["n"])] for g in p["gains"]]), ""]
   finals = [r for r in runs if r["final"]]
   if finals:
     splits = list(finals[0]["final"])
@@ -189,7 +266,8 @@ def write_report(runs: list, out: str, command: str, pairs: tuple = ()) -> None:
             f"{k}: {d['difference']:+.2f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}] (n={d['n']})"
             for k, d in c[s]["by_num_steps"].items()), ""]
   with open(out + ".json", "w") as f:
-    json.dump({"command": command, "runs": runs, "comparisons": comparisons}, f, indent=2)
+    json.dump({"command": command, "runs": runs, "comparisons": comparisons,
+               "plateaus": plateaus}, f, indent=2)
   md += ["![learning curves](" + os.path.basename(out) + ".png)", ""]
   with open(out + ".md", "w") as f:
     f.write("\n".join(md))
@@ -199,7 +277,7 @@ def write_report(runs: list, out: str, command: str, pairs: tuple = ()) -> None:
   fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2), squeeze=False)
   for ax, (key, title) in zip(axes[0], panels):
     for r in runs:
-      pts = [(m["step"], m[key]) for m in r["curve"] if key in m]
+      pts = [(total_step(r, m), m[key]) for m in r["curve"] if key in m]
       if pts:
         ax.plot(*zip(*pts), marker="o", ms=3, label=r["name"])
     ax.set_title(title, fontsize=9)
