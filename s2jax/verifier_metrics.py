@@ -231,3 +231,93 @@ def describe_auroc(report: dict) -> str:
   ci = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
   return f"{report['auroc']:.3f}{ci} (valid {valid}, invalid {invalid})"
 
+
+
+# ----------------------------------------------------------------------------- ranking
+# What search uses: best-of-N picks among samples of ONE problem, so a verifier is judged
+# by how it orders a problem's correct samples above its wrong ones. A pooled AUROC also
+# rewards telling easy problems from hard ones, which no search can use.
+
+def _problem_groups(problems: Sequence) -> dict:
+  groups: dict = {}
+  for i, p in enumerate(problems):
+    groups.setdefault(p, []).append(i)
+  return groups
+
+
+def within_problem_pairs(scores, correct, problems, texts=None) -> dict:
+  """Per problem with both outcomes: the number of (correct, wrong) sample pairs and the
+  pairs the correct sample wins (score higher; a tie counts half). With `texts`, a sample
+  drawn more than once counts once (distinct (problem, text))."""
+  scores, correct = np.asarray(scores, float), np.asarray(correct, bool)
+  if not (len(scores) == len(correct) == len(problems)) or (
+      texts is not None and len(texts) != len(scores)):
+    raise ValueError(f"within_problem_pairs: {len(scores)} scores, {len(correct)} outcomes, "
+                     f"{len(problems)} problem ids" + ("" if texts is None else
+                                                      f", {len(texts)} texts"))
+  wins, pairs, ids = [], [], []
+  for p, idx in _problem_groups(problems).items():
+    if texts is not None:
+      first: dict = {}
+      for i in idx:
+        first.setdefault(texts[i], i)
+      idx = list(first.values())
+    c = correct[idx]
+    pos, neg = int(c.sum()), int((~c).sum())
+    if pos and neg:
+      wins.append(auroc(scores[idx], c) * pos * neg)
+      pairs.append(pos * neg)
+      ids.append(p)
+  return {"problems": ids, "wins": np.asarray(wins, float), "pairs": np.asarray(pairs, float)}
+
+
+def within_problem_auroc(scores, correct, problems, texts=None, *, level: float = 0.95,
+                         resamples: int = 2000, seed: int = 0) -> dict:
+  """P(a correct sample scores above a wrong sample of the same problem), ties half,
+  over every such pair; its percentile bootstrap interval resamples problems (a
+  problem's pairs share samples, so they are resampled together). `texts`: on distinct
+  texts only. nan with no problem of both outcomes."""
+  from scipy.stats import bootstrap
+  got = within_problem_pairs(scores, correct, problems, texts)
+  w, n = got["wins"], got["pairs"]
+  out = {"pairs": int(n.sum()), "problems": len(n), "level": level}
+  if not len(n):
+    return {**out, "auroc": float("nan"), "ci": [float("nan"), float("nan")]}
+  out["auroc"] = float(w.sum() / n.sum())
+  if len(n) < 2:
+    out["ci"] = [out["auroc"], out["auroc"]]
+    return out
+  res = bootstrap((w, n), lambda a, b, axis: a.sum(axis) / b.sum(axis), paired=True,
+                  vectorized=True, n_resamples=resamples, confidence_level=level,
+                  method="percentile", random_state=np.random.default_rng(seed))
+  out["ci"] = [float(res.confidence_interval.low), float(res.confidence_interval.high)]
+  return out
+
+
+def problem_mean_auroc(scores, correct, problems) -> float:
+  """The pooled solution AUROC when every sample gets its problem's mean score: how much
+  of a pooled AUROC telling problems apart alone reaches."""
+  scores = np.asarray(scores, float)
+  mean = np.empty_like(scores)
+  for idx in _problem_groups(problems).values():
+    mean[idx] = scores[idx].mean()
+  return auroc(mean, correct)
+
+
+def process_bench(step_scores: Sequence[Sequence[float]], step_labels: Sequence[Sequence[bool]],
+                  threshold: float = 0.5) -> dict:
+  """ProcessBench's measure against exact step labels: on chains with an invalid step, how
+  often the first step the verifier flags (score < threshold) is the first invalid one
+  (`first_error_accuracy`); on chains whose every step is valid, how often it flags none;
+  F1 is their harmonic mean."""
+  valid_chains = [(s, l) for s, l in zip(step_scores, step_labels) if np.all(l)]
+  erroneous = first_error_accuracy(step_scores, step_labels, threshold)
+  correct = (float(np.mean([not np.any(np.asarray(s, float) < threshold)
+                            for s, _ in valid_chains])) if valid_chains else float("nan"))
+  if np.isnan(erroneous) or np.isnan(correct):
+    f1 = float("nan")  # one kind of chain is missing: no harmonic mean
+  else:
+    f1 = 2 * erroneous * correct / (erroneous + correct) if erroneous + correct else 0.0
+  return {"first_error_accuracy": erroneous, "valid_chain_accuracy": correct, "f1": float(f1),
+          "erroneous_chains": len(step_scores) - len(valid_chains),
+          "valid_chains": len(valid_chains)}

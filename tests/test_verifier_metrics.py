@@ -158,3 +158,87 @@ def test_auroc_difference_is_paired_by_solution():
   assert d["ci"][0] > 0
   with pytest.raises(ValueError, match="same solutions"):
     vm.auroc_difference(scores, scores[:-1], labels)
+
+
+def _pairs_by_loop(scores, correct, problems, texts=None):
+  """Every (correct, wrong) pair of samples of one problem, counted in a plain loop."""
+  keep = range(len(scores))
+  if texts is not None:
+    seen, keep = set(), []
+    for i in range(len(scores)):
+      if (problems[i], texts[i]) not in seen:
+        seen.add((problems[i], texts[i]))
+        keep.append(i)
+  wins = pairs = 0.0
+  for i in keep:
+    for j in keep:
+      if problems[i] == problems[j] and correct[i] and not correct[j]:
+        pairs += 1
+        wins += 1.0 if scores[i] > scores[j] else 0.5 if scores[i] == scores[j] else 0.0
+  return wins, pairs
+
+
+def test_within_problem_auroc_is_the_fraction_of_same_problem_pairs_won():
+  rng = np.random.default_rng(3)
+  n = 300
+  problems = rng.integers(0, 40, n)
+  texts = [f"t{x}" for x in rng.integers(0, 4, n)]   # many samples drawn twice
+  correct = rng.random(n) < 0.5
+  # a sample drawn twice scores the same (the verifier is a function of the text)
+  by_text = {(p, t): rng.choice([0.1, 0.5, 0.9]) for p, t in zip(problems, texts)}
+  scores = np.asarray([by_text[(p, t)] + 0.3 * c for p, t, c in zip(problems, texts, correct)])
+  for tx in (None, texts):
+    # the same text has the same outcome in real samples; make it so here
+    corr = correct if tx is None else np.asarray(
+        [correct[[k for k in range(n) if problems[k] == p and texts[k] == t][0]]
+         for p, t in zip(problems, texts)])
+    sc = scores if tx is None else np.asarray([by_text[(p, t)] + 0.3 * c
+                                               for p, t, c in zip(problems, texts, corr)])
+    wins, pairs = _pairs_by_loop(sc, corr, problems, tx)
+    got = vm.within_problem_auroc(sc, corr, problems, tx, resamples=500)
+    assert got["pairs"] == pairs
+    assert got["auroc"] == pytest.approx(wins / pairs)
+    assert got["ci"][0] < got["auroc"] < got["ci"][1]
+
+
+def test_a_score_that_only_knows_the_problem_ranks_nothing_within_it():
+  """Each sample scored by its problem's solve rate: the pooled AUROC is high (hard
+  problems have the wrong samples), the within-problem one is exactly 0.5, and the
+  problem-mean AUROC equals the pooled one."""
+  rng = np.random.default_rng(0)
+  problems = np.repeat(np.arange(60), 8)
+  rate = np.repeat(rng.random(60), 8)
+  correct = rng.random(len(problems)) < rate
+  scores = rate
+  assert vm.auroc(scores, correct) > 0.75
+  got = vm.within_problem_auroc(scores, correct, problems, resamples=200)
+  assert got["auroc"] == 0.5 and got["pairs"] > 200
+  assert vm.problem_mean_auroc(scores, correct, problems) == vm.auroc(scores, correct)
+  # A verifier that knows each sample's outcome: within-problem 1, problem-mean unchanged
+  # from the rate-only score's (the mean of a problem's scores is its solve rate).
+  assert vm.within_problem_auroc(correct.astype(float), correct, problems,
+                                 resamples=200)["auroc"] == 1.0
+  assert vm.problem_mean_auroc(correct.astype(float), correct, problems) == pytest.approx(
+      vm.auroc(np.repeat([correct[i * 8:(i + 1) * 8].mean() for i in range(60)], 8), correct))
+
+
+def test_within_problem_auroc_names_mismatched_inputs_and_handles_no_pairs():
+  with pytest.raises(ValueError, match="3 scores, 2 outcomes"):
+    vm.within_problem_auroc([0.1, 0.2, 0.3], [True, False], [0, 0, 0])
+  got = vm.within_problem_auroc([0.1, 0.2], [True, True], [0, 0])
+  assert got["pairs"] == 0 and np.isnan(got["auroc"])
+
+
+def test_process_bench_by_hand():
+  scores = [[0.9, 0.2, 0.1],   # first invalid at 1, flagged at 1: hit
+            [0.3, 0.9],        # first invalid at 1, flagged at 0: miss
+            [0.9, 0.9],        # all valid, none flagged: right
+            [0.9, 0.4],        # all valid, one flagged: wrong
+            [0.8, 0.7, 0.6]]   # all valid, none flagged: right
+  labels = [[True, False, False], [True, False], [True, True], [True, True],
+            [True, True, True]]
+  got = vm.process_bench(scores, labels)
+  assert got["first_error_accuracy"] == 0.5 and got["valid_chain_accuracy"] == pytest.approx(2 / 3)
+  assert got["f1"] == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
+  assert (got["erroneous_chains"], got["valid_chains"]) == (2, 3)
+  assert np.isnan(vm.process_bench(scores[2:], labels[2:])["f1"])
