@@ -192,7 +192,9 @@ def gather(config, workdir: str) -> dict:
     d = stage_dir(workdir, "verifier")
     summary = _json(os.path.join(d, "eval", "summary.json"))
     kept = ("auroc", "auroc_ci", "valid_steps", "invalid_steps", "same_index_auroc",
-            "solution_auroc", "error_precision", "error_recall", "first_error_accuracy")
+            "solution_auroc", "error_precision", "error_recall", "first_error_accuracy",
+            "problem_mean_auroc", "within_problem_auroc", "within_problem_auroc_distinct",
+            "process_bench")
     splits = {k: v for k, v in summary.items() if isinstance(v, dict) and "auroc" in v}
     out["verifier"] = {k: {m: v.get(m) for m in kept} for k, v in splits.items()}
     out["verifier_error_kinds"] = {k: v.get("error_kinds", [])[:8] for k, v in splits.items()}
@@ -254,6 +256,19 @@ def total_minutes(metrics: dict) -> float:
   return sum(v or 0 for v in metrics["seconds"].values()) / 60
 
 
+def _ranked(w: dict) -> str:
+  if w is None or w["pairs"] == 0:
+    return "no problem with both outcomes"
+  return f"{w['auroc']:.3f} [{w['ci'][0]:.3f}, {w['ci'][1]:.3f}] ({w['pairs']})"
+
+
+def _process_bench(p: dict | None) -> str:
+  if not p:
+    return ""
+  return (f"{p['f1']:.3f} ({p['first_error_accuracy']:.3f} on {p['erroneous_chains']} / "
+          f"{p['valid_chain_accuracy']:.3f} on {p['valid_chains']})")
+
+
 def write_report(metrics: dict, out: str) -> None:
   """<out>/REPORT.md, metrics.json and plots, from gathered metrics only."""
   import matplotlib
@@ -309,6 +324,24 @@ def write_report(metrics: dict, out: str) -> None:
                 + [f"{v[m]:.3f}" if v.get(m) is not None else "" for m in
                    ("same_index_auroc", "solution_auroc", "error_precision", "error_recall",
                     "first_error_accuracy")] for k, v in metrics["verifier"].items()]), ""]
+  ranking = {k: v for k, v in metrics.get("verifier", {}).items()
+             if v.get("within_problem_auroc")}
+  if ranking:
+    md += ["How the PRM (solution score: its lowest step score) ranks the held-out samples of "
+           "one problem, which is what best-of-N and weighted voting use: within-problem "
+           "AUROC over every pair of a correct and a wrong sample of the same problem "
+           "(95% bootstrap interval over problems; pairs), the same on distinct texts only, "
+           "and beside the pooled solution AUROC the pooled AUROC of each problem's mean "
+           "score (how much of it is telling problems apart). ProcessBench F1: the harmonic "
+           "mean of first-error-step accuracy on chains with an invalid step and accuracy on "
+           "fully valid chains, against exact step labels.", "",
+           report.markdown_table(
+               ["split", "within-problem AUROC (pairs)", "distinct texts (pairs)",
+                "solution AUROC", "problem-mean AUROC", "ProcessBench F1 (first error / valid)"],
+               [[k, _ranked(v["within_problem_auroc"]),
+                 _ranked(v["within_problem_auroc_distinct"]),
+                 f"{v['solution_auroc']:.3f}", f"{v['problem_mean_auroc']:.3f}",
+                 _process_bench(v.get("process_bench"))] for k, v in ranking.items()]), ""]
   kinds = (metrics.get("verifier_error_kinds") or {}).get("test")
   if kinds:
     md += ["In-distribution invalid steps by the checker's reason (the most common; AUROC of "

@@ -49,8 +49,11 @@ def test_metrics_cover_every_stage(tiny_pipeline):
   summary = json.load(open(os.path.join(tiny_pipeline["workdir"], "verifier", "eval",
                                         "summary.json")))
   for split in splits:
-    for key in ("auroc", "auroc_ci", "valid_steps", "invalid_steps"):
-      assert m["verifier"][split][key] == summary[split][key], (split, key)
+    for key in ("auroc", "auroc_ci", "valid_steps", "invalid_steps", "within_problem_auroc",
+                "within_problem_auroc_distinct", "problem_mean_auroc", "process_bench"):
+      # (as JSON: an AUROC with one class missing is NaN on both sides)
+      assert json.dumps(m["verifier"][split][key]) == json.dumps(summary[split][key]), (
+          split, key)
   assert m["compute"]["sft"] > 0 and m["compute"]["verifier"] > 0 and m["compute"]["ppo"] > 0
   assert len(m["ppo_curve"]) == load_config_file(
       os.path.join(ROOT, "configs", "pipeline.py:tiny")).ppo.train.iterations
@@ -60,7 +63,7 @@ def test_report_is_written_and_regenerates_from_the_saved_metrics(tiny_pipeline,
   out = tiny_pipeline["out"]  # the run gave no --out: <workdir>/report
   report = open(os.path.join(out, "REPORT.md")).read()
   for needle in ("| SFT |", "| self-distilled |", "| PPO |", "accuracy.png", "training.png",
-                 "## Verifier", "## Search"):
+                 "## Verifier", "## Search", "within-problem AUROC (pairs)"):
     assert needle in report, needle
   assert os.path.getsize(os.path.join(out, "accuracy.png")) > 1000
   again = str(tmp_path / "again")

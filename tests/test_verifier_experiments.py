@@ -4,6 +4,7 @@ import glob
 import json
 import os
 
+import numpy as np
 import pytest
 
 from s2jax.stages import search as search_stage
@@ -267,3 +268,29 @@ def test_report_verifier_pairs_prms_on_the_same_steps(root, tmp_path):
                       str(tmp_path / "exact"), str(tmp_path / "other")],
                      env=script_env(), capture_output=True, text=True, cwd=root)
   assert p.returncode != 0 and "same held-out solutions" in p.stderr
+
+
+def test_held_out_samples_are_saved_with_what_the_ranking_metrics_need(verifiers):
+  """Each verifier's held-out file has every sample's problem, text, outcome and score;
+  the summary's within-problem and problem-mean AUROCs come back from it alone, and a PRM's
+  solution score is its lowest step score."""
+  from s2jax import verifier_metrics as vm
+  _, v = verifiers
+  for kind in ("prm", "orm"):
+    summary = v[f"{kind}_summary"]["test"]
+    saved = json.load(open(os.path.join(v[kind], "eval", "steps_test.json")))
+    n = summary["solutions"]
+    assert len(saved["problem"]) == len(saved["text"]) == len(saved["correct"]) == n
+    assert np.mean(saved["correct"]) == pytest.approx(summary["answer_correct_fraction"])
+    sc, corr, prob = saved["solution_scores"], saved["correct"], saved["problem"]
+    for key, texts in (("within_problem_auroc", None),
+                       ("within_problem_auroc_distinct", saved["text"])):
+      again = vm.within_problem_auroc(sc, corr, prob, texts)
+      assert again["pairs"] == summary[key]["pairs"]
+      assert again["auroc"] == pytest.approx(summary[key]["auroc"], nan_ok=True)
+    assert vm.problem_mean_auroc(sc, corr, prob) == pytest.approx(
+        summary["problem_mean_auroc"], nan_ok=True)
+    if kind == "prm":
+      assert sc == pytest.approx([min(x) if x else 0.0 for x in saved["scores"]])
+      assert summary["process_bench"]["erroneous_chains"] == sum(
+          not all(ls) for ls in saved["labels"])

@@ -236,16 +236,20 @@ def evaluate_verifier(config, workdir, policy, model, params, tok, mesh) -> dict
     recs = policy_samples(policy, config, split, s.heldout_problems, s.heldout_per_problem,
                           config.seed + 1000)
     pairs = solutions_of(policy.task, recs, 0)
+    problem_ids = [i for i, r in enumerate(recs) for _ in r["samples"]]
+    texts = [t for _, t in pairs]
     verdicts = [policy.task.check(p, t) for p, t in pairs]
     correct = np.asarray([v.answer_correct for v in verdicts], bool)
     res = {"solutions": len(pairs), "answer_correct_fraction": float(correct.mean())}
+    saved = {"problem": problem_ids, "text": texts, "correct": correct.tolist()}
     if config.kind == "prm":
       steps = [policy.task.split_steps(t)[0] for _, t in pairs]
       scores = scorer.step_scores([p.question for p, _ in pairs], steps)
       exact = [[x.valid for x in v.steps] for v in verdicts]
       res.update(vm.step_report(scores, exact, config.eval.threshold))
-      held_out[split] = {"scores": [np.asarray(x, float).tolist() for x in scores],
-                         "labels": [[bool(y) for y in ys] for ys in exact]}
+      res["process_bench"] = vm.process_bench(scores, exact, config.eval.threshold)
+      saved.update(scores=[np.asarray(x, float).tolist() for x in scores],
+                   labels=[[bool(y) for y in ys] for ys in exact])
       solution_scores = [float(np.min(x)) if len(x) else 0.0 for x in scores]
       res["error_kinds"] = vm.error_kinds([[x.reason for x in v.steps] for v in verdicts],
                                           scores, exact)
@@ -258,6 +262,13 @@ def evaluate_verifier(config, workdir, policy, model, params, tok, mesh) -> dict
       res["reliability"] = vm.reliability(solution_scores, correct)
       curves[split] = res["reliability"]
     res["solution_auroc"] = vm.auroc(solution_scores, correct)
+    # What search uses: the order of one problem's samples (s2jax.verifier_metrics).
+    res["problem_mean_auroc"] = vm.problem_mean_auroc(solution_scores, correct, problem_ids)
+    res["within_problem_auroc"] = vm.within_problem_auroc(solution_scores, correct,
+                                                          problem_ids)
+    res["within_problem_auroc_distinct"] = vm.within_problem_auroc(
+        solution_scores, correct, problem_ids, texts)
+    held_out[split] = dict(saved, solution_scores=[float(x) for x in solution_scores])
     out[split] = res
     logging.warning("%s %s: %s", config.kind, split,
                     {k: v for k, v in res.items() if k != "reliability"})
@@ -265,8 +276,9 @@ def evaluate_verifier(config, workdir, policy, model, params, tok, mesh) -> dict
     os.makedirs(os.path.join(workdir, "eval"), exist_ok=True)
     vm.plot_reliability(curves, os.path.join(workdir, "eval", "reliability.png"),
                         title=f"{config.kind.upper()} calibration, held-out policy samples")
-    # Per-step scores and exact labels: what paired comparisons of two verifiers on the
-    # same held-out samples need (s2jax.verifier_metrics.auroc_difference).
+    # Every held-out sample's problem, text, outcome and scores (per step and per
+    # solution; PRM steps with their exact labels): any analysis, paired comparisons of
+    # two verifiers among them (s2jax.verifier_metrics), is redone without the checkpoint.
     for split, steps in held_out.items():
       with open(os.path.join(workdir, "eval", f"steps_{split}.json"), "w") as f:
         json.dump(steps, f)
