@@ -36,44 +36,79 @@ def aggregate(step_scores: Sequence[float], how: str = "min") -> float:
   return float({"min": s.min, "prod": s.prod, "last": lambda: s[-1]}[how]())
 
 
-def majority_vote(answers: Sequence[Optional[float]]) -> Optional[float]:
-  """Most common non-missing answer; ties go to the answer seen first."""
+def majority_candidates(answers: Sequence[Optional[float]]) -> list:
+  """The answers tied for the most votes (missing answers do not vote), each equally
+  likely to be the vote's pick; [] when no sample has an answer."""
   counts = collections.Counter(a for a in answers if a is not None)
-  if not counts:
-    return None
-  best = max(counts.values())
-  return next(a for a in answers if a is not None and counts[a] == best)
+  best = max(counts.values(), default=0)
+  return [a for a in counts if counts[a] == best]
 
 
-def best_of_n(answers: Sequence[Optional[float]], scores: Sequence[float]) -> Optional[float]:
-  """The answer of the highest-scoring solution (the first one on ties)."""
+def best_of_n_candidates(answers: Sequence[Optional[float]],
+                         scores: Sequence[float]) -> list:
+  """The answers of the solutions tied at the top score, one per solution, so a random
+  pick among them is a random pick among the tied solutions."""
   if not len(answers):
-    return None
-  return answers[int(np.argmax(np.asarray(scores, float)))]
+    return []
+  s = np.asarray(scores, float)
+  return [answers[i] for i in np.flatnonzero(s == s.max())]
 
 
-def weighted_vote(answers: Sequence[Optional[float]], scores: Sequence[float]) -> Optional[float]:
-  """The answer with the largest total score over the solutions that give it."""
+def weighted_vote_candidates(answers: Sequence[Optional[float]],
+                             scores: Sequence[float]) -> list:
+  """The answers tied for the largest total score over the solutions that give them."""
   total = collections.defaultdict(float)
   for a, s in zip(answers, scores):
     if a is not None:
       total[a] += float(s)
-  if not total:
+  best = max(total.values(), default=None)
+  return [a for a in total if total[a] == best]
+
+
+def _pick(candidates: list, rng: Optional[np.random.Generator]):
+  if not candidates:
     return None
-  return max(total, key=lambda a: (total[a], -answers.index(a)))
+  return candidates[0] if rng is None else candidates[int(rng.integers(len(candidates)))]
+
+
+def majority_vote(answers: Sequence[Optional[float]],
+                  rng: Optional[np.random.Generator] = None) -> Optional[float]:
+  """Most common non-missing answer; ties go to a random one with `rng`, else the first
+  seen."""
+  return _pick(majority_candidates(answers), rng)
+
+
+def best_of_n(answers: Sequence[Optional[float]], scores: Sequence[float],
+              rng: Optional[np.random.Generator] = None) -> Optional[float]:
+  """The answer of the highest-scoring solution; ties go to a random one with `rng`, else
+  the first."""
+  return _pick(best_of_n_candidates(answers, scores), rng)
+
+
+def weighted_vote(answers: Sequence[Optional[float]], scores: Sequence[float],
+                  rng: Optional[np.random.Generator] = None) -> Optional[float]:
+  """The answer with the largest total score over the solutions that give it; ties go to
+  a random one with `rng`, else the first seen."""
+  return _pick(weighted_vote_candidates(answers, scores), rng)
 
 
 def subset_accuracy(choose: Callable, n: int, num_samples: int, truth: float,
                     *per_sample: Sequence) -> float:
   """Accuracy of `choose(*columns)` on N-sample subsets, averaged over the
-  num_samples // n disjoint subsets of one problem's samples (less variance than one)."""
+  num_samples // n disjoint subsets of one problem's samples (less variance than one).
+  `choose` returns an answer, or a list of equally likely answers (a `*_candidates`
+  function: ties broken at random, counted by their expected accuracy)."""
   groups = num_samples // n
   if groups == 0:
     raise ValueError(f"N={n} is more than the {num_samples} samples drawn")
-  hits = 0
+  hits = 0.0
   for g in range(groups):
     cols = [list(c[g * n:(g + 1) * n]) for c in per_sample]
-    hits += choose(*cols) == truth
+    got = choose(*cols)
+    if isinstance(got, list):
+      hits += float(np.mean([a == truth for a in got])) if got else 0.0
+    else:
+      hits += got == truth
   return hits / groups
 
 

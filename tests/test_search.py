@@ -31,6 +31,8 @@ def test_subset_accuracy_averages_disjoint_groups():
   answers = [1.0, 2.0, 1.0, 1.0]
   assert search.subset_accuracy(search.majority_vote, 1, 4, 1.0, answers) == 0.75
   assert search.subset_accuracy(search.majority_vote, 2, 4, 1.0, answers) == 1.0
+  # With ties broken at random: the pair (1, 2) is right half the time.
+  assert search.subset_accuracy(search.majority_candidates, 2, 4, 1.0, answers) == 0.75
   with pytest.raises(ValueError, match="N=8"):
     search.subset_accuracy(search.majority_vote, 8, 4, 1.0, answers)
 
@@ -111,3 +113,36 @@ def test_a_chain_that_fills_the_cache_gets_no_next_step(monkeypatch):
   # Chains of 0, 1 and 2 steps got 2 proposals of 2 tokens each; the 3-step one (70 + 8 > 64)
   # got none, which ended the search.
   assert all(not r.finished and r.rounds == 4 and r.tokens == 3 * 2 * 2 for r in results)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_random_ties_are_first_seen_over_every_order_of_the_samples(seed):
+  """Samples are exchangeable: the expected accuracy of a random tie-break equals the
+  first-seen rule averaged over every permutation of the samples (majority vote, where
+  tied answers have equal counts, and best-of-N, where ties are between samples)."""
+  import itertools
+  rng = np.random.default_rng(seed)
+  answers = list(rng.integers(0, 3, 6).astype(float))
+  answers[int(rng.integers(6))] = None
+  scores = list(rng.choice([0.2, 0.5, 0.9], 6))
+  truth = 1.0
+  perms = list(itertools.permutations(range(6)))
+  for cands, first in ((lambda: search.majority_candidates(answers),
+                        lambda p: search.majority_vote([answers[i] for i in p])),
+                       (lambda: search.best_of_n_candidates(answers, scores),
+                        lambda p: search.best_of_n([answers[i] for i in p],
+                                                   [scores[i] for i in p]))):
+    want = np.mean([first(p) == truth for p in perms])
+    got = search.subset_accuracy(lambda *_: cands(), 6, 6, truth, answers)
+    assert got == pytest.approx(want)
+
+
+def test_weighted_vote_ties_by_hand():
+  answers = [1.0, 2.0, 2.0, 3.0]
+  scores = [0.8, 0.4, 0.4, 0.1]          # 1 -> 0.8, 2 -> 0.8, 3 -> 0.1
+  assert sorted(search.weighted_vote_candidates(answers, scores)) == [1.0, 2.0]
+  assert search.subset_accuracy(search.weighted_vote_candidates, 4, 4, 2.0, answers,
+                                scores) == 0.5
+  picks = {search.weighted_vote(answers, scores, np.random.default_rng(s)) for s in range(20)}
+  assert picks == {1.0, 2.0}
+  assert search.weighted_vote_candidates([None], [0.3]) == []

@@ -471,9 +471,10 @@ def search_accuracies(records: list, samples: list[list[str]], scorer, ns: Seque
   per = {"majority": {}, "prm_best": {}}  # problem by problem, for paired comparisons
   for n in ns:
     per["majority"][str(n)] = [search.subset_accuracy(
-        search.majority_vote, n, n_max, truth[i], answers[i]) for i in range(len(probs))]
+        search.majority_candidates, n, n_max, truth[i], answers[i])
+        for i in range(len(probs))]
     per["prm_best"][str(n)] = [search.subset_accuracy(
-        search.best_of_n, n, n_max, truth[i], answers[i], scores[i])
+        search.best_of_n_candidates, n, n_max, truth[i], answers[i], scores[i])
         for i in range(len(probs))]
     out["pass"][str(n)] = float(np.mean([search.subset_accuracy(
         lambda a, t=truth[i]: t if t in a else None, n, n_max, truth[i], answers[i])

@@ -76,13 +76,15 @@ def run_split(config, policy: Policy, prm, orm, split: str) -> dict:
   orm_scores = (orm.outcome_scores(flat_q, flat_t).reshape(-1, n_max) if orm is not None
                 else None)
 
-  methods = {"majority vote": (search.majority_vote, lambda i: (answers[i],))}
+  # Ties are broken at random, counted by their expected accuracy (search.*_candidates).
+  methods = {"majority vote": (search.majority_candidates, lambda i: (answers[i],))}
   if orm_scores is not None:
-    methods["best-of-N ORM"] = (search.best_of_n, lambda i: (answers[i], orm_scores[i]))
+    methods["best-of-N ORM"] = (search.best_of_n_candidates,
+                                lambda i: (answers[i], orm_scores[i]))
   for how in search.AGGREGATIONS:
-    methods[f"best-of-N PRM-{how}"] = (search.best_of_n,
+    methods[f"best-of-N PRM-{how}"] = (search.best_of_n_candidates,
                                        lambda i, h=how: (answers[i], prm_by[h][i]))
-  methods["weighted vote PRM-min"] = (search.weighted_vote,
+  methods["weighted vote PRM-min"] = (search.weighted_vote_candidates,
                                       lambda i: (answers[i], prm_by["min"][i]))
   for name, (choose, cols) in methods.items():
     rows = []
