@@ -31,9 +31,12 @@ def get_config(arg: str = ""):
   # drawn once (cached); a run labels with the first `mc_k` of them, hard or soft.
   # max_solutions > 0 labels only that many policy samples (MC rollouts are costly).
   # dedupe: identical samples of a problem become one record.
+  # corruption_kinds: the errors planted in corrupted references (s2jax.tasks.arith:
+  # arithmetic, operand, skip, relation, distractor, parent, and plan for the planned
+  # format); () is the task's default mix.
   c.labels = dict(source="exact", mc_k=4, mc_rollouts=4, mc_mode="hard",
                   mc_temperature=0.8, mc_max_new_tokens=128, max_solutions=0,
-                  corrupted_per_problem=1, balance=True, dedupe=False)
+                  corrupted_per_problem=1, balance=True, dedupe=False, corruption_kinds=())
 
   c.model = dict(scalar_head=True, lm_head=False)  # overrides on the policy's model
   c.data = dict(seq_len=384, pad_multiple=32, max_steps=16, bucket_window=16)

@@ -112,13 +112,13 @@ def mc_record(question: str, steps: Sequence[str], outcomes: np.ndarray, k: int,
 
 
 def corrupted_records(task, problems: Sequence, rng: np.random.Generator,
-                      per_problem: int = 1, plan: bool = False) -> list:
+                      per_problem: int = 1, plan: bool = False, kinds=None) -> list:
   """Reference prefixes ending in one corrupted (invalid) step (`plan`: in the planned
-  format, the plan line first)."""
+  format, the plan line first; `kinds`: the task's kinds of error, None for its mix)."""
   out = []
   for p in problems:
     for _ in range(per_problem):
-      steps, i, _ = task.corrupt(p, rng, plan=plan)
+      steps, i, _ = task.corrupt(p, rng, plan=plan, kinds=kinds)
       out.append({"prompt": p.question, "completions": steps,
                   "labels": [True] * i + [False]})
   return out

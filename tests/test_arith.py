@@ -60,7 +60,7 @@ def test_the_plan_line_is_the_wrong_step_as_often_as_any_other():
   assert np.bincount(at).tolist() == pytest.approx([500] * 4, abs=80)
 
 
-@pytest.mark.parametrize("kind", arith.CORRUPTIONS)
+@pytest.mark.parametrize("kind", arith.ALL_CORRUPTIONS)
 def test_each_corruption_kind_is_used_and_plausible(kind):
   rng = np.random.default_rng(0)
   cfg = TaskConfig(min_steps=3, max_steps=6)
@@ -261,3 +261,50 @@ def test_plan_format_target():
     formats.solution_text(p.solution, "plan")
   with pytest.raises(ValueError, match="no plan line"):
     tasks.get("gsm8k").plan(None)
+
+
+@given(seed=st.integers(0, 2 ** 31 - 1), kind=st.sampled_from(arith.POLICY_CORRUPTIONS))
+def test_policy_like_corruptions_swap_one_operand_for_the_named_source(seed, kind):
+  """A distractor corruption puts an off-chain entity's constant where the relation's
+  constant was; a parent corruption puts another known count where the parent's was. The
+  arithmetic is right, the checker flags the step, the steps before it stay valid."""
+  rng = np.random.default_rng(seed)
+  p = arith.generate(TaskConfig(min_steps=2, max_steps=4, min_distractors=1,
+                                max_distractors=3, ops=("add", "sub", "mul")), rng)
+  steps, i, got = arith.corrupt(p, rng, kinds=(kind,))
+  v = arith.check_solution(p, "\n".join(steps))
+  assert v.first_error == i and all(s.valid for s in v.steps[:i])
+  if got != kind:  # no such swap for the chosen step: the documented fallbacks
+    assert got in ("operand", "arithmetic")
+    return
+  expr, value = arith._ANNOT.findall(steps[-1])[0]
+  assert arith.safe_eval(expr) == float(value)            # the arithmetic is right
+  ref_expr = arith._ANNOT.findall(arith.split_steps(p.solution)[0][i])[0][0]
+  old, new = (__import__("re").findall(r"\d+", e) for e in (ref_expr, expr))
+  changed = [(a, b) for a, b in zip(old, new) if a != b]
+  assert len(changed) == 1
+  name = steps[-1].split(" ", 1)[0]
+  rel = p.relations[name]
+  parents = {str(p.values[q]) for q in rel["parents"]}
+  if kind == "distractor":
+    chain = set(arith.plan_names(p))
+    assert changed[0][0] not in parents
+    assert changed[0][1] in {str(r["const"]) for d, r in p.relations.items()
+                             if d not in chain and r["const"] is not None}
+  else:
+    assert changed[0][0] in parents and changed[0][1] not in parents
+
+
+def test_unknown_corruption_kinds_are_named():
+  p = arith.generate(TaskConfig(), np.random.default_rng(0))
+  with pytest.raises(ValueError, match="unknown \\['typo'\\]"):
+    arith.corrupt(p, np.random.default_rng(0), kinds=("typo",))
+
+
+def test_planned_corruptions_keep_to_the_kinds_asked_for():
+  rng = np.random.default_rng(0)
+  p = arith.generate(TaskConfig(min_steps=3, max_steps=3, min_distractors=2,
+                                max_distractors=2), rng)
+  got = {arith.corrupt_planned(p, rng, ("distractor",))[2] for _ in range(200)}
+  assert "plan" not in got and "distractor" in got
+  assert {arith.corrupt_planned(p, rng, ("plan",))[2] for _ in range(20)} == {"plan"}

@@ -26,6 +26,21 @@ def test_exact_labels_on_references_and_corruptions():
   assert labels.exact_record(ARITH, ps[0], "#### 3") is None
 
 
+def test_corrupted_records_plant_only_the_kinds_asked_for():
+  """With kinds, every planted error is of those kinds: here a parent swapped for another
+  known count (or its fallback, operand), never the plan line, in the planned format."""
+  ps = problems(40)
+  rng = np.random.default_rng(2)
+  recs = labels.corrupted_records(ARITH, ps, rng, plan=True, kinds=("parent",))
+  for r, p in zip(recs, ps):
+    assert r["completions"][0] == arith.plan_line(p)
+    v = arith.check_solution(p, "\n".join(r["completions"]))
+    assert v.first_error == len(r["labels"]) - 1
+    # right arithmetic on a wrong operand: the step's annotation evaluates to its value
+    expr, value = arith._ANNOT.findall(r["completions"][-1])[0]
+    assert arith.safe_eval(expr) == float(value)
+
+
 def test_annotation_labels_only_see_arithmetic():
   q = "Ada has 3 apples."
   r = labels.annotation_record(ARITH, q, "Ben has 3+2 = <<3+2=5>>5 apples.\n"

@@ -112,7 +112,8 @@ def training_records(policy: Policy, config, sample_records: list) -> tuple[list
   stats["label_agreement"] = vm.label_agreement(got, ref)
   if lc.corrupted_per_problem > 0:
     recs += labels.corrupted_records(task, [task.from_json(r) for r in sample_records], rng,
-                                     lc.corrupted_per_problem, plan=policy.planned)
+                                     lc.corrupted_per_problem, plan=policy.planned,
+                                     kinds=tuple(lc.get("corruption_kinds", ())) or None)
   if lc.balance:
     recs = labels.balance(recs, rng)
   stats["valid_steps"], stats["invalid_steps"] = labels.label_counts(recs)

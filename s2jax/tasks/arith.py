@@ -24,7 +24,7 @@ import math
 import operator
 import re
 from fractions import Fraction
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -548,9 +548,12 @@ def corrupt_plan(problem: Problem, rng: np.random.Generator) -> str:
 def corrupt_planned(problem: Problem, rng: np.random.Generator,
                     kinds: Optional[Sequence[str]] = None) -> tuple[list[str], int, str]:
   """`corrupt` for the planned format: the reference opens with its plan line, and the
-  wrong step is the plan line itself (kind "plan") as often as any other step."""
+  wrong step is the plan line itself (kind "plan") as often as any other step, unless
+  `kinds` is given without "plan"."""
   steps, _ = split_steps(problem.solution)
-  if int(rng.integers(0, len(steps) + 1)) == 0:
+  plan_ok = kinds is None or "plan" in kinds
+  kinds = [k for k in kinds if k != "plan"] if kinds is not None else None
+  if plan_ok and (not kinds and kinds is not None or int(rng.integers(0, len(steps) + 1)) == 0):
     return [corrupt_plan(problem, rng)], 0, "plan"
   prefix, i, kind = corrupt(problem, rng, kinds or CORRUPTIONS)
   return [plan_line(problem)] + prefix, i + 1, kind
@@ -592,6 +595,11 @@ def check_annotations(text: str) -> SolutionVerdict:
 # ----------------------------------------------------------------------------- corrupting
 
 CORRUPTIONS = ("arithmetic", "operand", "skip", "relation")
+# The wrong steps a trained policy makes (right arithmetic on a wrong operand), beside the
+# ones above: a distractor's constant in place of the relation's constant, and another
+# known count in place of the relation's parent.
+POLICY_CORRUPTIONS = ("distractor", "parent")
+ALL_CORRUPTIONS = CORRUPTIONS + POLICY_CORRUPTIONS
 
 
 def corrupt(problem: Problem, rng: np.random.Generator,
@@ -605,8 +613,17 @@ def corrupt(problem: Problem, rng: np.random.Generator,
     skip: the previous step's result replaced by the number it was derived from;
     relation: the right count, computed from numbers that are not its relation's
       ("Zoe has 8+8 = 16" where Zoe is Dev + 12): only a checker that knows the relations
-      catches it, so a PRM trained on these learns to look at the operands.
+      catches it, so a PRM trained on these learns to look at the operands;
+    distractor: the relation's constant replaced by the constant of an entity off the
+      chain ("Ben has 30+4" where Ben is Abe + 10 and Hana is Ben + 4), result right;
+    parent: the relation's parent replaced by another count already known (a given
+      count or an earlier result), result right.
+  A kind that cannot apply to the chosen step falls back to operand, then arithmetic.
   """
+  unknown = sorted(set(kinds) - set(ALL_CORRUPTIONS))
+  if unknown or not len(kinds):
+    raise ValueError(f"corruption kinds {list(kinds)}: unknown {unknown}; known "
+                     f"{list(ALL_CORRUPTIONS)}")
   steps, _ = split_steps(problem.solution)
   i = int(rng.integers(0, len(steps)))
   kind = str(rng.choice(list(kinds)))
@@ -627,6 +644,8 @@ def corrupt(problem: Problem, rng: np.random.Generator,
   new = None
   if kind == "relation":
     new = _wrong_relation_step(problem, steps, i, name, truth, rng)
+  if kind in POLICY_CORRUPTIONS:
+    new = _wrong_operand_step(problem, steps, i, name, nums, rebuild, kind, rng)
   if kind == "skip" and i > 0:
     prev_expr = _ANNOT.findall(steps[i - 1])[0][0]
     prev_val = _ANNOT.findall(steps[i - 1])[0][1]
@@ -638,7 +657,8 @@ def corrupt(problem: Problem, rng: np.random.Generator,
         new = rebuild(cand)
         if new:
           break
-  if new is None and kind in ("operand", "skip"):
+  if new is None and kind in ("operand", "skip") + POLICY_CORRUPTIONS:
+    kind = "operand" if kind in POLICY_CORRUPTIONS else kind
     pool = [str(x) for x in problem.grounded] + [str(int(nums[0]) + d) for d in (-2, -1, 1, 2)]
     for j in rng.permutation(len(nums)):
       for cand_num in rng.permutation(pool):
@@ -657,6 +677,36 @@ def corrupt(problem: Problem, rng: np.random.Generator,
     wrong = truth + delta if truth + delta > 0 else truth + abs(delta)
     new = f"{name} has {expr} = <<{expr}={wrong}>>{wrong} {problem.item}."
   return steps[:i] + [new], i, kind
+
+
+def _wrong_operand_step(problem: Problem, steps: list, i: int, name: str, nums: list,
+                        rebuild: Callable, kind: str, rng: np.random.Generator
+                        ) -> Optional[str]:
+  """Step i with one operand swapped, the result recomputed (see `corrupt`): for
+  "distractor" the constant becomes an off-chain entity's constant, for "parent" the
+  parent's count becomes another known count. None when the step offers no such swap."""
+  rels = problem.relations
+  if rels is None or name not in rels:
+    return None
+  parents = {str(problem.values[p]) for p in rels[name]["parents"]}
+  if kind == "distractor":
+    chain = set(plan_names(problem))
+    pool = {str(r["const"]) for d, r in rels.items()
+            if d not in chain and r["const"] is not None}
+    slots = [j for j, x in enumerate(nums) if x not in parents]
+  else:
+    known = {str(r["const"]) for r in rels.values() if r["op"] == "given"}
+    known |= {v for s in steps[:i] for _, v in _ANNOT.findall(s)}
+    pool = known - parents
+    slots = [j for j, x in enumerate(nums) if x in parents]
+  for j in rng.permutation(slots) if slots else []:
+    for cand_num in rng.permutation(sorted(pool - {nums[j]})):
+      cand = list(nums)
+      cand[int(j)] = str(cand_num)
+      new = rebuild(cand)
+      if new:
+        return new
+  return None
 
 
 def _wrong_relation_step(problem: Problem, steps: list, i: int, name: str, truth: int,

@@ -32,6 +32,9 @@ class ArithTask(Task):
   def plan(self, problem) -> str:
     return arith.plan_line(problem)
 
-  def corrupt(self, problem, rng: np.random.Generator,
-              plan: bool = False) -> tuple[list[str], int, str]:
-    return arith.corrupt_planned(problem, rng) if plan else arith.corrupt(problem, rng)
+  def corrupt(self, problem, rng: np.random.Generator, plan: bool = False,
+              kinds=None) -> tuple[list[str], int, str]:
+    if plan:
+      return arith.corrupt_planned(problem, rng, kinds)
+    return arith.corrupt(problem, rng, [k for k in kinds if k != "plan"] if kinds
+                         else arith.CORRUPTIONS)

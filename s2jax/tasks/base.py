@@ -60,10 +60,11 @@ class Task(abc.ABC):
   def eval_split_names(self, config) -> list[str]:
     return ["test"] + list(config.get("splits", {}).keys())
 
-  def corrupt(self, problem, rng: np.random.Generator,
-              plan: bool = False) -> tuple[list[str], int, str]:
+  def corrupt(self, problem, rng: np.random.Generator, plan: bool = False,
+              kinds=None) -> tuple[list[str], int, str]:
     """(the reference's steps up to a step made wrong, its index, the kind of error);
-    `plan`: the planned format, whose plan line is a step that can be the wrong one."""
+    `plan`: the planned format, whose plan line is a step that can be the wrong one;
+    `kinds`: the kinds of error to draw from (None: the task's default mix)."""
     raise ValueError(f"task {self.name!r} has no corrupter: set "
                      "labels.corrupted_per_problem=0 and recovery.fraction=0")
 
