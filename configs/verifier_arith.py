@@ -38,6 +38,10 @@ def get_config(arg: str = ""):
                   mc_temperature=0.8, mc_max_new_tokens=128, max_solutions=0,
                   corrupted_per_problem=1, balance=True, dedupe=False, corruption_kinds=())
 
+  # > 0 (PRM): add this weight times a pairwise loss that ranks each problem's right
+  # samples above its wrong ones (by their lowest step score), with a problem's samples
+  # batched together (s2jax.verifier.within_problem_ranking).
+  c.ranking_weight = 0.0
   c.model = dict(scalar_head=True, lm_head=False)  # overrides on the policy's model
   c.data = dict(seq_len=384, pad_multiple=32, max_steps=16, bucket_window=16)
   c.optim = config_blocks.optim(lr=1e-3, warmup_steps=20, decay_steps=400)

@@ -56,17 +56,45 @@ def _bce(logits, labels):
   return jnp.maximum(logits, 0) - logits * labels + jnp.log1p(jnp.exp(-jnp.abs(logits)))
 
 
-def prm_loss(model: Transformer, params, batch) -> tuple:
-  """Sums for `train.make_train_step`: BCE over every valid step slot.
+def within_problem_ranking(logits, step_valid, group, outcome) -> tuple:
+  """(summed pairwise logistic loss, number of pairs) over every pair of rows that are a
+  right and a wrong solution of the same problem (same `group` >= 0; `outcome` 1 = answer
+  right). A solution's score is its lowest step logit, the order best-of-N by PRM-min
+  ranks solutions in, so the loss pushes a problem's right solutions above its wrong ones.
+  Rows without steps take no part."""
+  has = jnp.any(step_valid, axis=1)
+  score = jnp.min(jnp.where(step_valid, logits, jnp.inf), axis=1)
+  score = jnp.where(has, score, 0.0)
+  right, wrong = has & (outcome > 0.5), has & (outcome <= 0.5)
+  pair = ((group[:, None] == group[None, :]) & (group[:, None] >= 0)
+          & right[:, None] & wrong[None, :])
+  loss = jax.nn.softplus(score[None, :] - score[:, None])  # -log sigmoid(s_right - s_wrong)
+  return jnp.sum(jnp.where(pair, loss, 0.0)), jnp.sum(pair).astype(jnp.float32)
+
+
+def prm_loss(model: Transformer, params, batch, ranking_weight: float = 0.0) -> tuple:
+  """Sums for `train.make_train_step`: BCE over every valid step slot, plus, with
+  `ranking_weight` > 0 and a batch that has `group` and `outcome`, that weight times the
+  mean `within_problem_ranking` loss per pair (scaled by the step count, so that after
+  the train step's division by it the two terms are a step mean and a pair mean).
 
   batch: tokens [B, T], mask [B, T], step_pos [B, S], step_labels [B, S] (0/1 or soft),
-  step_valid [B, S]; packed (stepwise.prm_packed_batch): also positions and segments."""
+  step_valid [B, S]; packed (stepwise.prm_packed_batch): also positions and segments;
+  for ranking: group [B] (the problem, -1 for none) and outcome [B]."""
   logits = scalars_at(model, params, batch["tokens"], batch["mask"], batch["step_pos"],
                       batch.get("positions"), batch.get("segments"))
   w = batch["step_valid"].astype(jnp.float32)
   labels = batch["step_labels"].astype(jnp.float32)
   hit = ((logits > 0) == (labels > 0.5)).astype(jnp.float32)
-  return jnp.sum(_bce(logits, labels) * w), jnp.sum(w), {"step_accuracy": jnp.sum(hit * w)}
+  total, weight = jnp.sum(_bce(logits, labels) * w), jnp.sum(w)
+  metrics = {"step_accuracy": jnp.sum(hit * w)}
+  if ranking_weight > 0 and "group" in batch:
+    rank_sum, pairs = within_problem_ranking(logits, batch["step_valid"], batch["group"],
+                                             batch["outcome"])
+    mean_pair = rank_sum / jnp.maximum(pairs, 1.0)
+    total = total + ranking_weight * weight * mean_pair
+    metrics.update(ranking_loss=mean_pair * weight, ranking_pairs=pairs * weight)
+  return total, weight, metrics
 
 
 def orm_loss(model: Transformer, params, batch) -> tuple:

@@ -107,3 +107,78 @@ def test_packed_prm_batch_gives_the_padded_batch_loss_and_gradients(tok):  # noq
                g_pack, g_pad)
   unsegmented = {k: v for k, v in packed.items() if k != "segments"}
   assert abs(float(loss(params, unsegmented)) - float(l_pad)) > 1e-4
+
+
+def test_within_problem_ranking_against_a_loop_over_pairs():
+  rng = np.random.default_rng(1)
+  b, s = 12, 4
+  logits = rng.normal(size=(b, s)).astype(np.float32)
+  valid = rng.random((b, s)) < 0.8
+  valid[3] = False                                   # a row without steps takes no part
+  group = rng.integers(-1, 3, b).astype(np.int32)    # -1: a record of no problem
+  outcome = (rng.random(b) < 0.5).astype(np.float32)
+  want_sum = want_pairs = 0.0
+  score = [min(logits[i][valid[i]]) if valid[i].any() else None for i in range(b)]
+  for i in range(b):
+    for j in range(b):
+      if (group[i] == group[j] >= 0 and outcome[i] == 1 and outcome[j] == 0
+          and score[i] is not None and score[j] is not None):
+        want_pairs += 1
+        want_sum += np.log1p(np.exp(-(score[i] - score[j])))
+  got_sum, got_pairs = verifier.within_problem_ranking(jnp.asarray(logits), jnp.asarray(valid),
+                                                       jnp.asarray(group), jnp.asarray(outcome))
+  assert want_pairs > 0 and float(got_pairs) == want_pairs
+  np.testing.assert_allclose(float(got_sum), want_sum, rtol=1e-5)
+
+
+def test_the_ranking_term_adds_its_weight_times_the_mean_pair_loss_and_ranks(tok):  # noqa: F811
+  """prm_loss with ranking_weight: BCE sum + weight x step count x mean pair loss; a few
+  steps on the ranking term alone order a problem's right solution above its wrong one."""
+  from s2jax.data import stepwise
+  model, params, _ = tiny_model(vocab_size=tok.vocab_size, lm_head=False, scalar_head=True)
+  recs = [{"prompt": "Ada has 3 apples.", "completions": ["Ben has 3+2 = 5.", "So 5."],
+           "labels": [True, True], "group": 0, "outcome": 1.0},
+          {"prompt": "Ada has 3 apples.", "completions": ["Ben has 3+4 = 7.", "So 7."],
+           "labels": [True, True], "group": 0, "outcome": 0.0},   # labels alone can't tell
+          {"prompt": "Di has 1.", "completions": ["Ed has 1+1 = 2."], "labels": [True]}]
+  b = stepwise.prm_batch(tok, recs, 64, 2)
+  assert b["group"].tolist() == [0, 0, -1] and b["outcome"].tolist() == [1.0, 0.0, 0.0]
+  plain, w, _ = verifier.prm_loss(model, params, b)
+  total, w2, m = verifier.prm_loss(model, params, b, ranking_weight=0.5)
+  rank_sum, pairs = verifier.within_problem_ranking(
+      verifier.scalars_at(model, params, b["tokens"], b["mask"], b["step_pos"]),
+      b["step_valid"], b["group"], b["outcome"])
+  assert float(pairs) == 1.0 and float(w) == float(w2) == 5.0
+  np.testing.assert_allclose(float(total), float(plain) + 0.5 * 5.0 * float(rank_sum),
+                             rtol=1e-5)
+  assert float(m["ranking_pairs"]) / float(w) == 1.0
+
+  def margin(p):
+    s = verifier.scalars_at(model, p, b["tokens"], b["mask"], b["step_pos"])
+    return float(jnp.min(s[0]) - jnp.min(s[1]))
+  before = margin(params)
+  rank_only = lambda p: verifier.within_problem_ranking(  # noqa: E731
+      verifier.scalars_at(model, p, b["tokens"], b["mask"], b["step_pos"]),
+      b["step_valid"], b["group"], b["outcome"])[0]
+  for _ in range(20):
+    g = jax.grad(rank_only)(params)
+    params = jax.tree.map(lambda x, y: x - 0.05 * y, params, g)
+  assert margin(params) > before + 0.5
+
+
+def test_grouped_batches_keep_a_group_together_and_cover_each_epoch_once():
+  from s2jax.data.batches import GroupedBatches
+  groups = [0, 0, 0, 1, 1, 2, 3, 3, 3, 3, -5, -6, 4, 4]   # negative: groups of one
+  order = GroupedBatches(groups, 4, seed=3)
+  n = len(groups)
+  stream = np.concatenate([order[s] for s in range(7)])  # 28 = two epochs
+  for epoch in (stream[:n], stream[n:]):
+    assert sorted(epoch.tolist()) == list(range(n))
+    seen = [groups[i] for i in epoch]
+    # a group's examples are consecutive in the stream
+    for g in set(groups):
+      at = [k for k, x in enumerate(seen) if x == g]
+      assert at == list(range(at[0], at[0] + len(at)))
+  assert not np.array_equal(stream[:n], stream[n:])      # a fresh shuffle each epoch
+  again = GroupedBatches(groups, 4, seed=3)
+  assert all(np.array_equal(again[s], order[s]) for s in (5, 0, 3))  # any step, any order

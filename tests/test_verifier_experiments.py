@@ -294,3 +294,33 @@ def test_held_out_samples_are_saved_with_what_the_ranking_metrics_need(verifiers
       assert sc == pytest.approx([min(x) if x else 0.0 for x in saved["scores"]])
       assert summary["process_bench"]["erroneous_chains"] == sum(
           not all(ls) for ls in saved["labels"])
+
+
+def test_a_prm_with_the_ranking_loss_pairs_each_problems_samples(verifiers, root, tmp_path):
+  """ranking_weight > 0: the labels carry each sample's problem and outcome (the checker's
+  verdict on its answer), corrupted references are planted, and training logs
+  the pairs it ranked; data.pack is refused with it."""
+  policy, _ = verifiers
+  c = verifier_config(root, policy)
+  c.ranking_weight = 1.0
+  c.labels.update(corruption_kinds=("distractor", "parent"), balance=False)
+  c.samples.update(per_problem=4)
+  c.train.update(batch_size=8)
+  verifier_stage.run(c, str(tmp_path / "prm"))
+  recs = [json.loads(line) for line in open(tmp_path / "prm" / "labels.jsonl")]
+  samples = [r for r in recs if "group" in r]
+  assert samples and len({r["group"] for r in samples}) == c.samples.train_problems
+  for r in samples:
+    assert r["outcome"] in (0.0, 1.0)
+  planted = [r for r in recs if "group" not in r]
+  assert planted and all(r["labels"][-1] is False for r in planted)
+  # Logged every step; a pair needs a right and a wrong sample of one problem, which the
+  # tiny policy may not have (then no step ranks a pair).
+  logged = [m["ranking_pairs"] for m in read_metrics(str(tmp_path / "prm" / "metrics.jsonl"))
+            if "ranking_pairs" in m]
+  mixed = any({r["outcome"] for r in samples if r["group"] == g} == {0.0, 1.0}
+              for g in {r["group"] for r in samples})
+  assert logged and (max(logged) > 0) == mixed
+  c.data.pack = True
+  with pytest.raises(ValueError, match="data.pack=False"):
+    verifier_stage.run(c, str(tmp_path / "packed"))

@@ -150,3 +150,35 @@ class _PoolSlots(grain.MapDataset):
     if self._last[0] != group:
       self._last = (group, self._parent[group])
     return self._last[1][slot]
+
+
+class GroupedBatches:
+  """Batches that keep each group's examples together (the within-problem ranking loss
+  needs a problem's solutions in one batch): epochs of a seeded shuffle of the groups
+  (Grain's), each group's examples consecutive, the stream cut into batches of
+  `batch_size` (a group may straddle two). Element `step` is a pure function of the step,
+  so a resumed run sees the batches an uninterrupted run would."""
+
+  def __init__(self, groups: Sequence, batch_size: int, seed: int):
+    groups = np.asarray(groups)
+    if not len(groups):
+      raise ValueError("GroupedBatches: no examples to draw batches from")
+    _, inverse = np.unique(groups, return_inverse=True)
+    self._members = [np.flatnonzero(inverse == g) for g in range(inverse.max() + 1)]
+    self._order = grain.MapDataset.range(len(self._members)).seed(seed).shuffle().repeat()
+    self._batch_size, self._per_epoch = batch_size, len(groups)
+    self._epoch = (None, None)
+
+  def _stream(self, epoch: int) -> np.ndarray:
+    if self._epoch[0] != epoch:
+      n = len(self._members)
+      self._epoch = (epoch, np.concatenate(
+          [self._members[self._order[epoch * n + k]] for k in range(n)]))
+    return self._epoch[1]
+
+  def __getitem__(self, step: int) -> np.ndarray:
+    out: list = []
+    while len(out) < self._batch_size:
+      epoch, offset = divmod(step * self._batch_size + len(out), self._per_epoch)
+      out.extend(self._stream(epoch)[offset:offset + self._batch_size - len(out)])
+    return np.asarray(out)

@@ -65,8 +65,12 @@ def prm_batch(tokenizer, records: Sequence[dict], length: int, max_steps: int) -
       raise ValueError(f"record {i}: {len(ends)} steps exceed the batch's {max_steps} slots")
     labels[i, :len(ends)] = [float(x) for x in r.get("labels", [0.0] * len(ends))]
   step_pos, step_valid = pad_positions(positions, max_steps)
-  return {"tokens": tokens, "mask": mask, "step_pos": step_pos, "step_labels": labels,
-          "step_valid": step_valid}
+  out = {"tokens": tokens, "mask": mask, "step_pos": step_pos, "step_labels": labels,
+         "step_valid": step_valid}
+  if any("group" in r for r in records):  # for the within-problem ranking loss
+    out["group"] = np.asarray([r.get("group", -1) for r in records], np.int32)
+    out["outcome"] = np.asarray([float(r.get("outcome", 0.0)) for r in records], np.float32)
+  return out
 
 
 def prm_packed_batch(tokenizer, records: Sequence[dict], width: int, max_steps: int,

@@ -13,6 +13,7 @@ solution's step scores and exact labels, for paired comparisons of verifiers).
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -105,6 +106,12 @@ def training_records(policy: Policy, config, sample_records: list) -> tuple[list
       mc["outcomes"], mc["tokens"] = mc_outcomes(policy, config, kept, key)
     return mc["outcomes"]
   recs = labels.label(lc.source, labels.LabelContext(task, kept, lc, rollouts=rollouts))
+  if config.get("ranking_weight", 0.0) > 0:
+    # Which problem each sample answers and whether its answer is right: what the
+    # within-problem ranking loss pairs (verifier.within_problem_ranking).
+    group_of = {r["question"]: i for i, r in enumerate(sample_records)}
+    recs = [dict(r, group=group_of[p.question], outcome=float(task.check(p, t).answer_correct))
+            for r, (p, t) in zip(recs, kept)]
   if "tokens" in mc:  # only the label source that made rollouts pays for them
     stats["mc_rollout_tokens"] = compute.token_total(mc["tokens"])
   ref = [l for i in keep for l in exact[i]["labels"]]
@@ -169,7 +176,8 @@ def run(config, workdir: str) -> dict:
 
   mesh = sharding.make_mesh(config.mesh.shape)
   t = config.train
-  loss = verifier.prm_loss if config.kind == "prm" else verifier.orm_loss
+  loss = (functools.partial(verifier.prm_loss, ranking_weight=config.get("ranking_weight", 0.0))
+          if config.kind == "prm" else verifier.orm_loss)
   job = train_lib.setup_job(model, loss, config, workdir, mesh,
                             init_params=(lambda: policy.load().params)
                             if config.init_from_policy else None)
@@ -197,9 +205,16 @@ def training_batches(config, tok, records: list, lengths: np.ndarray, mesh) -> C
   of seq_len, as lm_batches packs SFT examples)."""
   t = config.train
   rows = sharding.process_rows(t.batch_size)
-  order = batches.batch_order(len(records), t.batch_size, config.seed, lengths=lengths,
-                              window=config.data.bucket_window)
   pack = config.data.get("pack", False)
+  if config.get("ranking_weight", 0.0) > 0:
+    if pack:
+      raise ValueError("ranking_weight > 0 needs whole records per row; set data.pack=False")
+    # A problem's samples in one batch; a record of no problem is a group of its own.
+    order = batches.GroupedBatches([r.get("group", -1) if r.get("group", -1) >= 0 else -1 - i
+                                    for i, r in enumerate(records)], t.batch_size, config.seed)
+  else:
+    order = batches.batch_order(len(records), t.batch_size, config.seed, lengths=lengths,
+                                window=config.data.bucket_window)
   if pack and config.kind != "prm":
     raise ValueError("data.pack: packing is for PRM training (kind='prm'), not "
                      f"kind={config.kind!r}")
