@@ -3,7 +3,7 @@
 Sample-then-choose methods take N finished solutions per problem:
   majority_vote    most common final answer (self-consistency);
   best_of_n        the answer of the highest-scoring solution (ORM score, or PRM step
-                   scores aggregated by min, product or last step);
+                   scores aggregated by min, product, last step or mean);
   weighted_vote    the answer whose solutions' scores sum highest.
 
 `beam_search` builds solutions step by step instead: every beam proposes candidate next
@@ -23,7 +23,7 @@ import numpy as np
 
 from s2jax.data.steps import encode_with_steps
 
-AGGREGATIONS = ("min", "prod", "last")
+AGGREGATIONS = ("min", "prod", "last", "mean")
 
 
 def aggregate(step_scores: Sequence[float], how: str = "min") -> float:
@@ -33,7 +33,7 @@ def aggregate(step_scores: Sequence[float], how: str = "min") -> float:
     raise ValueError(f"aggregation {how!r} must be one of {AGGREGATIONS}")
   if s.size == 0:
     return 0.0
-  return float({"min": s.min, "prod": s.prod, "last": lambda: s[-1]}[how]())
+  return float({"min": s.min, "prod": s.prod, "last": lambda: s[-1], "mean": s.mean}[how]())
 
 
 def majority_candidates(answers: Sequence[Optional[float]]) -> list:

@@ -22,6 +22,7 @@ def test_aggregations():
   assert search.aggregate(s, "min") == 0.5
   assert search.aggregate(s, "prod") == pytest.approx(0.36)
   assert search.aggregate(s, "last") == 0.8
+  assert search.aggregate(s, "mean") == pytest.approx(2.2 / 3)
   assert search.aggregate([], "min") == 0.0
   with pytest.raises(ValueError, match="aggregation"):
     search.aggregate(s, "max")
