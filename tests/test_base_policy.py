@@ -126,3 +126,20 @@ def test_a_run_from_given_weights_curves_its_start_problem_by_problem(exported, 
   for s in (0, 2):
     assert len(curve[s]["per_problem"]["correct"]) == 6
     assert logged[s]["curve/accuracy"] == np.mean(curve[s]["per_problem"]["correct"])
+
+
+def test_the_shipped_first_phase_is_what_the_base_policy_continues():
+  """configs/base_policy.py continues s2jax/assets/arith_sft4k (4,000 steps from scratch,
+  its `:scratch4k` variant); the file is the one recorded (host_params checks the hash),
+  and its recorded config is the scratch4k variant's."""
+  from s2jax.config import load_config_file
+  from tests.conftest import ROOT
+  first = base_policy.load("arith_sft4k")
+  first.host_params()
+  cont = load_config_file(os.path.join(ROOT, "configs", "base_policy.py"))
+  scratch = load_config_file(os.path.join(ROOT, "configs", "base_policy.py:scratch4k"))
+  assert cont.init_from == "arith_sft4k" and scratch.init_from == ""
+  for block, key in (("train", "steps"), ("data", "num_train"), ("optim", "lr"), ("seed", None)):
+    want = scratch[block] if key is None else scratch[block][key]
+    got = first.meta["config"][block] if key is None else first.meta["config"][block][key]
+    assert got == want, (block, key)
