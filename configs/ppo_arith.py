@@ -22,7 +22,7 @@ def get_config(arg: str = ""):
   # s2jax.rl.RLConfig. group_size > 1 samples each prompt several times (grpo/rloo need it).
   c.rl = dict(algorithm="ppo", group_size=1, epochs=2, minibatches=2, clip_eps=0.2,
               value_clip=0.2, vf_coef=0.5, entropy_coef=0.0, gamma=1.0, gae_lambda=0.95,
-              kl_estimator="k1", whiten_advantages=True,
+              kl_estimator="k1", whiten_advantages=True, kl_in="",
               # The update on packed rows: several rollouts to a row, no prompt padding or
               # empty response slots (s2jax.rl.kernels). The same loss on the same tokens;
               # minibatches are whole packed rows.
@@ -30,9 +30,11 @@ def get_config(arg: str = ""):
   # value: its own copy of the policy trunk with a scalar head, or the policy's trunk with
   # a second head (shared_trunk, one forward pass for both).
   c.value = dict(shared_trunk=True)
-  # Step rewards: transform of P(step correct) on each step's end-of-step token.
+  # Step rewards: transform of P(step correct) on each step's end-of-step token; "delta"
+  # (the change in P from the step before, summing to P(last) - 1) does not pay for extra
+  # steps, "centered" (P - 0.5) does (s2jax.rl.rewards.step_reward).
   # Outcome: exact checker (1/0) | orm (P(correct)) | none, on the last token.
-  c.rewards = dict(step_weight=1.0, step_transform="centered", outcome="exact",
+  c.rewards = dict(step_weight=1.0, step_transform="delta", outcome="exact",
                    outcome_weight=1.0)
   # Per-token KL to the reference in the reward; target > 0 adapts the coefficient.
   c.kl = dict(coef=0.05, target=0.0, horizon=10000)

@@ -134,6 +134,7 @@ def test_response_steps_and_reward_placement():
 def test_step_reward_transforms():
   p = np.array([0.2, 0.9])
   np.testing.assert_allclose(rl.step_reward(p, "centered"), [-0.3, 0.4], atol=1e-6)
+  np.testing.assert_allclose(rl.step_reward(p, "delta"), [-0.8, 0.7], atol=1e-6)
   np.testing.assert_allclose(rl.step_reward(p, "log"), np.log(p), atol=1e-6)
   with pytest.raises(ValueError, match="step_transform"):
     rl.step_reward(p, "square")
@@ -422,3 +423,91 @@ def test_a_packed_update_on_a_mesh_is_the_unpacked_one():
 def test_a_packed_update_improves_the_toy_reward():
   hits, _ = _toy_run(rl.RLConfig(algorithm="ppo", epochs=2, minibatches=2, pack=True), 12)
   assert np.mean(hits[-3:]) > np.mean(hits[:3]) + 0.3
+
+
+def test_the_default_step_reward_does_not_pay_for_extra_steps():
+  """The same confidence repeated over more steps earns the same total under the default
+  transform (delta: the sum is P(last) - 1); centered pays 0.4 per step judged 0.9."""
+  ctx = rl.rewards.Context()
+  total = lambda probs: float(np.sum(rl.step_reward(np.array(probs), ctx.step_transform)))  # noqa: E731
+  assert total([0.9]) == pytest.approx(total([0.9, 0.9, 0.9]))
+  assert total([0.9, 0.3]) == pytest.approx(0.3 - 1.0)
+  assert rl.step_reward(np.array([0.9, 0.9]), "centered").sum() > rl.step_reward(
+      np.array([0.9]), "centered").sum()
+
+
+def _toy_update_inputs(kl_coef, group=1, scores=None):
+  """Sampled rollouts of a toy policy, a reference that differs from it, and a loss mask
+  that leaves every other response token out (as tool-written tokens are)."""
+  mcfg = ModelConfig(vocab_size=16, d_model=16, n_layers=1, n_heads=2, n_kv_heads=1,
+                     mlp_dim=32, scalar_head=True)
+  policy = Transformer(mcfg)
+  mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
+  p, _ = sharding.init_params(policy, jax.random.key(0), mesh)
+  ref, _ = sharding.init_params(policy, jax.random.key(1), mesh)
+  opt = optax.sgd(0.0)
+  state = train_lib.TrainState(step=jnp.int32(0), params={"policy": p},
+                               opt_state=opt.init({"policy": p}))
+  ro = rl.rollout(Sampler(policy, pad_id=0, eos_id=1, max_cache_len=16), p, [[2, 3]] * 8,
+                  max_new_tokens=6, sampling=SamplingConfig(1.0), rng=jax.random.key(0),
+                  widths=(6,))
+  resp = np.asarray(ro["response_mask"])
+  loss_mask = resp & (np.arange(6)[None, :] % 2 == 0)
+  score = np.zeros(resp.shape, np.float32) if scores is None else scores
+  inputs = dict(tokens=ro["tokens"], mask=ro["mask"], response_mask=resp, loss_mask=loss_mask,
+                score_rewards=score, ref_params=ref, kl_coef=jnp.float32(kl_coef),
+                rng=jax.random.key(1))
+  logits, _ = rl.response_logits_values(policy, None, {"policy": p}, ro["tokens"], ro["mask"], 6)
+  ref_logits, _ = rl.response_logits_values(policy, None, {"policy": ref}, ro["tokens"],
+                                            ro["mask"], 6)
+  log_ratio = (np.asarray(rl.token_logprobs(logits, ro["tokens"][:, -6:])[0])
+               - np.asarray(rl.token_logprobs(ref_logits, ro["tokens"][:, -6:])[0]))
+  return policy, opt, state, inputs, log_ratio, loss_mask
+
+
+def test_the_kl_penalty_counts_only_the_loss_tokens():
+  """k1 KL in the reward, zero score: the total reward is -coef x the log-ratio summed over
+  the loss-mask tokens only, and the logged KL is its mean over those tokens."""
+  policy, opt, state, inputs, log_ratio, lm = _toy_update_inputs(0.5)
+  cfg = rl.RLConfig(algorithm="ppo", epochs=1, minibatches=1)
+  _, m = jax.jit(rl.make_update(policy, None, opt, cfg))(state, inputs)
+  want = (log_ratio * lm).sum()
+  np.testing.assert_allclose(float(m["kl_per_sequence"]), want / 8, rtol=1e-4)
+  np.testing.assert_allclose(float(m["total_reward"]), -0.5 * want / 8, rtol=1e-4)
+  np.testing.assert_allclose(float(m["kl"]), want / lm.sum(), rtol=1e-4)
+  assert abs((log_ratio * ~lm * inputs["response_mask"]).sum()) > 1e-3  # the rest differs
+
+
+def test_advantages_are_whitened_over_the_loss_tokens():
+  rng = np.random.default_rng(0)
+  resp = np.ones((4, 6), bool)
+  resp[1, 4:] = False
+  lm = resp & (np.arange(6)[None, :] != 2)
+  rewards = rng.normal(size=(4, 6)).astype(np.float32) * resp
+  values = rng.normal(size=(4, 6)).astype(np.float32)
+  cfg = rl.RLConfig(algorithm="ppo", gamma=1.0, gae_lambda=0.9)
+  adv, ret = rl.kernels.estimate_advantages(cfg, jnp.asarray(rewards), jnp.asarray(values),
+                                            jnp.asarray(resp), jnp.asarray(lm))
+  raw, want_ret = numpy_gae(rewards, values, resp, 1.0, 0.9)
+  sel = raw[lm]
+  want = np.where(lm, (raw - sel.mean()) / np.sqrt(sel.var() + 1e-8), 0.0)
+  np.testing.assert_allclose(np.asarray(adv), want, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(ret), want_ret, rtol=1e-5, atol=1e-5)
+
+
+def test_grpo_puts_the_kl_in_the_loss_not_in_the_group_statistics():
+  """Groups whose scores all agree carry no advantage however far the policy is from the
+  reference: GRPO's KL is a loss term (the GRPO paper), so the group normalisation sees the
+  score alone; with kl_in="reward" the KL's noise would become +-1 advantages."""
+  scores = np.zeros((8, 6), np.float32)
+  policy, opt, state, inputs, log_ratio, lm = _toy_update_inputs(0.5, scores=scores)
+  grpo = rl.RLConfig(algorithm="grpo", group_size=4, epochs=1, minibatches=1)
+  _, m = jax.jit(rl.make_update(policy, None, opt, grpo))(state, inputs)
+  assert float(m["advantage_std"]) == 0.0
+  # The loss is the KL term alone: coef x mean k1 over the loss tokens (first step: the
+  # policy is the old policy, so the PPO term is zero).
+  np.testing.assert_allclose(float(m["loss"]), 0.5 * (log_ratio * lm).sum() / lm.sum(),
+                             rtol=1e-4)
+  folded = rl.RLConfig(algorithm="grpo", group_size=4, epochs=1, minibatches=1, kl_in="reward")
+  _, m = jax.jit(rl.make_update(policy, None, opt, folded))(state, inputs)
+  assert float(m["advantage_std"]) > 0.5

@@ -81,10 +81,8 @@ def masked_whiten(x, mask, eps: float = 1e-8):
 
 @register("gae", uses_critic=True)
 def _gae(rewards, values, mask, cfg):
-  advantages, returns = gae(rewards, values, mask, cfg.gamma, cfg.gae_lambda)
-  if cfg.whiten_advantages:
-    advantages = masked_whiten(advantages, mask)
-  return advantages, returns
+  # Whitening (RLConfig.whiten_advantages) is the update's, over the loss tokens.
+  return gae(rewards, values, mask, cfg.gamma, cfg.gae_lambda)
 
 
 def _sequence_level(algorithm: str):

@@ -60,7 +60,12 @@ class RLConfig:
   gamma: float = 1.0
   gae_lambda: float = 0.95
   kl_estimator: str = "k1"
-  whiten_advantages: bool = True  # gae: normalise advantages over the batch
+  whiten_advantages: bool = True  # with a critic: normalise advantages over the loss tokens
+  # Where the KL to the reference goes: "reward" (a per-token penalty in the reward, as in
+  # PPO-RLHF), "loss" (a per-token loss term beside the policy loss, as in the GRPO paper,
+  # so that group statistics see the score alone), or "" for the algorithm's own
+  # (grpo: loss, ppo and rloo: reward).
+  kl_in: str = ""
   advantage: str = ""          # an s2jax.rl.advantages name; "" = the algorithm's own
   loss: str = "ppo_clip"       # an s2jax.rl.losses name
   # The update's rows packed (several rollouts per row, segment ids keep them apart): it
@@ -79,6 +84,8 @@ class RLConfig:
       bad("advantage", f"must be one of {advantages.names()}")
     if self.loss not in losses.names():
       bad("loss", f"must be one of {losses.names()}")
+    if self.kl_in not in ("", "reward", "loss"):
+      bad("kl_in", "must be 'reward', 'loss' or '' (the algorithm's own)")
     if self.estimator.grouped and self.group_size < 2:
       bad("group_size", f"must be >= 2 for {self.advantage_name} (advantages compare a "
                         "prompt's samples with each other)")
@@ -99,6 +106,10 @@ class RLConfig:
   @property
   def uses_critic(self) -> bool:
     return self.estimator.uses_critic
+
+  @property
+  def kl_in_loss(self) -> bool:
+    return (self.kl_in or ("loss" if self.algorithm == "grpo" else "reward")) == "loss"
 
 
 # ------------------------------------------------------------------ per-token quantities
@@ -190,6 +201,10 @@ def rl_loss(policy, value, cfg: RLConfig, params, batch) -> tuple:
                  # k3 between the minibatch's current and old policy: how far the epochs
                  # moved it
                  approx_kl=jnp.sum(kl_penalty(batch["old_logp"], logp, "k3") * m))
+  if cfg.kl_in_loss:  # the KL to the reference as a loss term (`RLConfig.kl_in`)
+    kl = kl_penalty(logp, batch["ref_logp"], cfg.kl_estimator)
+    loss = loss + batch["kl_coef"] * kl
+    metrics["kl_loss"] = jnp.sum(kl * m)
   if cfg.uses_critic:
     vf = losses.clipped_value_loss(values, batch["old_values"], batch["returns"],
                                    cfg.value_clip)
@@ -230,13 +245,20 @@ def make_update(policy: Transformer, value: Optional[Transformer], optimizer,
     old_logp, ref_logp = to_slots(old_logp), to_slots(ref_logp)
     if old_values is not None:
       old_values = to_slots(old_values)
-    kl = kl_penalty(old_logp, ref_logp, cfg.kl_estimator) * m
-    rewards = inputs["score_rewards"] * m - inputs["kl_coef"] * kl
+    # The KL counts only the tokens the policy chose (the loss mask): tool-written tokens
+    # were never learned, so their log-ratio is drift of either sign, not divergence.
+    lm = loss_mask.astype(jnp.float32)
+    kl = kl_penalty(old_logp, ref_logp, cfg.kl_estimator) * lm
+    rewards = inputs["score_rewards"] * m
+    if not cfg.kl_in_loss:
+      rewards = rewards - inputs["kl_coef"] * kl
     if not cfg.uses_critic:
       old_values = jnp.zeros_like(m)
-    advantages, returns = cfg.estimator.fn(rewards, old_values, resp_mask, cfg)
+    advantages, returns = estimate_advantages(cfg, rewards, old_values, resp_mask, loss_mask)
     per_token = {"loss_mask": loss_mask, "old_logp": old_logp, "old_values": old_values,
                  "advantages": advantages, "returns": returns}
+    if cfg.kl_in_loss:
+      per_token.update(ref_logp=ref_logp, kl_coef=jnp.full_like(m, inputs["kl_coef"]))
     if packed is not None:  # back into the packed layout; positions of no response: 0
       src = packed["source"]
       per_token = jax.tree.map(
@@ -263,7 +285,7 @@ def make_update(policy: Transformer, value: Optional[Transformer], optimizer,
     metrics = jax.tree.map(jnp.mean, metrics)
     metrics["finite"] = finite
     metrics.pop("input_tokens")  # per minibatch; the learner counts the update
-    n_tok = jnp.maximum(m.sum(), 1.0)
+    n_tok = jnp.maximum(lm.sum(), 1.0)
     metrics.update(kl=kl.sum() / n_tok, kl_per_sequence=kl.sum() / b,
                    score_reward=(inputs["score_rewards"] * m).sum() / b,
                    total_reward=rewards.sum() / b, response_tokens=m.sum() / b,
@@ -271,6 +293,16 @@ def make_update(policy: Transformer, value: Optional[Transformer], optimizer,
     return state, metrics
 
   return update
+
+
+def estimate_advantages(cfg: RLConfig, rewards, values, response_mask, loss_mask) -> tuple:
+  """(advantages, returns) [B, N] by the config's estimator over the response (the
+  episode's time steps), then, with a critic and `whiten_advantages`, normalised over the
+  loss tokens, the ones the policy loss is on."""
+  adv, returns = cfg.estimator.fn(rewards, values, response_mask, cfg)
+  if cfg.uses_critic and cfg.whiten_advantages:
+    adv = advantages.masked_whiten(adv, loss_mask)
+  return adv, returns
 
 
 def check_batch(cfg: RLConfig, rows: int, shards: int = 1) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from s2jax.registry import Registry
 
-STEP_TRANSFORMS = ("centered", "prob", "log")
+STEP_TRANSFORMS = ("delta", "centered", "prob", "log")
 KINDS = ("steps", "outcome")
 
 
@@ -40,7 +40,7 @@ class Context:
   """What sources may use besides the rollouts: the verifiers and the rewards config."""
   prm: Any = None          # verifier.Scorer of a PRM, or None
   orm: Any = None          # verifier.Scorer of an ORM, or None
-  step_transform: str = "centered"
+  step_transform: str = "delta"
   _prm_probs: Optional[list] = None
 
   def prm_probs(self, batch: Rollouts) -> list:
@@ -73,8 +73,13 @@ def register(name: str, *, kind: str):
 
 
 def step_reward(probs: np.ndarray, transform: str) -> np.ndarray:
-  """A PRM's P(step correct) as a per-step reward."""
+  """A PRM's P(step correct) as a per-step reward. delta: P minus the previous step's P
+  (1 before the first step), so a response's step rewards sum to P(last step) - 1 and an
+  extra step earns nothing by being there; log: log P (never positive); centered: P - 0.5
+  (every step judged likely right adds reward, so longer chains earn more); prob: P."""
   probs = np.asarray(probs, np.float32)
+  if transform == "delta":
+    return np.diff(np.concatenate([[1.0], probs])).astype(np.float32)
   if transform == "centered":
     return probs - 0.5
   if transform == "prob":
