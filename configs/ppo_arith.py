@@ -42,7 +42,11 @@ def get_config(arg: str = ""):
                    max_new_tokens=160, max_cache_len=576,
                    # How many response widths (halvings of max_new_tokens) the update is
                    # compiled for; 0: one when rl.pack (packed rows skip empty slots), else 3.
-                   response_widths=0)
+                   response_widths=0,
+                   # Dynamic sampling (DAPO) for grpo/rloo: up to this many draws of
+                   # `prompts` problems per iteration, until `prompts` groups with mixed
+                   # outcomes fill the batch; 1: one draw, every group kept.
+                   max_draws=1)
   # Error recovery: this fraction of each iteration's prompts start after a wrong step.
   c.recovery = dict(fraction=0.0, source="corrupted", eval_problems=100)
   # Reward-hacking alarm: reward up and exact accuracy down, each beyond its noise

@@ -511,3 +511,36 @@ def test_grpo_puts_the_kl_in_the_loss_not_in_the_group_statistics():
   folded = rl.RLConfig(algorithm="grpo", group_size=4, epochs=1, minibatches=1, kl_in="reward")
   _, m = jax.jit(rl.make_update(policy, None, opt, folded))(state, inputs)
   assert float(m["advantage_std"]) > 0.5
+
+
+def test_a_rollout_holds_the_samplers_generation_in_the_update_layout():
+  """rollout (via layout): the prompt left-padded to the sampler's bucket, then exactly the
+  generated ids of the same draw, cut to the smallest width that holds them."""
+  from s2jax.sampling import left_pad
+  mcfg = ModelConfig(vocab_size=16, d_model=16, n_layers=1, n_heads=2, n_kv_heads=1, mlp_dim=32)
+  policy = Transformer(mcfg)
+  mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
+  p, _ = sharding.init_params(policy, jax.random.key(0), mesh)
+  sampler = Sampler(policy, pad_id=0, eos_id=1, max_cache_len=32)
+  prompts = [[2, 3], [4], [5, 6, 7], [2]]
+  ro = rl.rollout(sampler, p, prompts, max_new_tokens=8, sampling=SamplingConfig(1.0),
+                  rng=jax.random.key(4), widths=(4, 8))
+  gen = sampler(p, prompts, max_new_tokens=8, rng=jax.random.key(4),
+                sampling=SamplingConfig(1.0))
+  n = 4 if gen.lengths.max() <= 4 else 8
+  width = sampler.prompt_length(prompts, 8)
+  want_prompt, _ = left_pad(prompts, width, 0)
+  np.testing.assert_array_equal(ro["tokens"][:, :width], want_prompt)
+  np.testing.assert_array_equal(ro["tokens"][:, width:], gen.tokens[:, :n])
+  np.testing.assert_array_equal(ro["response_mask"], np.arange(n)[None] < gen.lengths[:, None])
+  assert ro["responses"] == [gen.tokens[i, :gen.lengths[i]].tolist() for i in range(4)]
+
+
+def test_dynamic_sampling_keeps_mixed_groups_first_then_fills():
+  mixed = rl.rollouts.mixed_groups([1, 1, 0, 0, 1, 0, 0, 1], 2)
+  assert mixed.tolist() == [False, False, True, True]
+  draws = [np.array([False, True, False]), np.array([True, False, True])]
+  assert rl.rollouts.select_groups(draws, 3) == [(0, 1), (1, 0), (1, 2)]
+  # Too few mixed groups: the batch is filled with agreeing ones, in draw order.
+  assert rl.rollouts.select_groups([np.array([False, True]), np.array([False, False])], 3) == [
+      (0, 1), (0, 0), (1, 0)]

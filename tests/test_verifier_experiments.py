@@ -324,3 +324,24 @@ def test_a_prm_with_the_ranking_loss_pairs_each_problems_samples(verifiers, root
   c.data.pack = True
   with pytest.raises(ValueError, match="data.pack=False"):
     verifier_stage.run(c, str(tmp_path / "packed"))
+
+
+def test_rloo_with_dynamic_sampling_draws_until_the_groups_are_mixed(verifiers, root, tmp_path):
+  """rollout.max_draws > 1 with a group-relative estimator: each iteration logs its draws,
+  the fraction of mixed groups among all drawn, and charges every drawn token; a draw's
+  groups are recounted here from the logged fraction and the batch size."""
+  from s2jax.stages import rl as rl_stage
+  policy, v = verifiers
+  c = ppo_config(root, policy, "", algorithm="rloo", group_size=2, minibatches=1)
+  c.rewards.step_weight = 0.0
+  c.recovery.fraction = 0.0
+  c.rollout.max_draws = 3
+  out = rl_stage.run(c, str(tmp_path / "rloo"))
+  for m in out["metrics"]:
+    assert 1 <= m["draws"] <= 3
+    drawn_groups = m["draws"] * c.rollout.prompts
+    mixed = round(m["mixed_group_fraction"] * drawn_groups)
+    # it stops drawing once the batch is full of mixed groups
+    assert (mixed >= c.rollout.prompts) or m["draws"] == 3
+    assert m["mixed_groups_in_batch"] == min(mixed, c.rollout.prompts) / c.rollout.prompts
+    assert m["generated_tokens"] >= m["response_tokens"] * c.rollout.prompts * 2 - 1e-6

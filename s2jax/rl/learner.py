@@ -26,7 +26,7 @@ from s2jax.data import batches, gsm8k
 from s2jax.data.steps import encode_with_steps
 from s2jax.models.transformer import Transformer
 from s2jax.policy import Policy
-from s2jax.rl import kernels, rewards as reward_lib
+from s2jax.rl import kernels, rewards as reward_lib, rollouts
 from s2jax.rl.rollouts import pack_update, response_steps, rollout, update_widths
 from s2jax.sampling import Sampler, SamplingConfig
 
@@ -58,6 +58,8 @@ def validate(config) -> None:
           "must be in [0, 1]")
   require(config.rollout.prompts > 0, "rollout.prompts", config.rollout.prompts,
           "must be positive")
+  require(config.rollout.get("max_draws", 1) >= 1, "rollout.max_draws",
+          config.rollout.get("max_draws", 1), "must be >= 1 (1: no dynamic sampling)")
   kernels.check_batch(rl_config(config), config.rollout.prompts * config.rl.group_size)
   require(config.train.iterations > 0, "train.iterations", config.train.iterations,
           "must be positive")
@@ -127,7 +129,8 @@ class Learner:
         self.base.split_path("train"))[:ro.train_problems]]
     if not self.train_problems:
       raise ValueError(f"{self.base.split_path('train')} has no problems")
-    # Iteration `it` draws prompt_order[it]: a pure function of it, so resumes continue it.
+    # Iteration `it` draws prompt_order[it] (with dynamic sampling, draw d of it draws
+    # prompt_order[it * max_draws + d]): a pure function of it, so resumes continue it.
     self.prompt_order = batches.batch_order(len(self.train_problems), ro.prompts,
                                             self.config.seed)
     self.prm = self._scorer(config.prm_workdir)
@@ -163,12 +166,14 @@ class Learner:
     return verifier.Scorer.from_workdir(workdir, self.config.score_batch_size)
 
   # ------------------------------------------------------------------------ rollouts
-  def prompts_for(self, it: int) -> list:
+  def prompts_for(self, it: int, draw: int = 0) -> list:
     """(problem, prefix steps) per row: `rollout.prompts` problems, each group_size times;
-    the first recovery.fraction of the problems start after a wrong step."""
+    the first recovery.fraction of the problems start after a wrong step. With dynamic
+    sampling, draw d of iteration it takes the problems of batch it * max_draws + d."""
     ro, rc = self.config.rollout, self.config.recovery
-    idx = self.prompt_order[it]
-    rng = np.random.default_rng([self.config.seed, it, 7])
+    draws = ro.get("max_draws", 1)
+    idx = self.prompt_order[it * draws + draw if draws > 1 else it]
+    rng = np.random.default_rng([self.config.seed, it, 7] + ([draw] if draw else []))
     n_rec = int(round(rc.fraction * ro.prompts))
     out = []
     for j, i in enumerate(idx):
@@ -213,21 +218,66 @@ class Learner:
              "steps_per_response": float(np.mean([len(j["steps"]) for j in judged]))}
     return placed, stats
 
+  def draw(self, it: int, draw: int, key) -> tuple:
+    """One rollout of draw `draw` of iteration `it`: (rows, prompt ids, rollout, judged)."""
+    rows = self.prompts_for(it, draw)
+    prompts = self._encode(rows)
+    out = rollout(self.sampler, self.state.params["policy"], prompts,
+                  max_new_tokens=self.config.rollout.max_new_tokens, sampling=self.sampling,
+                  rng=jax.random.fold_in(key, 0 if draw == 0 else 1000 + draw),
+                  batch_sharding=self.batch_sh, widths=self.widths)
+    return rows, prompts, out, self.judge(rows, out["responses"])
+
+  def dynamic_draws(self, it: int, key) -> tuple:
+    """Dynamic sampling (DAPO), `rollout.max_draws` > 1 with a group-relative estimator:
+    draw batches of prompts until `rollout.prompts` groups with mixed outcomes are in
+    hand (or max_draws are drawn), then lay the chosen groups out as one batch. Returns
+    (rows, prompt ids, rollout, judged, statistics)."""
+    g, need = self.cfg.group_size, self.config.rollout.prompts
+    draws, mixed = [], []
+    for d in range(self.config.rollout.max_draws):
+      draws.append(self.draw(it, d, key))
+      mixed.append(rollouts.mixed_groups(
+          [j["verdict"].answer_correct for j in draws[-1][3]], g))
+      if sum(int(m.sum()) for m in mixed) >= need:
+        break
+    chosen = rollouts.select_groups(mixed, need)
+    pick = [(d, grp * g + k) for d, grp in chosen for k in range(g)]
+    rows = [draws[d][0][i] for d, i in pick]
+    prompts = [draws[d][1][i] for d, i in pick]
+    judged = [draws[d][3][i] for d, i in pick]
+    out = rollouts.layout(
+        self.sampler, prompts, [draws[d][2]["responses"][i] for d, i in pick],
+        [draws[d][2]["tool_mask"][i] for d, i in pick],
+        np.asarray([draws[d][2]["stopped"][i] for d, i in pick]),
+        max_new_tokens=self.config.rollout.max_new_tokens, widths=self.widths)
+    drawn = sum(len(m) for m in mixed)
+    n_mixed = sum(int(m.sum()) for m in mixed)
+    # Every draw was generated, so every draw is charged (s2jax.compute).
+    stats = {"draws": len(draws), "mixed_group_fraction": n_mixed / drawn,
+             "mixed_groups_in_batch": min(n_mixed, need) / need,
+             "drawn_prompt_tokens": int(sum(len(x) for _, p, _, _ in draws for x in p)),
+             "drawn_generated_tokens": int(sum(len(r) for _, _, o, _ in draws
+                                               for r in o["responses"]))}
+    return rows, prompts, out, judged, stats
+
   def iteration(self, it: int) -> dict:
     """One RL iteration; returns its metrics with the wall time of each phase."""
     ro = self.config.rollout
-    rows = self.prompts_for(it)
     t0 = time.perf_counter()
     key = jax.random.fold_in(jax.random.key(self.config.seed), it)
-    prompts = self._encode(rows)
-    out = rollout(self.sampler, self.state.params["policy"], prompts,
-                     max_new_tokens=ro.max_new_tokens, sampling=self.sampling,
-                     rng=jax.random.fold_in(key, 0), batch_sharding=self.batch_sh,
-                     widths=self.widths)
+    if ro.get("max_draws", 1) > 1 and self.cfg.estimator.grouped:
+      rows, prompts, out, judged, draw_stats = self.dynamic_draws(it, key)
+    else:
+      rows, prompts, out, judged = self.draw(it, 0, key)
+      draw_stats = {}
+      if self.cfg.estimator.grouped:
+        draw_stats["mixed_group_fraction"] = float(rollouts.mixed_groups(
+            [j["verdict"].answer_correct for j in judged], self.cfg.group_size).mean())
     t1 = time.perf_counter()
-    judged = self.judge(rows, out["responses"])
     lengths = [len(x) for x in out["responses"]]
     placed, stats = self.rewards(rows, judged, lengths, out["response_mask"].shape[1])
+    stats.update(draw_stats)
     self.mistakes = own_mistakes(rows, judged)
     t2 = time.perf_counter()
     put = lambda x: sharding.to_global(np.asarray(x), sharding.batch_sharding(
@@ -263,6 +313,9 @@ class Learner:
     self.kl.update(float(m["kl_per_sequence"]), self.rows)
     metrics = {k: float(v) for k, v in m.items() if k != "finite"}
     metrics.update(self.counts(prompts, lengths, out["tokens"].shape, update_shape))
+    if "drawn_generated_tokens" in stats:  # dynamic sampling generated every draw
+      metrics.update(prompt_tokens=stats.pop("drawn_prompt_tokens"),
+                     generated_tokens=stats.pop("drawn_generated_tokens"))
     metrics.update(stats, kl_coef=kl_coef, stopped=float(np.mean(out["stopped"])),
                    time_rollout=t1 - t0, time_scoring=t2 - t1, time_update=t3 - t2,
                    update_width=int(out["tokens"].shape[1]),

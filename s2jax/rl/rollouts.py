@@ -36,21 +36,54 @@ def rollout(sampler: Sampler, params, prompts: Sequence[Sequence[int]], *, max_n
   The response slots are cut to the smallest of `widths` (default `response_widths`) that
   holds the longest response: the update costs about what the rollouts generated, not
   `max_new_tokens`, and compiles for a few widths only, not for every new longest length."""
-  p = sampler.prompt_length(prompts, max_new_tokens)
-  prompt_tokens, prompt_mask = left_pad(prompts, p, sampler.pad_id)
   gen = sampler(params, prompts, max_new_tokens=max_new_tokens, rng=rng, sampling=sampling,
                 batch_sharding=batch_sharding)
+  responses = [gen.tokens[i, :gen.lengths[i]].tolist() for i in range(len(prompts))]
+  tools = [gen.tool_mask[i, :gen.lengths[i]] for i in range(len(prompts))]
+  return layout(sampler, prompts, responses, tools, gen.stopped,
+                max_new_tokens=max_new_tokens, widths=widths)
+
+
+def layout(sampler: Sampler, prompts: Sequence[Sequence[int]],
+           responses: Sequence[Sequence[int]], tool_masks: Sequence[np.ndarray],
+           stopped: np.ndarray, *, max_new_tokens: int,
+           widths: Optional[Sequence[int]] = None) -> dict:
+  """Prompts and their sampled responses in the update's layout (`rollout`'s result): so
+  that rows drawn in several rollouts (dynamic sampling) make one batch."""
+  p = sampler.prompt_length(prompts, max_new_tokens)
+  prompt_tokens, prompt_mask = left_pad(prompts, p, sampler.pad_id)
   widths = sorted(response_widths(max_new_tokens) if widths is None else widths)
   if widths[-1] != max_new_tokens:
     raise ValueError(f"rollout: the widest response width {widths[-1]} must be "
                      f"max_new_tokens={max_new_tokens}")
-  n = next(w for w in widths if w >= int(gen.lengths.max()))
-  resp_mask = np.arange(n)[None, :] < gen.lengths[:, None]
-  return {"tokens": np.concatenate([prompt_tokens, gen.tokens[:, :n]], axis=1),
+  lengths = np.asarray([len(r) for r in responses])
+  n = next(w for w in widths if w >= int(lengths.max()))
+  resp_tokens = np.full((len(responses), n), sampler.pad_id, np.int32)
+  tool_mask = np.zeros((len(responses), n), bool)
+  for i, (r, t) in enumerate(zip(responses, tool_masks)):
+    resp_tokens[i, :len(r)] = r
+    tool_mask[i, :len(r)] = np.asarray(t, bool)[:len(r)]
+  resp_mask = np.arange(n)[None, :] < lengths[:, None]
+  return {"tokens": np.concatenate([prompt_tokens, resp_tokens], axis=1),
           "mask": np.concatenate([prompt_mask, resp_mask], axis=1),
-          "response_mask": resp_mask,
-          "responses": [gen.tokens[i, :gen.lengths[i]].tolist() for i in range(len(prompts))],
-          "stopped": gen.stopped, "tool_mask": gen.tool_mask[:, :n] & resp_mask}
+          "response_mask": resp_mask, "responses": [list(r) for r in responses],
+          "stopped": np.asarray(stopped), "tool_mask": tool_mask}
+
+
+def mixed_groups(outcomes: Sequence[float], group_size: int) -> np.ndarray:
+  """Per group of `group_size` consecutive rows: whether its outcomes differ (a group whose
+  outcomes all agree gives a group-relative estimator no advantage at all)."""
+  o = np.asarray(outcomes, float).reshape(-1, group_size)
+  return np.ptp(o, axis=1) > 0
+
+
+def select_groups(mixed_per_draw: Sequence[np.ndarray], needed: int) -> list:
+  """(draw, group) of the groups one update takes under dynamic sampling (DAPO): the mixed
+  groups in draw order, then, if fewer than `needed` were drawn, agreeing ones in draw
+  order to fill the batch (they carry no advantage; the batch shape stays fixed)."""
+  mixed = [(d, g) for d, m in enumerate(mixed_per_draw) for g in np.flatnonzero(m)]
+  rest = [(d, g) for d, m in enumerate(mixed_per_draw) for g in np.flatnonzero(~m)]
+  return (mixed + rest)[:needed]
 
 
 def row_step(rows: int, multiple: int, steps: int = 8) -> int:
