@@ -544,3 +544,25 @@ def test_dynamic_sampling_keeps_mixed_groups_first_then_fills():
   # Too few mixed groups: the batch is filled with agreeing ones, in draw order.
   assert rl.rollouts.select_groups([np.array([False, True]), np.array([False, False])], 3) == [
       (0, 1), (0, 0), (1, 0)]
+
+
+def test_update_diagnostics_against_numpy():
+  rng = np.random.default_rng(2)
+  b, n = 6, 5
+  lm = rng.random((b, n)) < 0.7
+  lm[2] = False                                   # a rollout with no loss token: left out
+  adv = rng.normal(size=(b, n)).astype(np.float32)
+  ret = rng.normal(size=(b, n)).astype(np.float32)
+  val = (ret + 0.3 * rng.normal(size=(b, n))).astype(np.float32)
+  score = rng.normal(size=(b, n)).astype(np.float32)
+  got = rl.kernels.update_diagnostics(jnp.asarray(adv), jnp.asarray(ret), jnp.asarray(val),
+                                      jnp.asarray(score), jnp.asarray(lm), True)
+  rows = [i for i in range(b) if lm[i].any()]
+  row_adv = [adv[i][lm[i]].mean() for i in rows]
+  want_corr = np.corrcoef(row_adv, score[rows].sum(axis=1))[0, 1]
+  np.testing.assert_allclose(float(got["advantage_score_corr"]), want_corr, rtol=1e-4)
+  want_ev = 1 - np.var((ret - val)[lm]) / np.var(ret[lm])
+  np.testing.assert_allclose(float(got["value_explained_variance"]), want_ev, rtol=1e-4)
+  flat = rl.kernels.update_diagnostics(jnp.asarray(adv), jnp.asarray(ret), jnp.asarray(val),
+                                       jnp.zeros((b, n)), jnp.asarray(lm), False)
+  assert float(flat["advantage_score_corr"]) == 0.0 and "value_explained_variance" not in flat

@@ -286,6 +286,8 @@ def make_update(policy: Transformer, value: Optional[Transformer], optimizer,
     metrics["finite"] = finite
     metrics.pop("input_tokens")  # per minibatch; the learner counts the update
     n_tok = jnp.maximum(lm.sum(), 1.0)
+    metrics.update(update_diagnostics(advantages, returns, old_values,
+                                      inputs["score_rewards"] * m, lm, cfg.uses_critic))
     metrics.update(kl=kl.sum() / n_tok, kl_per_sequence=kl.sum() / b,
                    score_reward=(inputs["score_rewards"] * m).sum() / b,
                    total_reward=rewards.sum() / b, response_tokens=m.sum() / b,
@@ -293,6 +295,36 @@ def make_update(policy: Transformer, value: Optional[Transformer], optimizer,
     return state, metrics
 
   return update
+
+
+def _masked_corr(x, y, w):
+  """Pearson correlation of x and y weighted by w (0 where either has no spread)."""
+  n = jnp.maximum(w.sum(), 1.0)
+  mx, my = (x * w).sum() / n, (y * w).sum() / n
+  cov = ((x - mx) * (y - my) * w).sum() / n
+  vx, vy = (jnp.square(x - mx) * w).sum() / n, (jnp.square(y - my) * w).sum() / n
+  return jnp.where((vx > 0) & (vy > 0), cov * jax.lax.rsqrt(jnp.maximum(vx * vy, 1e-30)), 0.0)
+
+
+def update_diagnostics(advantages, returns, values, score_rewards, loss_mask,
+                       uses_critic: bool) -> dict:
+  """What tells whether the update can learn: the correlation, over rollouts, of a
+  rollout's mean advantage on its loss tokens with its score (does credit follow the
+  outcome?), and with a critic the value's explained variance of the returns on the loss
+  tokens (1 - Var(R - V) / Var(R))."""
+  lm = loss_mask.astype(jnp.float32)
+  tokens = lm.sum(axis=1)
+  has = (tokens > 0).astype(jnp.float32)
+  row_adv = (advantages * lm).sum(axis=1) / jnp.maximum(tokens, 1.0)
+  out = {"advantage_score_corr": _masked_corr(row_adv, score_rewards.sum(axis=1), has)}
+  if uses_critic:
+    n = jnp.maximum(lm.sum(), 1.0)
+    def var(x):
+      mean = (x * lm).sum() / n
+      return (jnp.square(x - mean) * lm).sum() / n
+    out["value_explained_variance"] = 1.0 - var(returns - values) / jnp.maximum(var(returns),
+                                                                               1e-12)
+  return out
 
 
 def estimate_advantages(cfg: RLConfig, rewards, values, response_mask, loss_mask) -> tuple:
