@@ -25,6 +25,7 @@ def test_the_last_quarter_is_compared_problem_by_problem():
   p = testbed.plateau(_run({0: [0] * n, 3000: at_3000, 4000: at_4000}))
   assert [(g["from_step"], g["to_step"]) for g in p["gains"]] == [(0, 3000), (3000, 4000)]
   assert p["gains"][0]["difference"] == pytest.approx(0.5)
+  assert p["from_start"]["correct"]["difference"] == pytest.approx(102 / 200)
 
 
 def test_the_stretch_starts_at_the_nearest_point_before_the_last_quarter():

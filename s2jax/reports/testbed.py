@@ -95,6 +95,10 @@ def plateau(run: dict, fraction: float = 0.25, tolerance: float = 0.01) -> dict 
   for m in ("correct", "fully_valid"):
     out[m] = stats.paired_difference(pts[first][m], pts[last][m])
   out["flat"] = abs(out["correct"]["difference"]) <= tolerance
+  start = min(pts)  # where the run began (step 0 of a run from given weights)
+  out["from_start"] = {"from_step": start, "to_step": last,
+                       **{m: stats.paired_difference(pts[start][m], pts[last][m])
+                          for m in ("correct", "fully_valid")}}
   out["gains"] = [{"from_step": a, "to_step": b,
                    **stats.paired_difference(pts[a]["correct"], pts[b]["correct"])}
                   for a, b in zip(sorted(pts), sorted(pts)[1:])]
@@ -222,7 +226,10 @@ def write_report(runs: list, out: str, command: str, pairs: tuple = ()) -> None:
                                   for m, label in (("correct", "accuracy"),
                                                    ("fully_valid", "fully valid"))]), "",
            f"Flat within ±{p['tolerance']:.2f} (accuracy): **{'yes' if p['flat'] else 'no'}**.",
-           "", "Accuracy gained between consecutive curve points:", "",
+           "", f"From the first curve point (step {off + p['from_start']['from_step']}) to "
+           f"the last, on the same problems: accuracy {_diff(p['from_start']['correct'])}, "
+           f"fully valid {_diff(p['from_start']['fully_valid'])}.", "",
+           "Accuracy gained between consecutive curve points:", "",
            report.markdown_table(["steps", "change [95% CI]", "n"],
                                  [[f"{off + g['from_step']} → {off + g['to_step']}", _diff(g),
                                    str(g["n"])] for g in p["gains"]]), ""]
