@@ -80,7 +80,8 @@ def test_search_compares_every_method(verifiers, root, tmp_path):
   r = result["splits"]["test"]
   assert set(r["methods"]) == {"majority vote", "best-of-N ORM", "best-of-N PRM-min",
                                "best-of-N PRM-prod", "best-of-N PRM-last",
-                               "weighted vote PRM-min", "PRM beam search"}
+                               "best-of-N PRM-mean", "weighted vote PRM-min",
+                               "PRM beam search"}
   assert [x["n"] for x in r["methods"]["majority vote"]] == list(c.ns)
   toks = [x["tokens"] for x in r["methods"]["majority vote"]]
   assert toks == sorted(toks) and toks[0] > 0
